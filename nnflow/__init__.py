@@ -1,0 +1,41 @@
+"""nnflow: the Keras workflow (build, compile, fit, evaluate, predict) from a YAML experiment file.
+
+    >>> import nnflow
+    >>> spec = nnflow.load_spec("configs/iris.yaml", overrides=["fit.epochs=5"])
+    >>> model = nnflow.build_model(spec)      # a compiled keras.Sequential
+
+Importing this package is cheap: Keras and TensorFlow load only when a model is built.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import ConfigError, DataError, GateError, NnflowError, TrainingError, UnsafeModelError  # noqa: E402
+from .spec import Spec, load_spec  # noqa: E402
+
+
+def build_model(spec: Spec, *, input_shape: tuple | None = None):
+    """Build and compile the `keras.Sequential` that `spec` describes.
+
+    `input_shape` (without the batch axis) is needed only when the file gives none
+    (no `Input` item and no `input_dim` on the first layer). Keras's own build errors
+    are raised as located `ConfigError`s.
+    """
+    from .builder import build_model as _build
+
+    return _build(spec, input_shape=input_shape)
+
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "GateError",
+    "NnflowError",
+    "Spec",
+    "TrainingError",
+    "UnsafeModelError",
+    "__version__",
+    "build_model",
+    "load_spec",
+]

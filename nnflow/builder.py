@@ -1,0 +1,132 @@
+"""Spec -> a compiled `keras.Sequential`. The first module that touches Keras.
+
+Keras's own errors at build time (say `Dropout: 1.5`, or a Conv2D on flat input)
+come back as located `ConfigError`s, pointing at the layer in the file.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ._tf import import_keras
+from .errors import ConfigError, Problem
+from .spec import KerasObject, Spec
+
+_MODULES = {
+    "layer": "layers",
+    "optimizer": "optimizers",
+    "loss": "losses",
+    "metric": "metrics",
+    "callback": "callbacks",
+    "initializer": "initializers",
+    "regularizer": "regularizers",
+    "constraint": "constraints",
+    "schedule": "optimizers.schedules",
+}
+
+
+def build_model(spec: Spec, *, input_shape: tuple | None = None, normalizer: Any = None, compile: bool = True):
+    """Build (and by default compile) the `keras.Sequential` that `spec` describes.
+
+    `input_shape` (without the batch axis) is used when the file names none: nnflow
+    passes the data's feature count. `normalizer`, a Keras layer, goes first (the
+    standardisation that `data.normalize` asks for).
+    """
+    keras = import_keras()
+    shape = spec.input_shape or input_shape
+    if shape is None:
+        raise ConfigError(
+            Problem(
+                "the model's input shape is unknown. Give it as the first item "
+                "(`- Input: {shape: [4]}`), as `input_dim` on the first layer, or add a `data:` section "
+                "so nnflow can count the feature columns.",
+                path="layers",
+                where=_where(spec, "layers"),
+            )
+        )
+    if spec.seed is not None:
+        keras.utils.set_random_seed(spec.seed)
+    model = keras.Sequential(name=spec.name)
+    model.add(keras.Input(shape=tuple(shape)))
+    if normalizer is not None:
+        model.add(normalizer)
+    for layer_spec in spec.layers:
+        layer = _instantiate(keras, layer_spec, spec)
+        try:
+            model.add(layer)
+        except (ValueError, TypeError, NotImplementedError) as error:
+            raise _located(spec, layer_spec, f"Keras cannot add this layer: {_keras_message(error)}") from None
+    if compile:
+        compile_model(model, spec)
+    return model
+
+
+def compile_model(model, spec: Spec) -> None:
+    """`model.compile` with the file's optimizer, loss, metrics and options."""
+    keras = import_keras()
+    settings = spec.compile
+    optimizer = _instantiate(keras, settings.optimizer, spec)
+    loss = _instantiate(keras, settings.loss, spec)
+    metrics = [_instantiate(keras, metric, spec) for metric in settings.metrics]
+    try:
+        model.compile(
+            optimizer=optimizer,
+            loss=loss,
+            metrics=metrics,
+            steps_per_execution=settings.steps_per_execution,
+            jit_compile=settings.jit_compile,
+            run_eagerly=settings.run_eagerly,
+        )
+    except (ValueError, TypeError) as error:
+        raise ConfigError(Problem(f"Keras refused to compile the model: {_keras_message(error)}", path="compile", where=_where(spec, "compile"))) from None
+
+
+def build_callbacks(spec: Spec) -> list:
+    """The `fit.callbacks` of the file as Keras callback objects."""
+    keras = import_keras()
+    return [_instantiate(keras, callback, spec) for callback in spec.fit.callbacks]
+
+
+def instantiate(obj: KerasObject, spec: Spec):
+    """One Keras object from its spec; Keras's errors become located ConfigErrors."""
+    return _instantiate(import_keras(), obj, spec)
+
+
+def _instantiate(keras, obj: KerasObject, spec: Spec):
+    if not obj.is_class:
+        if obj.kind == "optimizer":
+            return keras.optimizers.get(obj.name)
+        return obj.name  # losses, metrics and activations by string id: Keras resolves them
+    module = keras
+    for part in _MODULES[obj.kind].split("."):
+        module = getattr(module, part)
+    cls = getattr(module, obj.target)
+    kwargs = {key: _value(keras, value, spec) for key, value in obj.args.items()}
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError, KeyError) as error:
+        raise _located(spec, obj, _keras_message(error)) from None
+
+
+def _value(keras, value: Any, spec: Spec) -> Any:
+    if isinstance(value, KerasObject):
+        return _instantiate(keras, value, spec)
+    if isinstance(value, list):
+        return [_value(keras, item, spec) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _value(keras, item, spec) for key, item in value.items()}
+    return value
+
+
+def _keras_message(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split())
+
+
+def _located(spec: Spec, obj: KerasObject, message: str) -> ConfigError:
+    path = f"{obj.path}.{obj.name}" if obj.is_class and obj.args else obj.path
+    return ConfigError(Problem(message, path=path, where=_where(spec, obj.path)))
+
+
+def _where(spec: Spec, path: str) -> str:
+    return spec.locations.get(path, str(spec.source or ""))

@@ -1,0 +1,83 @@
+"""nnflow's exceptions: one class per exit code of SPEC.md. Standard library only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an experiment file, located as precisely as we can.
+
+    `where` is `file:line:column` (or `--set KEY=VALUE` for an override),
+    `path` the key path inside the file (`layers[2].Dense.units`).
+    """
+
+    message: str
+    path: str = ""
+    where: str = ""
+
+    def __str__(self) -> str:
+        head = " ".join(part for part in (self.where, self.path) if part)
+        return f"{head}: {self.message}" if head else self.message
+
+
+class NnflowError(Exception):
+    """Base class of every error nnflow reports to a user (never a bug)."""
+
+    exit_code = 1
+    title = "error"
+
+
+class ConfigError(NnflowError):
+    """The command line or the experiment file is wrong (exit 2).
+
+    Carries every problem found, so the user fixes them all in one pass.
+    """
+
+    exit_code = 2
+    title = "invalid experiment"
+
+    def __init__(self, problems: list[Problem] | Problem | str, source: str = ""):
+        if isinstance(problems, (Problem, str)):
+            problems = [problems]
+        self.problems = [p if isinstance(p, Problem) else Problem(p) for p in problems]
+        self.source = source
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        count = len(self.problems)
+        lines = [str(p) for p in self.problems]
+        if count > 1:
+            where = f" in {self.source}" if self.source else ""
+            lines.insert(0, f"{count} problems{where}:")
+            lines[1:] = ["  " + line for line in lines[1:]]
+        return "\n".join(lines)
+
+
+class DataError(NnflowError):
+    """The data is wrong: missing file or column, bad values, wrong shape (exit 3)."""
+
+    exit_code = 3
+    title = "data error"
+
+
+class TrainingError(NnflowError):
+    """Training failed, for example the loss became NaN or infinite (exit 4)."""
+
+    exit_code = 4
+    title = "training failed"
+
+
+class GateError(NnflowError):
+    """An `expect:` gate did not hold (exit 5)."""
+
+    exit_code = 5
+    title = "expectation failed"
+
+
+class UnsafeModelError(NnflowError):
+    """A model file was refused as unsafe or corrupt (exit 6)."""
+
+    exit_code = 6
+    title = "model refused"

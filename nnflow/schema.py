@@ -1,0 +1,133 @@
+"""JSON Schema of the experiment file, for editors (YAML language servers). No TensorFlow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import __version__, catalog
+from .spec import _GATE_RE, DEFAULTS
+
+SCHEMA_ID = "https://nnflow.dev/schema/experiment.json"
+
+
+def _object_schema(kind: str, *, layer: bool = False) -> dict:
+    table = catalog.load_catalog()["kinds"][kind]
+    names = sorted(table["objects"])
+    variants: list[dict] = []
+    bare = sorted(set(table["ids"]) | (set(names) if not layer else set(names)))
+    if bare:
+        variants.append({"type": "string", "enum": bare})
+    for name in names:
+        entry = catalog.lookup(kind, name)
+        args = {"type": "object", "properties": {p["name"]: _param_schema(p) for p in entry.params}, "additionalProperties": False}
+        required = [p["name"] for p in entry.params if p.get("required")]
+        if layer:
+            args["properties"].setdefault("input_dim", {"type": "integer", "minimum": 1, "description": "first layer only: the input width"})
+            args["properties"].setdefault("input_shape", {"type": "array", "description": "first layer only: the input shape"})
+            value: dict = {"anyOf": [dict(args, required=required) if required else args, {"type": ["number", "string", "array", "boolean", "null"]}]}
+        else:
+            value = dict(args, required=required) if required else {"anyOf": [args, {"type": "null"}]}
+        variants.append(
+            {
+                "type": "object",
+                "properties": {name: value},
+                "required": [name],
+                "additionalProperties": False,
+                "description": entry.summary,
+            }
+        )
+    if layer:
+        input_entry = catalog.lookup("layer", "Input")
+        variants.append(
+            {
+                "type": "object",
+                "properties": {"Input": {"anyOf": [{"type": "array"}, {"type": "integer"}, {"type": "object", "properties": {k: {} for k in ("shape", "batch_size", "dtype", "sparse", "name")}, "additionalProperties": False}]}},
+                "required": ["Input"],
+                "additionalProperties": False,
+                "description": input_entry.summary,
+            }
+        )
+    return {"anyOf": variants}
+
+
+def _param_schema(param: dict) -> dict:
+    schema: dict[str, Any] = {}
+    if "default" in param:
+        schema["default"] = param["default"]
+        default = param["default"]
+        if isinstance(default, bool):
+            schema["type"] = ["boolean", "null"]
+        elif isinstance(default, (int, float)):
+            schema["type"] = ["number", "null"]
+    return schema
+
+
+def _split_schema(description: str) -> dict:
+    return {
+        "description": description,
+        "anyOf": [{"type": "number", "minimum": 0, "exclusiveMaximum": 1}, {"type": "string"}],
+    }
+
+
+def json_schema() -> dict:
+    """The whole format, with every Keras name and argument name from the shipped catalog."""
+    data = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["train", "target"],
+        "properties": {
+            "train": {"type": "string", "description": "CSV (.csv .tsv .csv.gz) or Parquet file, relative to the experiment file"},
+            "target": {"type": "string", "description": "the column to predict"},
+            "features": {"type": ["array", "null"], "items": {"type": "string"}, "description": "input columns; default: all other columns"},
+            "drop": {"type": "array", "items": {"type": "string"}, "default": [], "description": "columns to ignore"},
+            "validation": _split_schema("fraction of train for validation (stratified for classes), a file, or 0") | {"default": DEFAULTS["data"]["validation"]},
+            "test": _split_schema("fraction of train held out for testing, or a file") | {"default": 0},
+            "normalize": {"type": "boolean", "default": True, "description": "standardise numeric features inside the model"},
+        },
+    }
+    compile_section = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["loss"],
+        "properties": {
+            "optimizer": _object_schema("optimizer") | {"default": DEFAULTS["compile"]["optimizer"]},
+            "loss": _object_schema("loss"),
+            "metrics": {"type": "array", "items": _object_schema("metric"), "default": []},
+            "steps_per_execution": {"type": "integer", "minimum": 1, "default": 1},
+            "jit_compile": {"enum": [True, False, "auto"], "default": "auto"},
+            "run_eagerly": {"type": "boolean", "default": False},
+        },
+    }
+    fit_section = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "batch_size": {"type": "integer", "minimum": 1, "default": DEFAULTS["fit"]["batch_size"]},
+            "epochs": {"type": "integer", "minimum": 1, "default": DEFAULTS["fit"]["epochs"]},
+            "shuffle": {"type": "boolean", "default": True},
+            "callbacks": {"type": "array", "items": _object_schema("callback"), "default": []},
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "nnflow experiment",
+        "description": f"nnflow {__version__} experiment file (Keras {catalog.keras_version()})",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["layers", "compile"],
+        "properties": {
+            "name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*$", "description": "names the run folder; default: the file's stem"},
+            "description": {"type": "string"},
+            "seed": {"type": ["integer", "null"], "minimum": 0, "default": 0, "description": "null draws one and records it"},
+            "data": data,
+            "layers": {"type": "array", "minItems": 1, "items": _object_schema("layer", layer=True), "description": "a keras.Sequential, in this order"},
+            "compile": compile_section,
+            "fit": fit_section,
+            "expect": {
+                "type": "object",
+                "description": "CI gates on final metrics, e.g. test_accuracy: \">= 0.9\"",
+                "additionalProperties": {"type": "string", "pattern": _GATE_RE.pattern},
+            },
+        },
+    }

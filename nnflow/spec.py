@@ -1,0 +1,817 @@
+"""The experiment file: YAML -> a validated, frozen `Spec`. Never imports TensorFlow.
+
+Validation happens once, here. Every problem in the file is collected, located
+(`file:line:col layers[2].Dense.units`) and reported together; everything after
+this module works on a spec known to be valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping
+
+from . import catalog
+from .catalog import UnknownName, did_you_mean
+from .errors import ConfigError, Problem
+from .yamlio import Document, KeyPath, load_yaml_file, parse_yaml
+
+REQUIRED = object()
+
+# ---------------------------------------------------------------------------
+# The frozen spec
+
+
+@dataclass(frozen=True)
+class KerasObject:
+    """A Keras object named in the file: `adam`, `{Adam: {learning_rate: 0.01}}`, a layer."""
+
+    kind: str
+    name: str  # as written in the file
+    target: str  # the Keras class (or function, for string ids) it resolves to
+    is_class: bool
+    args: Mapping[str, Any]  # keyword arguments; nested Keras objects are KerasObjects
+    path: str  # where it sits in the file, for error messages
+    output_name: str | None = None  # metrics: the name Keras reports it under
+    entry: catalog.Entry | None = field(default=None, compare=False, repr=False)
+
+    def accepts(self, argument: str) -> bool:
+        """Whether the Keras class itself has this argument."""
+        return self.entry is not None and self.entry.param(argument) is not None
+
+    def to_data(self) -> Any:
+        """The object as the file would write it, in its explicit `{Name: {args}}` form."""
+        if not self.args and (not self.is_class or self.kind != "layer"):
+            return self.name
+        return {self.name: {key: _to_data(value) for key, value in self.args.items()}}
+
+
+def _to_data(value: Any) -> Any:
+    if isinstance(value, KerasObject):
+        return value.to_data()
+    if isinstance(value, (list, tuple)):
+        return [_to_data(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _to_data(item) for key, item in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class Gate:
+    """An `expect:` line: `test_accuracy: ">= 0.9"`."""
+
+    metric: str
+    operator: str
+    threshold: float
+
+    def holds(self, value: float) -> bool:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        return _OPERATORS[self.operator](value, self.threshold)
+
+    @property
+    def condition(self) -> str:
+        return f"{self.operator} {self.threshold:g}"
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.condition}"
+
+
+_OPERATORS = {
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b,
+    "==": lambda a, b: a == b,
+}
+_GATE_RE = re.compile(r"^\s*(>=|<=|==|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    train: Path
+    target: str
+    features: tuple[str, ...] | None
+    drop: tuple[str, ...]
+    validation: float | Path
+    test: float | Path
+    normalize: bool
+
+
+@dataclass(frozen=True)
+class CompileSpec:
+    optimizer: KerasObject
+    loss: KerasObject
+    metrics: tuple[KerasObject, ...]
+    steps_per_execution: int
+    jit_compile: bool | str
+    run_eagerly: bool
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    batch_size: int
+    epochs: int
+    shuffle: bool
+    callbacks: tuple[KerasObject, ...]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated experiment. Build a model from it with `nnflow.build_model(spec)`."""
+
+    name: str
+    description: str
+    seed: int | None
+    data: DataSpec | None
+    input_shape: tuple | None  # from `Input` or the first layer's input_dim/input_shape
+    layers: tuple[KerasObject, ...]  # without the Input item
+    compile: CompileSpec
+    fit: FitSpec
+    expect: tuple[Gate, ...]
+    source: Path | None = None
+    overrides: tuple[str, ...] = ()
+    resolved: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    locations: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)  # key path -> file:line:col
+
+    @property
+    def metric_names(self) -> list[str]:
+        """The names Keras will report: `loss` and each compiled metric."""
+        return ["loss"] + [m.output_name for m in self.compile.metrics if m.output_name]
+
+    def to_dict(self) -> dict:
+        """The resolved experiment file (defaults and overrides applied), as plain data."""
+        return _plain(self.resolved)
+
+
+def _plain(value):
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+
+def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
+    """Read, override and validate an experiment file.
+
+    >>> spec = load_spec("configs/iris.yaml", overrides=["fit.epochs=5"])
+
+    Raises `ConfigError` listing every problem, each with `file:line:col` and key path.
+    """
+    path = Path(path)
+    document = load_yaml_file(path)
+    return spec_from_document(document, overrides=overrides, base_dir=path.parent, default_name=path.stem, source=path)
+
+
+def spec_from_text(text: str, overrides: Iterable[str] = (), *, source: str = "<string>", base_dir: str | Path = ".") -> Spec:
+    """Validate YAML text as an experiment (for tests and notebooks)."""
+    document = parse_yaml(text, source)
+    return spec_from_document(document, overrides=overrides, base_dir=Path(base_dir), default_name="experiment")
+
+
+def spec_from_document(
+    document: Document,
+    *,
+    overrides: Iterable[str] = (),
+    base_dir: Path,
+    default_name: str,
+    source: Path | None = None,
+) -> Spec:
+    from .overrides import apply_overrides
+
+    overrides = tuple(overrides)
+    if not isinstance(document.data, dict):
+        raise ConfigError(
+            Problem(
+                f"the file must be a mapping of sections (layers:, compile:, ...); "
+                f"received {_describe(document.data)}.",
+                where=document.where(()),
+            )
+        )
+    apply_overrides(document, overrides)
+    validator = _Validator(document, base_dir=base_dir, default_name=default_name)
+    spec = validator.run()
+    if validator.problems:
+        raise ConfigError(validator.problems, document.source)
+    locations = {render_path(path): document.where(path) for path in document.positions}
+    locations.update({render_path(path): label for path, label in document.overridden.items()})
+    return Spec(**{**spec, "source": source, "overrides": overrides, "locations": MappingProxyType(locations)})
+
+
+# ---------------------------------------------------------------------------
+# Validation
+
+SECTIONS = ("name", "description", "seed", "data", "layers", "compile", "fit", "expect")
+DATA_KEYS = ("train", "target", "features", "drop", "validation", "test", "normalize")
+COMPILE_KEYS = ("optimizer", "loss", "metrics", "steps_per_execution", "jit_compile", "run_eagerly")
+FIT_KEYS = ("batch_size", "epochs", "shuffle", "callbacks")
+
+DEFAULTS = {
+    "seed": 0,
+    "data": {"drop": [], "validation": 0.2, "test": 0, "normalize": True, "features": None},
+    "compile": {"optimizer": "rmsprop", "metrics": [], "steps_per_execution": 1, "jit_compile": "auto", "run_eagerly": False},
+    "fit": {"batch_size": 32, "epochs": 1, "shuffle": True, "callbacks": []},
+}
+
+# Argument names whose values are Keras objects themselves.
+_NESTED_KINDS = (
+    (re.compile(r"^(activation|recurrent_activation)$"), "activation"),
+    (re.compile(r".*_initializer$"), "initializer"),
+    (re.compile(r".*_regularizer$"), "regularizer"),
+    (re.compile(r".*_constraint$"), "constraint"),
+)
+_POSITIVE_INT_ARGS = {"units", "filters", "num_heads", "key_dim", "output_dim"}
+_RATE_LAYERS = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "AlphaDropout", "GaussianDropout"}
+_INPUT_ARGS = ("shape", "batch_size", "dtype", "sparse", "name")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def render_path(path: KeyPath) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return "a mapping" + (f" with keys {', '.join(map(str, list(value)[:4]))}" if value else " (empty)")
+    return type(value).__name__
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class _Validator:
+    def __init__(self, document: Document, *, base_dir: Path, default_name: str):
+        self.document = document
+        self.base_dir = base_dir
+        self.default_name = default_name
+        self.problems: list[Problem] = []
+
+    # -- reporting --------------------------------------------------------
+
+    def problem(self, path: KeyPath, message: str, *, key: bool = False) -> None:
+        self.problems.append(
+            Problem(message, path=render_path(path), where=self.document.where(path, key=key))
+        )
+
+    def unknown_keys(self, mapping: dict, allowed: Iterable[str], path: KeyPath, what: str) -> None:
+        allowed = list(allowed)
+        for key in mapping:
+            if key not in allowed:
+                hint = did_you_mean(key, allowed)
+                self.problem(
+                    path + (key,),
+                    f"unknown key {key!r} in {what}. {hint or 'Allowed: ' + ', '.join(allowed) + '.'}".rstrip(),
+                    key=True,
+                )
+
+    def expect_mapping(self, value: Any, path: KeyPath, what: str) -> bool:
+        if isinstance(value, dict):
+            return True
+        self.problem(path, f"{what} must be a mapping of keys; received {_describe(value)}.")
+        return False
+
+    # -- scalars ----------------------------------------------------------
+
+    def integer(self, value, path, *, minimum=None, what="an integer"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                self.problem(path, f"expected {what}; received {value!r} (write it without the decimal point).")
+            else:
+                self.problem(path, f"expected {what}; received {_describe(value)}.")
+            return None
+        if minimum is not None and value < minimum:
+            self.problem(path, f"expected {what}; received {value}.")
+            return None
+        return value
+
+    def boolean(self, value, path):
+        if not isinstance(value, bool):
+            hint = " (write true or false)" if isinstance(value, str) and value.lower() in ("yes", "no", "on", "off", "y", "n") else ""
+            self.problem(path, f"expected true or false; received {_describe(value)}{hint}.")
+            return None
+        return value
+
+    def string(self, value, path, what="a string"):
+        if not isinstance(value, str) or not value:
+            self.problem(path, f"expected {what}; received {_describe(value)}.")
+            return None
+        return value
+
+    def string_list(self, value, path, what):
+        if not isinstance(value, list):
+            self.problem(path, f"{what} must be a list of column names; received {_describe(value)}.")
+            return None
+        names = []
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item:
+                self.problem(path + (index,), f"expected a column name; received {_describe(item)}.")
+            elif item in names:
+                self.problem(path + (index,), f"column {item!r} is listed twice.")
+            else:
+                names.append(item)
+        return tuple(names)
+
+    # -- the whole file ----------------------------------------------------
+
+    def run(self) -> dict:
+        data = self.document.data
+        self.unknown_keys(data, SECTIONS, (), "the experiment file")
+        resolved: dict[str, Any] = {}
+
+        name = data.get("name", self.default_name)
+        if self.string(name, ("name",), "a name") and not _NAME_RE.match(name):
+            self.problem(("name",), f"a name may hold letters, digits, '.', '_' and '-' (it names the run folder); received {name!r}.")
+        resolved["name"] = name
+        description = data.get("description", "")
+        if description != "":
+            self.string(description, ("description",))
+        resolved["description"] = description
+        seed = data.get("seed", DEFAULTS["seed"])
+        if seed is not None:
+            seed = self.integer(seed, ("seed",), minimum=0, what="a non-negative integer, or null to draw one")
+        resolved["seed"] = seed
+
+        data_spec = None
+        if "data" in data:
+            data_spec, resolved["data"] = self.data_section(data["data"], ("data",))
+
+        if "layers" not in data:
+            self.problem((), "missing the `layers:` list: the model's layers, in order, e.g. `- Dense: {units: 4}`.")
+            layers, input_shape = (), None
+        else:
+            layers, input_shape, resolved["layers"] = self.layers_section(data["layers"], ("layers",))
+
+        if "compile" not in data:
+            self.problem((), "missing the `compile:` section; at least `compile: {loss: mse}`.")
+            compile_spec = None
+        else:
+            compile_spec, resolved["compile"] = self.compile_section(data["compile"], ("compile",))
+
+        fit_spec, resolved["fit"] = self.fit_section(data.get("fit", {}), ("fit",))
+
+        expect = ()
+        if "expect" in data:
+            expect, resolved["expect"] = self.expect_section(data["expect"], ("expect",), compile_spec, data_spec)
+        self.cross_checks(data_spec, fit_spec, compile_spec)
+
+        return {
+            "name": name,
+            "description": description if isinstance(description, str) else "",
+            "seed": seed,
+            "data": data_spec,
+            "input_shape": input_shape,
+            "layers": layers,
+            "compile": compile_spec,
+            "fit": fit_spec,
+            "expect": expect,
+            "resolved": resolved,
+        }
+
+    # -- data -------------------------------------------------------------
+
+    def data_section(self, value, path):
+        if not self.expect_mapping(value, path, "`data`"):
+            return None, value
+        self.unknown_keys(value, DATA_KEYS, path, "`data`")
+        merged = {**DEFAULTS["data"], **value}
+        ok = True
+        train = value.get("train", REQUIRED)
+        if train is REQUIRED:
+            self.problem(path, "missing `train`: the path of the training data (CSV or Parquet), relative to this file.")
+            ok = False
+        elif self.string(train, path + ("train",), "a file path") is None:
+            ok = False
+        target = value.get("target", REQUIRED)
+        if target is REQUIRED:
+            self.problem(path, "missing `target`: the name of the column to predict.")
+            ok = False
+        elif self.string(target, path + ("target",), "a column name") is None:
+            ok = False
+        features = merged["features"]
+        if features is not None:
+            features = self.string_list(features, path + ("features",), "`features`")
+            if features is not None and not features:
+                self.problem(path + ("features",), "`features` is empty; list the input columns, or leave it out to use all other columns.")
+            if features and isinstance(target, str) and target in features:
+                self.problem(path + ("features",), f"the target {target!r} is also listed as a feature; that would leak the answer.")
+        drop = self.string_list(merged["drop"], path + ("drop",), "`drop`") or ()
+        if isinstance(target, str) and target in drop:
+            self.problem(path + ("drop",), f"the target {target!r} cannot be dropped.")
+        if features and drop:
+            for column in set(features) & set(drop):
+                self.problem(path + ("drop",), f"column {column!r} is both a feature and dropped; keep it in one list.")
+        validation = self.split(merged["validation"], path + ("validation",))
+        test = self.split(merged["test"], path + ("test",))
+        if _is_number(validation) and _is_number(test) and validation + test >= 1:
+            self.problem(path + ("validation",), f"validation ({validation}) and test ({test}) together take all of train; leave some rows to train on.")
+        normalize = self.boolean(merged["normalize"], path + ("normalize",))
+        resolved = {**merged}
+        if not ok or validation is None or test is None or normalize is None:
+            return None, resolved
+        return (
+            DataSpec(
+                train=self._path(train),
+                target=target,
+                features=features,
+                drop=drop,
+                validation=validation,
+                test=test,
+                normalize=normalize,
+            ),
+            resolved,
+        )
+
+    def _path(self, text: str) -> Path:
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    def split(self, value, path):
+        if _is_number(value):
+            if not 0 <= value < 1:
+                self.problem(path, f"expected a fraction of train in [0, 1), or a file path; received {value!r}.")
+                return None
+            return float(value)
+        if isinstance(value, str) and value:
+            return self._path(value)
+        self.problem(path, f"expected a fraction of train in [0, 1), or a file path; received {_describe(value)}.")
+        return None
+
+    # -- layers -----------------------------------------------------------
+
+    def layers_section(self, value, path):
+        if not isinstance(value, list):
+            self.problem(path, f"`layers` must be a list, one item per layer (`- Dense: 4`); received {_describe(value)}.")
+            return (), None, value
+        if not value:
+            self.problem(path, "`layers` is empty; a model needs at least one layer.")
+            return (), None, value
+        layers: list[KerasObject] = []
+        input_shape = None
+        input_from = None
+        for index, item in enumerate(value):
+            item_path = path + (index,)
+            layer = self.keras_object("layer", item, item_path)
+            if layer is None:
+                continue
+            if layer.target == "Input":
+                if index != 0:
+                    self.problem(item_path, "`Input` must be the first item of `layers`.")
+                    continue
+                shape = layer.args.get("shape")
+                input_shape = self.shape(shape, item_path + (layer.name, "shape"))
+                input_from = f"{render_path(item_path)}.Input.shape"
+                continue
+            shape_args = [a for a in ("input_dim", "input_shape") if a in layer.args and not layer.accepts(a)]
+            if shape_args:
+                first_layer = index == 0 or (index == 1 and input_from is not None)
+                if len(shape_args) == 2:
+                    self.problem(item_path + (layer.name,), "give either `input_dim` or `input_shape`, not both.")
+                elif not first_layer:
+                    self.problem(item_path + (layer.name, shape_args[0]), f"only the first layer can set `{shape_args[0]}`; it gives the model's input shape.")
+                elif input_from is not None:
+                    self.problem(
+                        item_path + (layer.name, shape_args[0]),
+                        f"the input shape is given twice: by {input_from} and by {render_path(item_path)}.{layer.name}.{shape_args[0]}; keep one.",
+                    )
+                else:
+                    arg = shape_args[0]
+                    raw = layer.args[arg]
+                    if arg == "input_dim":
+                        dim = self.integer(raw, item_path + (layer.name, arg), minimum=1, what="a positive integer")
+                        input_shape = (dim,) if dim is not None else None
+                    else:
+                        input_shape = self.shape(raw, item_path + (layer.name, arg))
+                    input_from = f"{render_path(item_path)}.{layer.name}.{arg}"
+                args = {k: v for k, v in layer.args.items() if k not in shape_args}
+                layer = dataclasses.replace(layer, args=MappingProxyType(args))
+            layers.append(layer)
+        resolved = []
+        if input_shape is not None:
+            resolved.append({"Input": {"shape": list(input_shape)}})
+        resolved += [layer.to_data() for layer in layers]
+        if not layers and not self.problems:
+            self.problem(path, "`layers` holds only an `Input`; add at least one layer after it.")
+        return tuple(layers), input_shape, resolved
+
+    def shape(self, value, path):
+        if _is_number(value) and isinstance(value, int):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(
+            v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0) for v in value
+        ):
+            self.problem(path, f"expected a shape: a list of positive integers (null for a variable size), like [8, 8, 1]; received {_describe(value)}.")
+            return None
+        return tuple(value)
+
+    # -- Keras objects ----------------------------------------------------
+
+    def keras_object(self, kind: str, value: Any, path: KeyPath) -> KerasObject | None:
+        """`name`, or `{Name: args}` (layers: also `{Name: scalar}` and `{Name: [positional]}`)."""
+        title = catalog.KIND_TITLES[kind]
+        if isinstance(value, str):
+            name, raw_args, args_given = value, None, False
+        elif isinstance(value, dict) and len(value) == 1:
+            (name, raw_args), = value.items()
+            args_given = True
+        elif isinstance(value, dict):
+            keys = ", ".join(map(str, value)) or "none"
+            example = "`- Dense: {units: 4}`" if kind == "layer" else "`{Adam: {learning_rate: 0.01}}`"
+            self.problem(path, f"a {title} is one name, or a mapping of one name to its arguments like {example}; received keys {keys}.")
+            return None
+        else:
+            self.problem(path, f"expected a {title} name or `{{Name: arguments}}`; received {_describe(value)}.")
+            return None
+        try:
+            entry = catalog.lookup(kind, name)
+        except UnknownName as error:
+            self.problem(path + ((name,) if args_given else ()), str(error), key=args_given)
+            return None
+        name_path = path + (name,) if args_given else path
+        if not entry.is_class:
+            if args_given and raw_args not in (None, {}):
+                self.problem(
+                    name_path,
+                    f"{name!r} is a {title} function and takes no arguments; to pass arguments name its class "
+                    f"(see {catalog.KIND_MODULES[kind]}).",
+                )
+                return None
+            return KerasObject(kind, name, entry.target, False, MappingProxyType({}), render_path(path), output_name=name if kind == "metric" else None)
+        args = self.arguments(entry, raw_args, name_path)
+        if args is None:
+            return None
+        output_name = None
+        if kind == "metric":
+            output_name = args.get("name") or entry.output_name or catalog.snake_case(entry.target)
+        return KerasObject(kind, name, entry.target, True, MappingProxyType(args), render_path(path), output_name, entry)
+
+    def arguments(self, entry: catalog.Entry, raw: Any, path: KeyPath) -> dict | None:
+        kind = entry.kind
+        names = entry.param_names
+        if kind == "layer" and entry.target != "Input" and entry.param("input_dim") is None:
+            names = names + ["input_dim", "input_shape"]
+        if raw is None:
+            raw = {}
+        if entry.target == "Input" and not isinstance(raw, dict):
+            raw = {"shape": raw}  # `Input: [8, 8, 1]` and `Input: 4` are the shape
+        if isinstance(raw, dict):
+            given = dict(raw)
+        elif kind != "layer":
+            self.problem(path, f"the arguments of {entry.name!r} must be a mapping like `{{{entry.name}: {{argument: value}}}}`; received {_describe(raw)}.")
+            return None
+        else:
+            positional = raw if isinstance(raw, list) else [raw]
+            slots = entry.positional_names
+            if len(positional) > len(slots):
+                self.problem(
+                    path,
+                    f"{entry.name} takes at most {len(slots)} positional argument(s) ({', '.join(slots) or 'none'}); "
+                    f"received {len(positional)}. Name them, e.g. `{entry.name}: {{{slots[0] if slots else 'name'}: ...}}`.",
+                )
+                return None
+            given = dict(zip(slots, positional))
+        ok = True
+        if entry.target == "Input":
+            names = list(_INPUT_ARGS)
+        for key in given:
+            if key not in names:
+                hint = did_you_mean(key, names)
+                self.problem(
+                    path + (key,),
+                    f"{entry.name} has no argument {key!r}. {hint or 'Its arguments: ' + ', '.join(names) + '.'}".rstrip(),
+                    key=True,
+                )
+                ok = False
+        for param in entry.params:
+            if param.get("required") and param["name"] not in given:
+                self.problem(path, f"{entry.name} needs `{param['name']}`.")
+                ok = False
+        if entry.target == "Input" and "shape" not in given:
+            self.problem(path, "Input needs `shape`, e.g. `- Input: {shape: [4]}`.")
+            ok = False
+        args = {}
+        for key, value in given.items():
+            if key not in names:
+                continue
+            checked = self.argument(entry, key, value, path + (key,))
+            if checked is _INVALID:
+                ok = False
+            else:
+                args[key] = checked
+        return args if ok else None
+
+    def argument(self, entry: catalog.Entry, key: str, value: Any, path: KeyPath) -> Any:
+        if entry.kind == "layer" and key in ("layer", "backward_layer") and value is not None:
+            nested = self.keras_object("layer", value, path)
+            return _INVALID if nested is None else nested
+        if entry.kind == "optimizer" and key == "learning_rate" and isinstance(value, (dict, str)):
+            nested = self.keras_object("schedule", value, path)
+            return _INVALID if nested is None else nested
+        if entry.kind in ("layer",):
+            for pattern, kind in _NESTED_KINDS:
+                if pattern.match(key) and value is not None:
+                    if kind == "activation":
+                        if not isinstance(value, str):
+                            self.problem(path, f"expected an activation name such as 'relu' or 'sigmoid'; received {_describe(value)}.")
+                            return _INVALID
+                        try:
+                            catalog.lookup("activation", value)
+                        except UnknownName as error:
+                            self.problem(path, str(error))
+                            return _INVALID
+                        return value
+                    nested = self.keras_object(kind, value, path)
+                    return _INVALID if nested is None else nested
+            if key in _POSITIVE_INT_ARGS and self.integer(value, path, minimum=1, what="a positive integer") is None:
+                return _INVALID
+            if key == "rate" and entry.target in _RATE_LAYERS:
+                if not _is_number(value) or not 0 <= value < 1:
+                    self.problem(path, f"expected a rate in [0, 1) (the fraction of inputs to drop); received {_describe(value)}.")
+                    return _INVALID
+        if isinstance(value, dict):
+            self.problem(path, f"{entry.name}.{key} takes a plain value, not a mapping; received {_describe(value)}.")
+            return _INVALID
+        param = entry.param(key)
+        if param is not None and value is not None and "default" in param:
+            default = param["default"]
+            expected = None
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    expected = "true or false"
+            elif _is_number(default):
+                if not _is_number(value):
+                    expected = "a number"
+            elif isinstance(default, str):
+                if not isinstance(value, str):
+                    expected = f"a string (default {default!r})"
+            elif isinstance(default, list):
+                if not (isinstance(value, list) or _is_number(value)):
+                    expected = "a number or a list"
+            if expected:
+                self.problem(path, f"expected {expected}; received {_describe(value)}.")
+                return _INVALID
+        return value
+
+    # -- compile ------------------------------------------------------------
+
+    def compile_section(self, value, path):
+        if not self.expect_mapping(value, path, "`compile`"):
+            return None, value
+        self.unknown_keys(value, COMPILE_KEYS, path, "`compile`")
+        merged = {**DEFAULTS["compile"], **value}
+        optimizer = self.keras_object("optimizer", merged["optimizer"], path + ("optimizer",))
+        loss = None
+        if "loss" not in value:
+            self.problem(path, "missing `loss`, e.g. `loss: mse` for regression or `loss: sparse_categorical_crossentropy` for classes.")
+        else:
+            loss = self.keras_object("loss", value["loss"], path + ("loss",))
+        metrics = []
+        raw_metrics = merged["metrics"]
+        if isinstance(raw_metrics, (str, dict)):
+            raw_metrics = [raw_metrics]
+        if not isinstance(raw_metrics, list):
+            self.problem(path + ("metrics",), f"expected a list of metrics like [accuracy]; received {_describe(raw_metrics)}.")
+            raw_metrics = []
+        seen: dict[str, int] = {}
+        for index, item in enumerate(raw_metrics):
+            metric = self.keras_object("metric", item, path + ("metrics", index))
+            if metric is None:
+                continue
+            if metric.output_name in seen:
+                self.problem(path + ("metrics", index), f"two metrics report as {metric.output_name!r}; give one a different `name`.")
+            seen[metric.output_name] = index
+            metrics.append(metric)
+        if "loss" in seen:
+            self.problem(path + ("metrics", seen["loss"]), "a metric cannot be named 'loss'; Keras reports the loss under that name.")
+        steps = self.integer(merged["steps_per_execution"], path + ("steps_per_execution",), minimum=1, what="a positive integer")
+        jit = merged["jit_compile"]
+        if jit != "auto" and not isinstance(jit, bool):
+            self.problem(path + ("jit_compile",), f"expected true, false or 'auto'; received {_describe(jit)}.")
+        eager = self.boolean(merged["run_eagerly"], path + ("run_eagerly",))
+        resolved = {
+            **merged,
+            "optimizer": optimizer.to_data() if optimizer else merged["optimizer"],
+            "loss": loss.to_data() if loss else value.get("loss"),
+            "metrics": [m.to_data() for m in metrics],
+        }
+        if optimizer is None or loss is None or len(metrics) != len(raw_metrics) or steps is None or eager is None:
+            return None, resolved
+        return CompileSpec(optimizer, loss, tuple(metrics), steps, jit, eager), resolved
+
+    # -- fit ----------------------------------------------------------------
+
+    def fit_section(self, value, path):
+        if not self.expect_mapping(value, path, "`fit`"):
+            return None, value
+        self.unknown_keys(value, FIT_KEYS, path, "`fit`")
+        merged = {**DEFAULTS["fit"], **value}
+        batch_size = self.integer(merged["batch_size"], path + ("batch_size",), minimum=1, what="a positive integer")
+        epochs = self.integer(merged["epochs"], path + ("epochs",), minimum=1, what="a positive integer")
+        shuffle = self.boolean(merged["shuffle"], path + ("shuffle",))
+        callbacks = []
+        raw = merged["callbacks"]
+        if not isinstance(raw, list):
+            self.problem(path + ("callbacks",), f"expected a list of callbacks; received {_describe(raw)}.")
+            raw = []
+        for index, item in enumerate(raw):
+            callback = self.keras_object("callback", item, path + ("callbacks", index))
+            if callback is not None:
+                callbacks.append(callback)
+        resolved = {**merged, "callbacks": [c.to_data() for c in callbacks] if len(callbacks) == len(raw) else raw}
+        if None in (batch_size, epochs, shuffle) or len(callbacks) != len(raw):
+            return None, resolved
+        return FitSpec(batch_size, epochs, shuffle, tuple(callbacks)), resolved
+
+    # -- expect -------------------------------------------------------------
+
+    def expect_section(self, value, path, compile_spec, data_spec):
+        if not self.expect_mapping(value, path, "`expect`"):
+            return (), value
+        gates = []
+        known = None
+        if compile_spec is not None:
+            known = ["loss"] + [m.output_name for m in compile_spec.metrics]
+        for metric, condition in value.items():
+            gate_path = path + (metric,)
+            base, prefix = metric, ""
+            for candidate in ("val_", "test_"):
+                if metric.startswith(candidate):
+                    prefix, base = candidate, metric[len(candidate):]
+            if known is not None and base not in known:
+                names = [p + k for p in ("", "val_", "test_") for k in known]
+                hint = did_you_mean(metric, names)
+                self.problem(
+                    gate_path,
+                    f"{metric!r} is not a metric this run reports. {hint or 'It reports: ' + ', '.join(names) + '.'}"
+                    + ("" if hint or base in known else " Add the metric to `compile.metrics` to gate on it."),
+                    key=True,
+                )
+            elif data_spec is not None and prefix == "val_" and data_spec.validation == 0:
+                self.problem(gate_path, f"{metric!r} needs a validation split, but `data.validation` is 0.", key=True)
+            elif data_spec is not None and prefix == "test_" and data_spec.test == 0:
+                self.problem(gate_path, f"{metric!r} needs a test split; set `data.test` to a fraction (0.2) or a file.", key=True)
+            gate = self.gate(metric, condition, gate_path)
+            if gate is not None:
+                gates.append(gate)
+        return tuple(gates), {g.metric: g.condition for g in gates}
+
+    def gate(self, metric, condition, path):
+        if _is_number(condition) or isinstance(condition, bool):
+            self.problem(path, f"a gate is a comparison written as a string, like \">= {condition}\"; received {_describe(condition)}.")
+            return None
+        if not isinstance(condition, str) or not (match := _GATE_RE.match(condition)):
+            self.problem(path, f"a gate is a comparison like \">= 0.9\" or \"< 0.5\" (operators >=, <=, >, <, ==); received {_describe(condition)}.")
+            return None
+        return Gate(metric, match.group(1), float(match.group(2)))
+
+    # -- across sections ----------------------------------------------------
+
+    def cross_checks(self, data_spec, fit_spec, compile_spec):
+        if fit_spec is None:
+            return
+        no_validation = data_spec is not None and data_spec.validation == 0
+        for index, callback in enumerate(fit_spec.callbacks):
+            monitor = callback.args.get("monitor")
+            if monitor is None:
+                param = callback.entry.param("monitor") if callback.entry else None
+                monitor = param.get("default") if param else None
+            if not isinstance(monitor, str):
+                continue
+            path = ("fit", "callbacks", index, callback.name, "monitor")
+            if monitor.startswith("val_") and no_validation:
+                self.problem(path, f"{callback.name} monitors {monitor!r}, but `data.validation` is 0; set a validation split or monitor {monitor[4:]!r}.")
+            elif compile_spec is not None:
+                base = monitor[4:] if monitor.startswith("val_") else monitor
+                known = ["loss"] + [m.output_name for m in compile_spec.metrics]
+                if base not in known:
+                    names = [p + k for p in ("", "val_") for k in known]
+                    hint = did_you_mean(monitor, names)
+                    self.problem(path, f"{callback.name} monitors {monitor!r}, which this run does not report. {hint or 'It reports: ' + ', '.join(names) + '.'}")
+
+
+_INVALID = object()
