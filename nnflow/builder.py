@@ -24,6 +24,8 @@ _MODULES = {
     "schedule": "optimizers.schedules",
 }
 
+_BY_NAME = ("optimizer", "loss", "metric", "activation", "initializer", "regularizer", "constraint")
+
 
 def build_model(spec: Spec, *, input_shape: tuple | None = None, normalizer: Any = None, compile: bool = True):
     """Build (and by default compile) the `keras.Sequential` that `spec` describes.
@@ -93,10 +95,11 @@ def instantiate(obj: KerasObject, spec: Spec):
 
 
 def _instantiate(keras, obj: KerasObject, spec: Spec):
-    if not obj.is_class:
+    if not obj.is_class or (obj.bare and obj.kind in _BY_NAME):
         if obj.kind == "optimizer":
             return keras.optimizers.get(obj.name)
-        return obj.name  # losses, metrics and activations by string id: Keras resolves them
+        # Given by name, Keras resolves it itself, and names metrics after the string.
+        return obj.name
     module = keras
     for part in _MODULES[obj.kind].split("."):
         module = getattr(module, part)

@@ -124,15 +124,20 @@ def did_you_mean(name: str, candidates: list[str]) -> str:
     if not isinstance(name, str):
         return ""
     folded = _fold(name)
-    exact = [c for c in candidates if _fold(c) == folded]
-    if exact:
-        return f"Did you mean {_quote_list(exact[:3])}?"
-    by_fold = {}
+    by_fold: dict[str, list[str]] = {}
     for candidate in candidates:
-        by_fold.setdefault(_fold(candidate), candidate)
+        by_fold.setdefault(_fold(candidate), []).append(candidate)
+
+    def best(group: list[str]) -> str:
+        # Among spellings of one name (`adam`, `Adam`), prefer the one styled like the input.
+        same_style = [c for c in group if c.islower() == name.islower() and ("_" in c) == ("_" in name)]
+        return (same_style or [c for c in group if c.islower() == name.islower()] or group)[0]
+
+    if folded in by_fold:
+        return f"Did you mean {_quote_list([best(by_fold[folded])])}?"
     close = difflib.get_close_matches(folded, list(by_fold), n=3, cutoff=0.75)
     if close:
-        return f"Did you mean {_quote_list([by_fold[c] for c in close])}?"
+        return f"Did you mean {_quote_list([best(by_fold[c]) for c in close])}?"
     return ""
 
 

@@ -38,6 +38,7 @@ class KerasObject:
     path: str  # where it sits in the file, for error messages
     output_name: str | None = None  # metrics: the name Keras reports it under
     entry: catalog.Entry | None = field(default=None, compare=False, repr=False)
+    bare: bool = False  # written as a bare name (`adam`), not `{Name: args}`
 
     def accepts(self, argument: str) -> bool:
         """Whether the Keras class itself has this argument."""
@@ -45,7 +46,7 @@ class KerasObject:
 
     def to_data(self) -> Any:
         """The object as the file would write it, in its explicit `{Name: {args}}` form."""
-        if not self.args and (not self.is_class or self.kind != "layer"):
+        if self.bare:
             return self.name
         return {self.name: {key: _to_data(value) for key, value in self.args.items()}}
 
@@ -178,6 +179,12 @@ def spec_from_text(text: str, overrides: Iterable[str] = (), *, source: str = "<
     return spec_from_document(document, overrides=overrides, base_dir=Path(base_dir), default_name="experiment")
 
 
+def _reading_order(problem: Problem) -> tuple:
+    """Problems in the order of the file; those from `--set` last."""
+    match = re.search(r":(\d+):(\d+)$", problem.where)
+    return (0, int(match.group(1)), int(match.group(2))) if match else (1, 0, 0)
+
+
 def spec_from_document(
     document: Document,
     *,
@@ -201,7 +208,7 @@ def spec_from_document(
     validator = _Validator(document, base_dir=base_dir, default_name=default_name)
     spec = validator.run()
     if validator.problems:
-        raise ConfigError(validator.problems, document.source)
+        raise ConfigError(sorted(validator.problems, key=_reading_order), document.source)
     locations = {render_path(path): document.where(path) for path in document.positions}
     locations.update({render_path(path): label for path, label in document.overridden.items()})
     return Spec(**{**spec, "source": source, "overrides": overrides, "locations": MappingProxyType(locations)})
@@ -561,14 +568,18 @@ class _Validator:
                     f"(see {catalog.KIND_MODULES[kind]}).",
                 )
                 return None
-            return KerasObject(kind, name, entry.target, False, MappingProxyType({}), render_path(path), output_name=name if kind == "metric" else None)
+            return KerasObject(
+                kind, name, entry.target, False, MappingProxyType({}), render_path(path),
+                output_name=name if kind == "metric" else None, bare=not args_given,
+            )
         args = self.arguments(entry, raw_args, name_path)
         if args is None:
             return None
         output_name = None
         if kind == "metric":
-            output_name = args.get("name") or entry.output_name or catalog.snake_case(entry.target)
-        return KerasObject(kind, name, entry.target, True, MappingProxyType(args), render_path(path), output_name, entry)
+            # Keras names a metric given as a string after the string itself.
+            output_name = name if not args_given else (args.get("name") or entry.output_name or catalog.snake_case(entry.target))
+        return KerasObject(kind, name, entry.target, True, MappingProxyType(args), render_path(path), output_name, entry, bare=not args_given)
 
     def arguments(self, entry: catalog.Entry, raw: Any, path: KeyPath) -> dict | None:
         kind = entry.kind

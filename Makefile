@@ -1,0 +1,29 @@
+# Two entry points, each creating .venv if it is missing:
+#   make demo   install nnflow and run it on a bundled example
+#   make test   install nnflow with its test extras and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test install bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+
+demo: install
+	$(BIN)/nnflow check configs/iris.yaml
+	$(BIN)/nnflow compile configs/iris.yaml
+	$(BIN)/nnflow compile configs/tutorial.yaml
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/startup.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

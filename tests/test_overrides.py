@@ -1,0 +1,92 @@
+"""`--set KEY=VALUE`: SPEC.md's examples, and errors that name the override."""
+
+import pytest
+
+from conftest import CONFIGS
+from nnflow import load_spec
+from nnflow.errors import ConfigError
+
+
+def resolved(*overrides, config="iris.yaml"):
+    return load_spec(CONFIGS / config, overrides).to_dict()
+
+
+def test_spec_examples():
+    data = resolved("fit.epochs=5", "compile.optimizer.Adam.learning_rate=0.001", "layers.0.units=32")
+    assert data["fit"]["epochs"] == 5
+    assert data["compile"]["optimizer"] == {"Adam": {"learning_rate": 0.001}}
+    assert data["layers"][0] == {"Dense": {"units": 32, "activation": "relu"}}
+
+
+@pytest.mark.parametrize(
+    "override, key, expected",
+    [
+        ("fit.epochs=5", ("fit", "epochs"), 5),
+        ("compile.optimizer.Adam.learning_rate=1e-3", ("compile", "optimizer"), {"Adam": {"learning_rate": 0.001}}),
+        ("seed=null", ("seed",), None),
+        ("fit.callbacks=[]", ("fit", "callbacks"), []),
+        ("compile.optimizer=adam", ("compile", "optimizer"), "adam"),
+        ("data.features=[petal_length, petal_width]", ("data", "features"), ["petal_length", "petal_width"]),
+        ("expect.test_accuracy='>= 0.8'", ("expect", "test_accuracy"), ">= 0.8"),
+    ],
+)
+def test_values_are_read_as_yaml(override, key, expected):
+    data = resolved(override)
+    for part in key:
+        data = data[part]
+    assert data == expected
+
+
+def test_optimizer_alias_keeps_its_other_arguments():
+    data = resolved("compile.optimizer=adam", "compile.optimizer.Adam.beta_1=0.8")
+    assert data["compile"]["optimizer"] == {"Adam": {"beta_1": 0.8}}
+    data = resolved("compile.optimizer.Adam.beta_1=0.8")
+    assert data["compile"]["optimizer"] == {"Adam": {"learning_rate": 0.01, "beta_1": 0.8}}
+
+
+def test_a_different_optimizer_replaces_the_current_one():
+    assert resolved("compile.optimizer.SGD.momentum=0.9")["compile"]["optimizer"] == {"SGD": {"momentum": 0.9}}
+
+
+def test_layer_shorthands_and_explicit_names_and_negative_indexes():
+    data = resolved("layers.1.rate=0.3", "layers.-1.Dense.units=4")
+    assert data["layers"][1] == {"Dropout": {"rate": 0.3}}
+    assert data["layers"][2] == {"Dense": {"units": 4, "activation": "softmax"}}
+    tutorial = resolved("layers.1.activation=relu", config="tutorial.yaml")
+    assert tutorial["layers"][2] == {"Activation": {"activation": "relu"}}  # [0] is the Input
+
+
+def test_metric_and_callback_arguments():
+    data = resolved("fit.callbacks.0.EarlyStopping.patience=3", "compile.metrics.0=accuracy")
+    assert data["fit"]["callbacks"][0]["EarlyStopping"]["patience"] == 3
+
+
+def test_overrides_create_missing_sections():
+    data = resolved("fit.batch_size=8", config="tutorial.yaml")
+    assert data["fit"]["batch_size"] == 8
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("fit.epoch=5", "--set fit.epoch=5 fit.epoch: unknown key 'epoch' in `fit`. Did you mean 'epochs'?"),
+        ("fit.epochs=0", "--set fit.epochs=0 fit.epochs: expected a positive integer; received 0."),
+        ("layers.9.units=3", "--set layers.9.units=3: index 9 is out of range: layers has 3 item(s)."),
+        ("layers.x.units=3", "address an item by its index"),
+        ("layers.0.unit=3", "--set layers.0.unit=3 layers[0].Dense.unit: Dense has no argument 'unit'. Did you mean 'units'?"),
+        ("compile.optimizer.Adamm.learning_rate=1", "--set compile.optimizer.Adamm.learning_rate=1 compile.optimizer.Adamm: unknown optimizer 'Adamm'"),
+        ("foo", "--set foo: expected KEY=VALUE"),
+        ("fit..epochs=1", "has an empty part"),
+        ("fit.epochs=", "no value after '='"),
+        ("fit.epochs=[1, 2", "the value is not valid YAML"),
+        ("data.target.x=1", "is str, not a mapping"),
+    ],
+)
+def test_errors_name_the_override(override, fragment):
+    with pytest.raises(ConfigError) as caught:
+        load_spec(CONFIGS / "iris.yaml", [override])
+    assert fragment in str(caught.value)
+
+
+def test_later_override_wins():
+    assert resolved("fit.epochs=5", "fit.epochs=7")["fit"]["epochs"] == 7
