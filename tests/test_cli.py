@@ -66,7 +66,7 @@ def test_compile_prints_the_layer_table():
     result = run("compile", CONFIGS / "tutorial.yaml")
     assert result.exit_code == 0, result.output
     assert "Total params: 36 (trainable 36, non-trainable 0)" in result.output
-    assert "dense_1" in result.output and "(None, 4)" in result.output
+    assert "Activation" in result.output and "(None, 4)" in result.output  # layer names depend on the Keras session
     assert "SGD(learning_rate=0.01), loss mse" in result.output
 
 
