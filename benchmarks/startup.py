@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -60,7 +61,7 @@ def run_once(name: str, cmd: list[str], env: dict[str, str]) -> float:
     if proc.returncode != 0:
         sys.exit(
             f"benchmark aborted: {name!r} failed with exit code {proc.returncode}\n"
-            f"  command: {' '.join(cmd)}\n"
+            f"  command: {shlex.join(cmd)}\n"
             f"  stdout: {proc.stdout.strip()[-2000:]}\n"
             f"  stderr: {proc.stderr.strip()[-2000:]}"
         )
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             "config": str(args.config),
             "warmup": 1,
             "repeat": args.repeat,
-            "commands": {name: " ".join(cmd) for name, cmd in commands.items()},
+            "commands": {name: shlex.join(cmd) for name, cmd in commands.items()},
             "seconds": stats,
             "ratios": ratios,
             "target": TARGET,
