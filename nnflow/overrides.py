@@ -10,6 +10,7 @@ Values are read as YAML, so `5`, `1e-3`, `null`, `[]` and `adam` mean what they 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 from . import catalog
@@ -41,8 +42,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return parts, value
 
 
-def apply_overrides(document: Document, overrides: Iterable[str]) -> None:
-    """Apply each override to `document.data` in place, remembering where values came from."""
+def apply_overrides(document: Document, overrides: Iterable[str]) -> list[Problem]:
+    """Apply each override to `document.data` in place, remembering where values came from.
+
+    Returns the problems of the overrides that could not be applied, so that they are
+    reported together with the file's own.
+    """
     problems = []
     for text in overrides:
         try:
@@ -56,8 +61,7 @@ def apply_overrides(document: Document, overrides: Iterable[str]) -> None:
         document.overridden = {p: w for p, w in document.overridden.items() if p[: len(path)] != path}
         for made in created + [path]:
             document.overridden[made] = label
-    if problems:
-        raise ConfigError(problems, "the overrides")
+    return problems
 
 
 def _apply(node: Any, parts: list[str], value: Any, label: str, path: tuple = (), *, created: list) -> tuple:
@@ -87,6 +91,14 @@ def _apply(node: Any, parts: list[str], value: Any, label: str, path: tuple = ()
         node[part] = _as_object(node.get(part), rest[0], kind, label, here, created)
         return _into_object(node[part], rest, value, label, here, created)
     if node.get(part) is None:
+        if re.fullmatch(r"-?\d+", rest[0]):
+            raise ConfigError(
+                Problem(
+                    f"{_render(here)} is not set, so it has no item {rest[0]}; set the whole list, "
+                    f"like `--set {'.'.join(map(str, here))}=[...]`.",
+                    where=label,
+                )
+            )
         node[part] = {}
         created.append(here)
     return _apply(node[part], rest, value, label, here, created=created)

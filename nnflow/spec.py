@@ -204,9 +204,10 @@ def spec_from_document(
                 where=document.where(()),
             )
         )
-    apply_overrides(document, overrides)
+    override_problems = apply_overrides(document, overrides)
     validator = _Validator(document, base_dir=base_dir, default_name=default_name)
     spec = validator.run()
+    validator.problems += override_problems
     if validator.problems:
         raise ConfigError(sorted(validator.problems, key=_reading_order), document.source)
     locations = {render_path(path): document.where(path) for path in document.positions}
@@ -238,6 +239,9 @@ _NESTED_KINDS = (
 )
 _POSITIVE_INT_ARGS = {"units", "filters", "num_heads", "key_dim", "output_dim"}
 _RATE_LAYERS = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "AlphaDropout", "GaussianDropout"}
+# Arguments whose meaning is the same in every Keras class that has them.
+_SHAPE_ARGS = {"kernel_size", "strides", "pool_size", "target_shape", "dilation_rate", "dims", "size", "output_size"}
+_NUMBER_ARGS = {"scale", "offset", "stddev", "l1", "l2", "momentum", "epsilon", "negative_slope", "alpha"}
 _INPUT_ARGS = ("shape", "batch_size", "dtype", "sparse", "name")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -266,6 +270,10 @@ def _describe(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping" + (f" with keys {', '.join(map(str, list(value)[:4]))}" if value else " (empty)")
     return type(value).__name__
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _is_number(value: Any) -> bool:
@@ -549,10 +557,10 @@ class _Validator:
         elif isinstance(value, dict):
             keys = ", ".join(map(str, value)) or "none"
             example = "`- Dense: {units: 4}`" if kind == "layer" else "`{Adam: {learning_rate: 0.01}}`"
-            self.problem(path, f"a {title} is one name, or a mapping of one name to its arguments like {example}; received keys {keys}.")
+            self.problem(path, f"{_article(title)} {title} is one name, or a mapping of one name to its arguments like {example}; received keys {keys}.")
             return None
         else:
-            self.problem(path, f"expected a {title} name or `{{Name: arguments}}`; received {_describe(value)}.")
+            self.problem(path, f"expected {_article(title)} {title} name or `{{Name: arguments}}`; received {_describe(value)}.")
             return None
         try:
             entry = catalog.lookup(kind, name)
@@ -564,7 +572,7 @@ class _Validator:
             if args_given and raw_args not in (None, {}):
                 self.problem(
                     name_path,
-                    f"{name!r} is a {title} function and takes no arguments; to pass arguments name its class "
+                    f"{name!r} is {_article(title)} {title} function and takes no arguments; to pass arguments name its class "
                     f"(see {catalog.KIND_MODULES[kind]}).",
                 )
                 return None
@@ -667,7 +675,19 @@ class _Validator:
         if isinstance(value, dict):
             self.problem(path, f"{entry.name}.{key} takes a plain value, not a mapping; received {_describe(value)}.")
             return _INVALID
+        if key in _SHAPE_ARGS and value is not None and not _is_shape_like(value):
+            self.problem(path, f"expected a positive integer or a list of them, like 3 or [3, 3]; received {_describe(value)}.")
+            return _INVALID
+        if key in _NUMBER_ARGS and value is not None and not _is_number(value):
+            self.problem(path, f"expected a number; received {_describe(value)}.")
+            return _INVALID
+        if entry.kind == "optimizer" and key == "learning_rate" and _is_number(value) and value <= 0:
+            self.problem(path, f"expected a positive learning rate; received {value!r}.")
+            return _INVALID
         param = entry.param(key)
+        if param is not None and param.get("required") and isinstance(value, bool):
+            self.problem(path, f"{entry.name}.{key} needs a value, not {str(value).lower()}; received {_describe(value)}.")
+            return _INVALID
         if param is not None and value is not None and "default" in param:
             default = param["default"]
             expected = None
@@ -826,3 +846,12 @@ class _Validator:
 
 
 _INVALID = object()
+
+
+def _is_shape_like(value: Any) -> bool:
+    def dimension(item):
+        return item is None or (isinstance(item, int) and not isinstance(item, bool) and item > 0)
+
+    if isinstance(value, list):
+        return bool(value) and all(dimension(item) for item in value)
+    return dimension(value) and value is not None

@@ -84,6 +84,10 @@ class Document:
         while probe:
             if probe in self.overridden:
                 return self.overridden[probe]
+            if probe not in self.positions and probe not in self.key_positions:
+                for overridden, label in self.overridden.items():
+                    if overridden[: len(probe)] == probe:
+                        return label
             if probe in table:
                 line, column = table[probe]
                 return f"{self.source}:{line}:{column}"
@@ -259,11 +263,15 @@ class _Builder:
     def _build(self, node: yaml.Node, path: KeyPath, depth: int) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
+            # The node itself sits at its anchor; the entry whose expansion ran over the
+            # budget is the useful place to point at.
+            where = self.document.where(path[:1], key=True) if path else self._where(node)
             raise ConfigError(
                 Problem(
                     f"aliases expand to more than {MAX_NODES:,} values (a 'billion laughs' "
                     "file?). Write the values out, or use fewer nested aliases.",
-                    where=self._where(node),
+                    path=str(path[0]) if path else "",
+                    where=where,
                 )
             )
         if depth > MAX_DEPTH:
