@@ -111,16 +111,7 @@ def _params(cls, *, layer: bool) -> list[dict]:
             continue
         if parameter.kind is parameter.VAR_POSITIONAL:
             continue
-        entry = {"name": parameter.name}
-        if parameter.default is parameter.empty:
-            entry["required"] = True
-        else:
-            default = _json_default(parameter.default)
-            if default is not _OPAQUE:
-                entry["default"] = default
-        if parameter.kind is parameter.KEYWORD_ONLY:
-            entry["keyword_only"] = True
-        params.append(entry)
+        params.append(_param_entry(parameter))
     if layer and var_kwargs:
         known = {p["name"] for p in params}
         params += [
@@ -213,17 +204,21 @@ def build_catalog() -> dict:
 
 
 def _params_of_function(function) -> list[dict]:
-    params = []
-    for parameter in inspect.signature(function).parameters.values():
-        entry = {"name": parameter.name}
-        if parameter.default is parameter.empty:
-            entry["required"] = True
-        else:
-            default = _json_default(parameter.default)
-            if default is not _OPAQUE:
-                entry["default"] = default
-        params.append(entry)
-    return params
+    return [_param_entry(parameter) for parameter in inspect.signature(function).parameters.values()]
+
+
+def _param_entry(parameter: inspect.Parameter) -> dict:
+    """One argument: its name, and whether it is required, its default, keyword-only."""
+    entry = {"name": parameter.name}
+    if parameter.default is parameter.empty:
+        entry["required"] = True
+    else:
+        default = _json_default(parameter.default)
+        if default is not _OPAQUE:
+            entry["default"] = default
+    if parameter.kind is parameter.KEYWORD_ONLY:
+        entry["keyword_only"] = True
+    return entry
 
 
 def render(catalog: dict) -> str:
@@ -233,7 +228,10 @@ def render(catalog: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     target = Path(argv[0]) if argv else CATALOG_PATH
-    text = render(build_catalog())
+    from ._tf import quiet_tensorflow
+
+    with quiet_tensorflow():
+        text = render(build_catalog())
     temporary = target.with_suffix(".json.tmp")
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, target)
