@@ -24,7 +24,7 @@ _MODULES = {
     "schedule": "optimizers.schedules",
 }
 
-_BY_NAME = ("optimizer", "loss", "metric", "activation", "initializer", "regularizer", "constraint")
+_BY_NAME = ("loss", "metric", "activation")
 
 
 def build_model(spec: Spec, *, input_shape: tuple | None = None, normalizer: Any = None, compile: bool = True):
@@ -49,14 +49,14 @@ def build_model(spec: Spec, *, input_shape: tuple | None = None, normalizer: Any
     if spec.seed is not None:
         keras.utils.set_random_seed(spec.seed)
     model = keras.Sequential(name=spec.name)
-    model.add(keras.Input(shape=tuple(shape)))
+    model.add(keras.Input(shape=tuple(shape), **spec.input_options))
     if normalizer is not None:
         model.add(normalizer)
     for layer_spec in spec.layers:
         layer = _instantiate(keras, layer_spec, spec)
         try:
             model.add(layer)
-        except (ValueError, TypeError, NotImplementedError) as error:
+        except Exception as error:  # shape mismatches, out-of-memory weights, bad dtypes
             raise _located(spec, layer_spec, f"Keras cannot add this layer: {_keras_message(error)}") from None
     if compile:
         compile_model(model, spec)
@@ -79,7 +79,7 @@ def compile_model(model, spec: Spec) -> None:
             jit_compile=settings.jit_compile,
             run_eagerly=settings.run_eagerly,
         )
-    except (ValueError, TypeError) as error:
+    except Exception as error:
         raise ConfigError(Problem(f"Keras refused to compile the model: {_keras_message(error)}", path="compile", where=_where(spec, "compile"))) from None
 
 
@@ -96,9 +96,8 @@ def instantiate(obj: KerasObject, spec: Spec):
 
 def _instantiate(keras, obj: KerasObject, spec: Spec):
     if not obj.is_class or (obj.bare and obj.kind in _BY_NAME):
-        if obj.kind == "optimizer":
-            return keras.optimizers.get(obj.name)
-        # Given by name, Keras resolves it itself, and names metrics after the string.
+        # Keras resolves these names itself in compile(), names metrics after the string,
+        # and picks binary/categorical/sparse for `accuracy` and `crossentropy`.
         return obj.name
     module = keras
     for part in _MODULES[obj.kind].split("."):
@@ -107,7 +106,9 @@ def _instantiate(keras, obj: KerasObject, spec: Spec):
     kwargs = {key: _value(keras, value, spec) for key, value in obj.args.items()}
     try:
         return cls(**kwargs)
-    except (ValueError, TypeError, KeyError) as error:
+    except ConfigError:
+        raise
+    except Exception as error:  # whatever Keras raises for the file's arguments is the file's problem
         raise _located(spec, obj, _keras_message(error)) from None
 
 

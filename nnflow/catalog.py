@@ -141,6 +141,11 @@ def did_you_mean(name: str, candidates: list[str]) -> str:
     return ""
 
 
+def close_matches(name: str, candidates: list[str]) -> list[str]:
+    """The candidates `did_you_mean` would suggest for `name`."""
+    return re.findall(r"'([^']*)'", did_you_mean(name, candidates))
+
+
 def _fold(text: str) -> str:
     return re.sub(r"[_\-\s]", "", text.lower())
 

@@ -53,7 +53,10 @@ def feature_columns(data: DataSpec, columns: list[str], path: Path) -> list[str]
         raise DataError(f"{path}: missing column(s) {', '.join(hints)}. The file has: {', '.join(columns)}.")
     if data.features is not None:
         return list(data.features)
-    return [c for c in columns if c != data.target and c not in data.drop]
+    features = [c for c in columns if c != data.target and c not in data.drop]
+    if not features:
+        raise DataError(f"{path}: no feature columns are left after removing the target {data.target!r} and `drop`.")
+    return features
 
 
 def input_width(data: DataSpec) -> int:

@@ -35,6 +35,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(Problem(f"the key {key!r} has an empty part; write dotted keys like `fit.epochs`.", where=label))
     if raw.strip() == "":
         raise ConfigError(Problem(f"no value after '='; to clear a key write `{key}=null`.", where=label))
+    if raw.lstrip().startswith("#"):
+        raise ConfigError(Problem(f"the value starts with '#', which YAML reads as a comment; quote it: `{key}='{raw.strip()}'`.", where=label))
     try:
         value = parse_yaml(raw, label).data
     except ConfigError as error:
@@ -138,6 +140,17 @@ def _as_object(current: Any, next_key: str, kind: str, label: str, path: tuple, 
         return {name: _args_as_mapping(name, args, label, path)}
     if name is not None and _same_object(kind, name, next_key):
         return {next_key: _args_as_mapping_generic(args)}
+    if name is not None and not _is_name(kind, next_key) and _has_argument(kind, name, next_key):
+        # `compile.optimizer.learning_rate=...`: the user meant an argument of the current object.
+        target = catalog.lookup(kind, name).target
+        dotted = ".".join(map(str, path))
+        raise ConfigError(
+            Problem(
+                f"{dotted} takes the {catalog.KIND_TITLES[kind]}'s name before its arguments: "
+                f"write `--set {dotted}.{target}.{next_key}=...`.",
+                where=label,
+            )
+        )
     created.append(path + (next_key,))
     return {next_key: {}}
 
@@ -175,6 +188,21 @@ def _same_object(kind: str, a: str, b: str) -> bool:
         return True
     try:
         return catalog.lookup(kind, a).target == catalog.lookup(kind, b).target
+    except UnknownName:
+        return False
+
+
+def _is_name(kind: str, name: str) -> bool:
+    try:
+        catalog.lookup(kind, name)
+        return True
+    except UnknownName:
+        return False
+
+
+def _has_argument(kind: str, name: str, argument: str) -> bool:
+    try:
+        return catalog.lookup(kind, name).param(argument) is not None
     except UnknownName:
         return False
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__, catalog
-from .spec import _GATE_RE, DEFAULTS
+from .spec import GATE_PATTERN, DEFAULTS
 
 SCHEMA_ID = "https://nnflow.dev/schema/experiment.json"
 
@@ -14,7 +14,7 @@ def _object_schema(kind: str, *, layer: bool = False) -> dict:
     table = catalog.load_catalog()["kinds"][kind]
     names = sorted(table["objects"])
     variants: list[dict] = []
-    bare = sorted(set(table["ids"]) | (set(names) if not layer else set(names)))
+    bare = sorted(set(table["ids"]) | set(names))
     if bare:
         variants.append({"type": "string", "enum": bare})
     for name in names:
@@ -57,8 +57,6 @@ def _param_schema(param: dict) -> dict:
         default = param["default"]
         if isinstance(default, bool):
             schema["type"] = ["boolean", "null"]
-        elif isinstance(default, (int, float)):
-            schema["type"] = ["number", "null"]
     return schema
 
 
@@ -92,7 +90,7 @@ def json_schema() -> dict:
         "properties": {
             "optimizer": _object_schema("optimizer") | {"default": DEFAULTS["compile"]["optimizer"]},
             "loss": _object_schema("loss"),
-            "metrics": {"type": "array", "items": _object_schema("metric"), "default": []},
+            "metrics": {"anyOf": [{"type": "array", "items": _object_schema("metric")}, _object_schema("metric")], "default": []},
             "steps_per_execution": {"type": "integer", "minimum": 1, "default": 1},
             "jit_compile": {"enum": [True, False, "auto"], "default": "auto"},
             "run_eagerly": {"type": "boolean", "default": False},
@@ -127,7 +125,7 @@ def json_schema() -> dict:
             "expect": {
                 "type": "object",
                 "description": "CI gates on final metrics, e.g. test_accuracy: \">= 0.9\"",
-                "additionalProperties": {"type": "string", "pattern": _GATE_RE.pattern},
+                "additionalProperties": {"type": "string", "pattern": GATE_PATTERN.pattern},
             },
         },
     }

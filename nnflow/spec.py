@@ -21,6 +21,7 @@ from .errors import ConfigError, Problem
 from .yamlio import Document, KeyPath, load_yaml_file, parse_yaml
 
 REQUIRED = object()
+MAX_SEED = 2**32 - 1  # numpy's limit, which keras.utils.set_random_seed inherits
 
 # ---------------------------------------------------------------------------
 # The frozen spec
@@ -89,7 +90,7 @@ _OPERATORS = {
     "<": lambda a, b: a < b,
     "==": lambda a, b: a == b,
 }
-_GATE_RE = re.compile(r"^\s*(>=|<=|==|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+GATE_PATTERN = re.compile(r"^\s*(>=|<=|==|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ class Spec:
     compile: CompileSpec
     fit: FitSpec
     expect: tuple[Gate, ...]
+    input_options: Mapping[str, Any] = field(default_factory=dict)  # Input's dtype, batch_size, sparse, name
     source: Path | None = None
     overrides: tuple[str, ...] = ()
     resolved: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -286,6 +288,7 @@ class _Validator:
         self.base_dir = base_dir
         self.default_name = default_name
         self.problems: list[Problem] = []
+        self.input_options: Mapping[str, Any] = MappingProxyType({})
 
     # -- reporting --------------------------------------------------------
 
@@ -370,6 +373,9 @@ class _Validator:
         seed = data.get("seed", DEFAULTS["seed"])
         if seed is not None:
             seed = self.integer(seed, ("seed",), minimum=0, what="a non-negative integer, or null to draw one")
+            if seed is not None and seed > MAX_SEED:
+                self.problem(("seed",), f"expected a seed below 2**32 ({MAX_SEED + 1:,}); received {seed}.")
+                seed = None
         resolved["seed"] = seed
 
         data_spec = None
@@ -401,6 +407,7 @@ class _Validator:
             "seed": seed,
             "data": data_spec,
             "input_shape": input_shape,
+            "input_options": self.input_options,
             "layers": layers,
             "compile": compile_spec,
             "fit": fit_spec,
@@ -489,6 +496,7 @@ class _Validator:
         layers: list[KerasObject] = []
         input_shape = None
         input_from = None
+        input_options: dict[str, Any] = {}
         for index, item in enumerate(value):
             item_path = path + (index,)
             layer = self.keras_object("layer", item, item_path)
@@ -501,6 +509,7 @@ class _Validator:
                 shape = layer.args.get("shape")
                 input_shape = self.shape(shape, item_path + (layer.name, "shape"))
                 input_from = f"{render_path(item_path)}.Input.shape"
+                input_options = {k: v for k, v in layer.args.items() if k != "shape"}
                 continue
             shape_args = [a for a in ("input_dim", "input_shape") if a in layer.args and not layer.accepts(a)]
             if shape_args:
@@ -528,10 +537,11 @@ class _Validator:
             layers.append(layer)
         resolved = []
         if input_shape is not None:
-            resolved.append({"Input": {"shape": list(input_shape)}})
+            resolved.append({"Input": {"shape": list(input_shape), **input_options}})
         resolved += [layer.to_data() for layer in layers]
         if not layers and not self.problems:
             self.problem(path, "`layers` holds only an `Input`; add at least one layer after it.")
+        self.input_options = MappingProxyType(input_options)
         return tuple(layers), input_shape, resolved
 
     def shape(self, value, path):
@@ -626,10 +636,12 @@ class _Validator:
                     key=True,
                 )
                 ok = False
+        typo_targets = {hint for key in given if key not in names for hint in catalog.close_matches(key, names)}
         for param in entry.params:
             if param.get("required") and param["name"] not in given:
-                self.problem(path, f"{entry.name} needs `{param['name']}`.")
                 ok = False
+                if param["name"] not in typo_targets:  # already reported with "did you mean"
+                    self.problem(path, f"{entry.name} needs `{param['name']}`; received {', '.join(given) or 'no arguments'}.")
         if entry.target == "Input" and "shape" not in given:
             self.problem(path, "Input needs `shape`, e.g. `- Input: {shape: [4]}`.")
             ok = False
@@ -695,14 +707,9 @@ class _Validator:
                 if not isinstance(value, bool):
                     expected = "true or false"
             elif _is_number(default):
-                if not _is_number(value):
-                    expected = "a number"
-            elif isinstance(default, str):
-                if not isinstance(value, str):
-                    expected = f"a string (default {default!r})"
-            elif isinstance(default, list):
-                if not (isinstance(value, list) or _is_number(value)):
-                    expected = "a number or a list"
+                # Numeric arguments often take lists too (`axis: [1, 2]`, `profile_batch: [2, 5]`).
+                if isinstance(value, (str, bool)):
+                    expected = "a number" + (" or a list of numbers" if not isinstance(value, bool) else "")
             if expected:
                 self.problem(path, f"expected {expected}; received {_describe(value)}.")
                 return _INVALID
@@ -815,7 +822,7 @@ class _Validator:
         if _is_number(condition) or isinstance(condition, bool):
             self.problem(path, f"a gate is a comparison written as a string, like \">= {condition}\"; received {_describe(condition)}.")
             return None
-        if not isinstance(condition, str) or not (match := _GATE_RE.match(condition)):
+        if not isinstance(condition, str) or not (match := GATE_PATTERN.match(condition)):
             self.problem(path, f"a gate is a comparison like \">= 0.9\" or \"< 0.5\" (operators >=, <=, >, <, ==); received {_describe(condition)}.")
             return None
         return Gate(metric, match.group(1), float(match.group(2)))

@@ -100,3 +100,40 @@ def test_unknown_input_shape_says_how_to_give_one():
 def test_input_shape_from_the_caller():
     model = build_model(spec_from_text("layers: [Dense: 2]\ncompile: {loss: mse}\n"), input_shape=(5,))
     assert model.count_params() == 12
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("layers: [Input: [4], {Dense: {units: 4, dtype: int32}}]\ncompile: {loss: mse}\n", "layers[1]"),
+        ("layers: [Input: [4], {Embedding: {input_dim: 10, output_dim: 4, weights: [1]}}]\ncompile: {loss: mse}\n", "layers[1]"),
+        ("layers: [Input: [4], {Dense: {units: 3, kernel_initializer: stft}}]\ncompile: {loss: mse}\n", "layers[1]"),
+    ],
+)
+def test_any_keras_failure_on_the_files_arguments_is_a_located_config_error(text, fragment):
+    with pytest.raises(ConfigError) as caught:
+        build_model(spec_from_text(text, source="x.yaml"))
+    assert fragment in str(caught.value) and "x.yaml:1:" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "objects",
+    [
+        "compile: {loss: mse, optimizer: Lamb}",
+        "compile: {loss: mse, optimizer: lion}",
+        "layers_extra: {kernel_regularizer: l1_l2, kernel_initializer: constant, kernel_constraint: max_norm}",
+    ],
+)
+def test_every_bare_name_the_catalog_accepts_builds(objects):
+    if objects.startswith("layers_extra"):
+        args = objects[len("layers_extra: {"):-1]
+        text = f"layers: [Input: [4], {{Dense: {{units: 2, {args}}}}}]\ncompile: {{loss: mse}}\n"
+    else:
+        text = f"layers: [Input: [4], Dense: 2]\n{objects}\n"
+    build_model(spec_from_text(text))
+
+
+def test_input_options_are_honoured():
+    spec = spec_from_text("layers: [{Input: {shape: [4], dtype: float64, name: features}}, Dense: 1]\ncompile: {loss: mse}\n")
+    model = build_model(spec)
+    assert model.inputs[0].dtype == "float64" and model.inputs[0].name == "features"

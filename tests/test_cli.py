@@ -108,3 +108,16 @@ def test_schema_to_stdout_and_file(tmp_path):
     target = tmp_path / "nnflow.schema.json"
     assert run("schema", "--output", target).exit_code == 0
     assert json.loads(target.read_text()) == schema
+
+
+def test_compile_with_no_feature_left_is_exit_3(write, tmp_path):
+    (tmp_path / "d.csv").write_text("a,b\n1,2\n3,4\n")
+    path = write("data: {train: d.csv, target: b, drop: [a]}\nlayers: [Dense: 1]\ncompile: {loss: mse}\n")
+    result = run("compile", path)
+    assert result.exit_code == 3 and "no feature columns are left" in result.output
+
+
+def test_compile_never_prints_a_traceback_for_keras_refusals(write):
+    path = write("layers: [Input: [4], {Dense: {units: 4, dtype: int32}}]\ncompile: {loss: mse, optimizer: Lamb}\n")
+    result = run("compile", path)
+    assert result.exit_code == 2 and "Traceback" not in result.output and f"{path}:1:" in result.output

@@ -90,3 +90,26 @@ def test_errors_name_the_override(override, fragment):
 
 def test_later_override_wins():
     assert resolved("fit.epochs=5", "fit.epochs=7")["fit"]["epochs"] == 7
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("compile.metrics.0=accuracy", "compile.metrics is not set, so it has no item 0"),
+        ("fit.callbacks.0.EarlyStopping.patience=3", "fit.callbacks is not set, so it has no item 0"),
+        ("fit.epochs=#x", "which YAML reads as a comment; quote it"),
+        ("compile.optimizer.learning_rate=0.1", "write `--set compile.optimizer.SGD.learning_rate=...`"),
+    ],
+)
+def test_override_mistakes_on_the_tutorial(override, fragment):
+    with pytest.raises(ConfigError) as caught:
+        load_spec(CONFIGS / "tutorial.yaml", [override])
+    assert fragment in str(caught.value)
+
+
+def test_override_problems_are_reported_with_the_files(write):
+    path = write("layers: [Dens: 1]\ncompile: {loss: mse}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_spec(path, ["fit.epoch=5", "layers.5.units=1"])
+    message = str(caught.value)
+    assert message.startswith("3 problems") and "Did you mean 'Dense'" in message and "fit.epoch" in message

@@ -42,3 +42,18 @@ def test_layer_arguments_are_listed_for_completion():
     dense = next(v for v in layers if "Dense" in v.get("properties", {}))
     arguments = dense["properties"]["Dense"]["anyOf"][0]["properties"]
     assert {"units", "activation", "use_bias", "kernel_initializer", "input_dim"} <= set(arguments)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "layers: [Dense: 1]\ncompile: {loss: mse, optimizer: {Adam: {learning_rate: {ExponentialDecay: {initial_learning_rate: 0.1, decay_steps: 10, decay_rate: 0.9}}}}}\n",
+        "layers: [Dense: 1]\ncompile: {loss: mse, metrics: accuracy}\n",
+        "layers: [{LayerNormalization: {axis: [1, 2]}}]\ncompile: {loss: mse}\n",
+    ],
+)
+def test_schema_accepts_what_check_accepts(validator, text):
+    from nnflow.spec import spec_from_text
+
+    spec_from_text(text)
+    assert list(validator.iter_errors(yaml.safe_load(text))) == []

@@ -214,3 +214,43 @@ def test_spec_module_does_not_import_tensorflow():
     import nnflow.spec  # noqa: F401
 
     assert "keras" not in sys.modules or "tensorflow" in sys.modules  # keras only ever arrives with a test that built a model
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        "LayerNormalization: {axis: [1, 2]}",
+        "ZeroPadding1D: [[1, 1]]",
+        "BatchNormalization: {momentum: 0.9, epsilon: 0.001}",
+        "Bidirectional: {layer: {LSTM: {units: 4, return_sequences: true}}}",
+        "TimeDistributed: {layer: {Dense: 2}}",
+    ],
+)
+def test_legitimate_keras_arguments_are_accepted(item):
+    spec_from_text(f"layers:\n  - Input: [5, 3]\n  - {item}\ncompile: {{loss: mse}}\n")
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [
+        "TensorBoard: {log_dir: logs, update_freq: 100, profile_batch: [2, 5]}",
+        "ModelCheckpoint: {filepath: m.keras, save_freq: 100}",
+        "ReduceLROnPlateau: {factor: 0.5, patience: 2}",
+        "CSVLogger: {filename: log.csv}",
+    ],
+)
+def test_legitimate_callback_arguments_are_accepted(callback):
+    spec_from_text(f"layers: [Dense: 1]\ncompile: {{loss: mse}}\nfit: {{callbacks: [{callback}]}}\n")
+
+
+def test_a_typo_of_a_required_argument_is_reported_once():
+    message = problems("layers: [Dense: {unit: 4}]\ncompile: {loss: mse}\n")
+    assert "Did you mean 'units'" in message and "needs `units`" not in message and "problems" not in message
+
+
+def test_seed_must_fit_numpy():
+    assert "expected a seed below 2**32" in problems("seed: 4294967296\n" + MINIMAL)
+
+
+def test_optimizer_learning_rate_must_be_positive():
+    assert "expected a positive learning rate" in problems("layers: [Dense: 1]\ncompile: {loss: mse, optimizer: {Adam: {learning_rate: -1}}}\n")
