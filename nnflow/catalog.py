@@ -8,7 +8,6 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 CATALOG_PATH = Path(__file__).with_name("keras_catalog.json")
 
@@ -163,7 +162,3 @@ def snake_case(name: str) -> str:
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     name = re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
     return name
-
-
-def default_of(param: dict) -> Any:
-    return param.get("default")

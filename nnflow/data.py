@@ -8,7 +8,6 @@ from .catalog import did_you_mean
 from .errors import DataError
 from .spec import DataSpec
 
-CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst")
 
 

@@ -4,7 +4,6 @@ No TensorFlow here: these run in milliseconds.
 """
 
 import sys
-from pathlib import Path
 
 import pytest
 
