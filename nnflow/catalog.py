@@ -119,9 +119,15 @@ def unknown_message(what: str, name: str, candidates: list[str], module: str | N
 
 
 def did_you_mean(name: str, candidates: list[str]) -> str:
-    """'Did you mean ...?' for the closest candidates, case and separators ignored first."""
+    """'Did you mean ...?' for the closest candidates, or '' when nothing is close."""
+    matches = close_matches(name, candidates)
+    return f"Did you mean {_quote_list(matches)}?" if matches else ""
+
+
+def close_matches(name: str, candidates: list[str]) -> list[str]:
+    """Up to three candidates close to `name`, case and separators ignored first."""
     if not isinstance(name, str):
-        return ""
+        return []
     folded = _fold(name)
     by_fold: dict[str, list[str]] = {}
     for candidate in candidates:
@@ -133,16 +139,8 @@ def did_you_mean(name: str, candidates: list[str]) -> str:
         return (same_style or [c for c in group if c.islower() == name.islower()] or group)[0]
 
     if folded in by_fold:
-        return f"Did you mean {_quote_list([best(by_fold[folded])])}?"
-    close = difflib.get_close_matches(folded, list(by_fold), n=3, cutoff=0.75)
-    if close:
-        return f"Did you mean {_quote_list([best(by_fold[c]) for c in close])}?"
-    return ""
-
-
-def close_matches(name: str, candidates: list[str]) -> list[str]:
-    """The candidates `did_you_mean` would suggest for `name`."""
-    return re.findall(r"'([^']*)'", did_you_mean(name, candidates))
+        return [best(by_fold[folded])]
+    return [best(by_fold[c]) for c in difflib.get_close_matches(folded, list(by_fold), n=3, cutoff=0.75)]
 
 
 def _fold(text: str) -> str:
