@@ -27,12 +27,20 @@ _MODULES = {
 _BY_NAME = ("loss", "metric", "activation")
 
 
-def build_model(spec: Spec, *, input_shape: tuple | None = None, normalizer: Any = None, compile: bool = True):
+def build_model(
+    spec: Spec,
+    *,
+    input_shape: tuple | None = None,
+    normalizer: Any = None,
+    compile: bool = True,
+    steps_per_execution: int | None = None,
+):
     """Build (and by default compile) the `keras.Sequential` that `spec` describes.
 
     `input_shape` (without the batch axis) is used when the file names none: nnflow
     passes the data's feature count. `normalizer`, a Keras layer, goes first (the
-    standardisation that `data.normalize` asks for).
+    standardisation that `data.normalize` asks for). `steps_per_execution` resolves
+    the file's `auto` (nnflow's training picks it from the data; 1 otherwise).
     """
     keras = import_keras()
     shape = spec.input_shape or input_shape
@@ -59,11 +67,26 @@ def build_model(spec: Spec, *, input_shape: tuple | None = None, normalizer: Any
         except Exception as error:  # shape mismatches, out-of-memory weights, bad dtypes
             raise _located(spec, layer_spec, f"Keras cannot add this layer: {_keras_message(error)}") from None
     if compile:
-        compile_model(model, spec)
+        compile_model(model, spec, steps_per_execution=steps_per_execution)
     return model
 
 
-def compile_model(model, spec: Spec) -> None:
+def normalization_layer(mean, variance, input_shape):
+    """Keras's `Normalization` with statistics of the training split: per feature, for any input shape."""
+    import numpy as np
+
+    keras = import_keras()
+    shape = tuple(input_shape)
+    axis = -1 if len(shape) == 1 else tuple(range(1, len(shape) + 1))
+    return keras.layers.Normalization(
+        axis=axis,
+        mean=np.asarray(mean, dtype="float32").reshape(shape),
+        variance=np.asarray(variance, dtype="float32").reshape(shape),
+        name="normalization",
+    )
+
+
+def compile_model(model, spec: Spec, *, steps_per_execution: int | None = None) -> None:
     """`model.compile` with the file's optimizer, loss, metrics and options."""
     keras = import_keras()
     settings = spec.compile
@@ -75,7 +98,7 @@ def compile_model(model, spec: Spec) -> None:
             optimizer=optimizer,
             loss=loss,
             metrics=metrics,
-            steps_per_execution=settings.steps_per_execution,
+            steps_per_execution=steps_per_execution or (1 if settings.steps_per_execution == "auto" else settings.steps_per_execution),
             jit_compile=settings.jit_compile,
             run_eagerly=settings.run_eagerly,
         )
@@ -83,10 +106,32 @@ def compile_model(model, spec: Spec) -> None:
         raise ConfigError(Problem(f"Keras refused to compile the model: {_keras_message(error)}", path="compile", where=_where(spec, "compile"))) from None
 
 
-def build_callbacks(spec: Spec) -> list:
-    """The `fit.callbacks` of the file as Keras callback objects."""
+# Callback arguments that name files: relative ones are put inside the run folder.
+_PATH_ARGUMENTS = ("filepath", "filename", "log_dir", "backup_dir")
+
+
+def build_callbacks(spec: Spec, *, base_dir=None) -> list:
+    """The `fit.callbacks` of the file as Keras callback objects.
+
+    With `base_dir` (the run folder), relative file arguments (ModelCheckpoint's
+    `filepath`, CSVLogger's `filename`, TensorBoard's `log_dir`) are placed inside it.
+    """
+    import dataclasses
+    from pathlib import Path
+
     keras = import_keras()
-    return [_instantiate(keras, callback, spec) for callback in spec.fit.callbacks]
+    callbacks = []
+    for callback in spec.fit.callbacks:
+        if base_dir is not None:
+            moved = {
+                key: str(Path(base_dir) / value)
+                for key, value in callback.args.items()
+                if key in _PATH_ARGUMENTS and isinstance(value, str) and not Path(value).is_absolute()
+            }
+            if moved:
+                callback = dataclasses.replace(callback, args={**callback.args, **moved})
+        callbacks.append(_instantiate(keras, callback, spec))
+    return callbacks
 
 
 def instantiate(obj: KerasObject, spec: Spec):

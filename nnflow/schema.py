@@ -91,7 +91,11 @@ def json_schema() -> dict:
             "optimizer": _object_schema("optimizer") | {"default": DEFAULTS["compile"]["optimizer"]},
             "loss": _object_schema("loss"),
             "metrics": {"anyOf": [{"type": "array", "items": _object_schema("metric")}, _object_schema("metric")], "default": []},
-            "steps_per_execution": {"type": "integer", "minimum": 1, "default": 1},
+            "steps_per_execution": {
+                "oneOf": [{"type": "integer", "minimum": 1}, {"const": "auto"}],
+                "default": "auto",
+                "description": "training steps per call into TensorFlow; auto: up to 32 (a whole epoch of a small table)",
+            },
             "jit_compile": {"enum": [True, False, "auto"], "default": "auto"},
             "run_eagerly": {"type": "boolean", "default": False},
         },

@@ -109,7 +109,7 @@ class CompileSpec:
     optimizer: KerasObject
     loss: KerasObject
     metrics: tuple[KerasObject, ...]
-    steps_per_execution: int
+    steps_per_execution: int | str  # or "auto": nnflow picks it from the data when training
     jit_compile: bool | str
     run_eagerly: bool
 
@@ -228,7 +228,7 @@ FIT_KEYS = ("batch_size", "epochs", "shuffle", "callbacks")
 DEFAULTS = {
     "seed": 0,
     "data": {"drop": [], "validation": 0.2, "test": 0, "normalize": True, "features": None},
-    "compile": {"optimizer": "rmsprop", "metrics": [], "steps_per_execution": 1, "jit_compile": "auto", "run_eagerly": False},
+    "compile": {"optimizer": "rmsprop", "metrics": [], "steps_per_execution": "auto", "jit_compile": "auto", "run_eagerly": False},
     "fit": {"batch_size": 32, "epochs": 1, "shuffle": True, "callbacks": []},
 }
 
@@ -746,7 +746,9 @@ class _Validator:
             metrics.append(metric)
         if "loss" in seen:
             self.problem(path + ("metrics", seen["loss"]), "a metric cannot be named 'loss'; Keras reports the loss under that name.")
-        steps = self.integer(merged["steps_per_execution"], path + ("steps_per_execution",), minimum=1, what="a positive integer")
+        steps = merged["steps_per_execution"]
+        if steps != "auto":
+            steps = self.integer(steps, path + ("steps_per_execution",), minimum=1, what="a positive integer or 'auto'")
         jit = merged["jit_compile"]
         if jit != "auto" and not isinstance(jit, bool):
             self.problem(path + ("jit_compile",), f"expected true, false or 'auto'; received {_describe(jit)}.")
