@@ -1,5 +1,5 @@
 # Two entry points, each creating .venv if it is missing:
-#   make demo   install nnflow and run it on a bundled example
+#   make demo   install nnflow and train the bundled iris example (runs/iris-mlp/...)
 #   make test   install nnflow with its test extras and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,14 +16,15 @@ install: $(BIN)/python
 
 demo: install
 	$(BIN)/nnflow check configs/iris.yaml
-	$(BIN)/nnflow compile configs/iris.yaml
-	$(BIN)/nnflow compile configs/tutorial.yaml
+	$(BIN)/nnflow train configs/iris.yaml
 
 test: install
 	$(BIN)/python -m pytest
 
 bench: install
 	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/train_tutorial.py
+	$(BIN)/python benchmarks/train_large.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

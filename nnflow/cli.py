@@ -55,6 +55,7 @@ def cli():
     \b
     nnflow check configs/iris.yaml      # validate the file (fast: no TensorFlow)
     nnflow compile configs/iris.yaml    # build + compile, show the layers and parameters
+    nnflow train configs/iris.yaml      # fit, evaluate, check gates; saves runs/NAME/TIMESTAMP
     nnflow schema > nnflow.schema.json  # JSON Schema for your editor
 
     Exit codes: 0 ok, 1 internal error, 2 bad command line or experiment file,
@@ -125,6 +126,98 @@ def _layer_table(result) -> str:
     out.append(f"Compiled with optimizer {result.optimizer}, loss {result.loss}"
                + (f", metrics {', '.join(result.metrics)}" if result.metrics else ""))
     return "\n".join(out)
+
+
+@cli.command()
+@click.argument("config", metavar="CONFIG", required=False, type=click.Path(dir_okay=False))
+@set_option
+@click.option("--out", type=click.Path(file_okay=False), help="Write the run here (a new or empty folder) instead of runs/NAME/TIMESTAMP.")
+@click.option("--resume", metavar="RUN", help="Continue an interrupted run from its last completed epoch (a run folder, or runs/NAME for the newest).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or notes; print only the run folder.")
+def train(config, overrides, out, resume, quiet):
+    """Train the model of CONFIG and save a run folder (`nnflow fit` is the same command).
+
+    Reads the data, fits with the file's batch size, epochs and callbacks, evaluates the
+    final model on each split, and checks the `expect:` gates. The run folder
+    (runs/NAME/TIMESTAMP) holds model.keras, the resolved experiment.yaml,
+    preprocessing.json, history.csv, metrics.json and run.json.
+
+    Exit codes: 3 bad data, 4 the loss became NaN, 5 a gate failed.
+
+    \b
+    Examples:
+        nnflow train configs/iris.yaml
+        nnflow train configs/iris.yaml --set fit.epochs=5 --out /tmp/iris-run
+        nnflow train --resume runs/iris-mlp
+    """
+    from ._tf import quiet_tensorflow
+    from .errors import ConfigError, GateError, Problem
+    from .workflows import Progress, train as run_train
+
+    if (config is None) == (resume is None):
+        raise ConfigError(Problem("give an experiment file (nnflow train CONFIG) or a run to continue (--resume RUN), not both." if config else "missing CONFIG: the experiment file to train (nnflow train configs/iris.yaml), or --resume RUN."))
+    if resume is not None and (overrides or out):
+        raise ConfigError(Problem("--resume continues a run with its own experiment.yaml and folder; --set and --out cannot change them."))
+    progress = Progress()
+    if not quiet:
+        progress.on_note = lambda note: click.echo(f"note: {note}")
+        if sys.stdout.isatty():
+            progress.verbose = 1
+        else:
+            progress.on_epoch = lambda row, epochs: click.echo(_epoch_line(row, epochs))
+    try:
+        with quiet_tensorflow():
+            result = run_train(config, overrides, out=out, resume=resume, progress=progress)
+    except KeyboardInterrupt as interrupt:
+        run_dir = getattr(interrupt, "run_dir", None)
+        click.echo("\nInterrupted." + (f" Continue with: nnflow train --resume {run_dir}" if run_dir else ""), err=True)
+        sys.exit(130)
+    if quiet:
+        click.echo(str(result.run_dir))
+    else:
+        click.echo(_train_summary(result))
+    if result.failed_gates:
+        failed = result.failed_gates
+        raise GateError(f"{len(failed)} of {len(result.gates)} expect: gate(s) failed: " + "; ".join(map(str, failed)) + ".")
+
+
+cli.add_command(train, "fit")
+
+
+def _epoch_line(row: dict, epochs: int) -> str:
+    """`epoch  3/100  loss 0.5123  accuracy 0.8100  val_loss 0.4981  val_accuracy 0.8333  (0.02s)`"""
+    width = len(str(epochs))
+    keys = [key for key in row if key not in ("epoch", "seconds", "learning_rate")]
+    keys.sort(key=lambda key: (key.startswith("val_"), key.removeprefix("val_") != "loss"))
+    values = "  ".join(f"{key} {row[key]:.4f}" for key in keys)
+    return f"epoch {row['epoch']:>{width}}/{epochs}  {values}  ({row['seconds']:.2f}s)"
+
+
+def _train_summary(result) -> str:
+    spec = result.spec
+    epochs = spec.fit.epochs
+    ran = f"{result.epochs_completed} of {epochs} epochs (stopped early)" if result.stopped_early else f"{epochs} epochs"
+    resumed = f", resumed after epoch {result.resumed_at}" if result.resumed_at else ""
+    lines = [f"Trained {spec.name}: {ran}{resumed} in {result.seconds:.1f} s.", f"Run folder: {result.run_dir}", ""]
+    names = [name for name in spec.metric_names]
+    rows = []
+    for label, prefix in (("train", ""), ("val", "val_"), ("test", "test_")):
+        if any(prefix + name in result.metrics for name in names):
+            rows.append([label] + [_metric(result.metrics.get(prefix + name)) for name in names])
+    header = ["", *names]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        lines.append("  " + "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    if result.gates:
+        lines += ["", "Gates:"]
+        for gate in result.gates:
+            value = "not reported" if gate.value is None else _metric(gate.value)
+            lines.append(f"  {'ok  ' if gate.passed else 'FAIL'}  {gate.metric} {gate.condition}  ({value})")
+    return "\n".join(lines)
+
+
+def _metric(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 @cli.command()

@@ -1,31 +1,234 @@
-"""The run folder and everything nnflow writes that a user keeps: atomic writes only."""
+"""The run folder and everything nnflow writes that a user keeps. Every write is atomic.
+
+    runs/NAME/2026-11-27_08-00-21/
+        run.json            status, seed, times, versions, data checksums, command line
+        experiment.yaml     the resolved file: defaults, overrides and drawn seed applied
+        preprocessing.json  feature columns, vocabularies, class names, normalisation
+        history.csv         one row per epoch
+        metrics.json        final metrics of the saved model on each split
+        model.keras         the trained model (written last, only when training succeeded)
+        checkpoint.npz      while training: the last completed epoch, for --resume
+
+A file is written beside its final name, flushed, and renamed over it, so a run killed
+at any moment leaves each file either complete or absent (never half-written).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import math
 import os
 import tempfile
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, Problem
+
+RUN_FILE = "run.json"
+CHECKPOINT_FILE = "checkpoint.npz"
+RUNS_ROOT = Path("runs")
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
+def _file_mode() -> int:
+    """What `open()` would give a new file under the current umask (mkstemp gives 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
+def write_text_atomic(path: str | Path, text: str, *, durable: bool = True) -> Path:
     """Write `text` beside `path`, fsync, then rename over it: never a half-written file."""
-    return write_bytes_atomic(path, text.encode("utf-8"))
+    return write_bytes_atomic(path, text.encode("utf-8"), durable=durable)
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+def write_bytes_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> Path:
+    """Atomic against a killed process; with `durable` (fsync) against a power cut too."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(handle, FILE_MODE)
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
             stream.flush()
+            if durable:
+                os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        _remove(temporary)
+        raise
+    return path
+
+
+def write_json(path: Path, data: Any, *, durable: bool = True) -> Path:
+    return write_text_atomic(path, json.dumps(_finite(data), indent=2) + "\n", durable=durable)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or Infinity: they are written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _remove(path: str | Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def history_csv(rows: list[dict]) -> str:
+    """Epoch rows as CSV, `epoch` first; columns in the order they first appear."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", restval="")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _format(value) for key, value in row.items()})
+    return out.getvalue()
+
+
+def _format(value: Any) -> Any:
+    return repr(value) if isinstance(value, float) else value
+
+
+def save_model(model, path: Path) -> Path:
+    """`model.save` to a temporary `.keras` file beside `path`, then rename it into place."""
+    handle, temporary = tempfile.mkstemp(prefix=".model.", suffix=".keras", dir=path.parent)
+    os.close(handle)
+    try:
+        model.save(temporary)
+        os.chmod(temporary, FILE_MODE)
+        with open(temporary, "rb") as stream:
             os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
+        _remove(temporary)
         raise
     return path
+
+
+# ---------------------------------------------------------------------------
+# Finding and making run folders
+
+
+def new_run_dir(name: str, out: str | Path | None = None, *, now: datetime | None = None) -> Path:
+    """`runs/NAME/TIMESTAMP` (a new, unique folder), or `out`, which must be new or empty."""
+    if out is not None:
+        out = Path(out)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ConfigError(Problem(f"{out} already exists and is not an empty folder; choose a new --out folder.", where="--out"))
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+    stamp = (now or datetime.now()).strftime("%Y-%m-%d_%H-%M-%S")
+    parent = RUNS_ROOT / name
+    parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 1000):
+        candidate = parent / (stamp if attempt == 1 else f"{stamp}_{attempt}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise ConfigError(f"cannot make a new run folder in {parent}")
+
+
+def find_run(run: str | Path) -> Path:
+    """A run folder, or the newest run inside `runs/NAME` (by start time)."""
+    path = Path(run)
+    if (path / RUN_FILE).is_file():
+        return path
+    if not path.exists():
+        raise ConfigError(Problem(f"{path}: no such run folder. Runs are in runs/NAME/TIMESTAMP; `runs/NAME` means the newest.", where="RUN"))
+    candidates = [child for child in path.iterdir() if (child / RUN_FILE).is_file()] if path.is_dir() else []
+    if not candidates:
+        raise ConfigError(Problem(f"{path}: not a run folder (no {RUN_FILE}) and holds no runs.", where="RUN"))
+    return max(candidates, key=lambda child: (_started(child), child.name))
+
+
+def _started(run_dir: Path) -> str:
+    try:
+        return str(read_json(run_dir / RUN_FILE).get("started", ""))
+    except (OSError, ValueError):
+        return ""
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints: the last completed epoch
+
+
+class Checkpointer:
+    """Saves the last completed epoch in one file, `checkpoint.npz`: its rename commits it.
+
+    It holds the model's and optimizer's variables (the dropout RNG state included),
+    the file's callbacks' state and the history so far. Not fsynced: it guards against
+    a killed process, and it is written every epoch, so it must be cheap (about 1 ms).
+    """
+
+    def __init__(self, run_dir: Path, model):
+        self.path = Path(run_dir) / CHECKPOINT_FILE
+        self.model = model
+        self._variables: tuple[list, list] | None = None
+
+    def save(self, state: dict, arrays: dict[str, Any]) -> None:
+        import numpy as np
+
+        if self._variables is None:  # fixed once training has started; listing them is not free
+            self._variables = (list(self.model.variables), list(self.model.optimizer.variables))
+        model_variables, optimizer_variables = self._variables
+        stored = {f"model.{i}": v.numpy() for i, v in enumerate(model_variables)}
+        stored.update({f"optimizer.{i}": v.numpy() for i, v in enumerate(optimizer_variables)})
+        stored.update(arrays)
+        stored["state"] = np.array(json.dumps(state))
+        buffer = io.BytesIO()
+        np.savez(buffer, **stored)
+        write_bytes_atomic(self.path, buffer.getvalue(), durable=False)
+
+
+def load_checkpoint(run_dir: Path) -> tuple[dict, dict] | None:
+    """(state, arrays) of the last completed epoch, or None if no epoch completed."""
+    import numpy as np
+
+    path = Path(run_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    return json.loads(str(arrays.pop("state"))), arrays
+
+
+def restore_weights(model, arrays: dict) -> None:
+    """Put the checkpoint's model and optimizer variables back (the optimizer is built first)."""
+    model.optimizer.build(model.trainable_variables)
+    for prefix, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
+        for index, variable in enumerate(variables):
+            variable.assign(arrays[f"{prefix}.{index}"])
+
+
+def remove_partial_files(run_dir: Path) -> list[Path]:
+    """Temporary files a killed process left beside their final names (never read as results)."""
+    partial = [*Path(run_dir).glob(".*.tmp"), *Path(run_dir).glob(".model.*.keras")]
+    for path in partial:
+        _remove(path)
+    return partial
+
+
+def remove_checkpoint(run_dir: Path) -> None:
+    _remove(Path(run_dir) / CHECKPOINT_FILE)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
+import shlex
+import socket
+import sys
+import time
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
-from .spec import Spec, load_spec
+from .errors import ConfigError, NnflowError, Problem
+from .spec import COMPILE_KEYS, DATA_KEYS, FIT_KEYS, Spec, load_spec
 
 
 @dataclass(frozen=True)
@@ -104,3 +113,331 @@ def describe_model(model, spec: Spec) -> CompileResult:
         loss=spec.compile.loss.name,
         metrics=tuple(m.output_name for m in spec.compile.metrics),
     )
+
+
+# ---------------------------------------------------------------------------
+# train
+
+
+@dataclass(frozen=True)
+class GateResult:
+    metric: str
+    condition: str
+    value: float | None
+    passed: bool
+
+    def __str__(self) -> str:
+        shown = "not reported" if self.value is None else f"{self.value:.4g}"
+        return f"{self.metric} = {shown}, expected {self.condition}"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    spec: Spec
+    metrics: dict
+    gates: tuple[GateResult, ...]
+    epochs_completed: int
+    stopped_early: bool
+    resumed_at: int | None  # the epoch a resumed run continued after
+    seconds: float
+    timing: dict
+    notes: tuple[str, ...]
+
+    @property
+    def failed_gates(self) -> list[GateResult]:
+        return [gate for gate in self.gates if not gate.passed]
+
+
+@dataclass
+class Progress:
+    """How training reports as it goes; `cli.py` supplies the printing."""
+
+    verbose: int = 0  # 1: Keras's own progress bar
+    on_epoch: Callable[[dict, int], None] | None = None  # (history row, configured epochs)
+    on_note: Callable[[str], None] | None = None
+
+
+def check_gates(spec: Spec, metrics: dict) -> tuple[GateResult, ...]:
+    """Each `expect:` gate against the final metrics; a metric not reported fails its gate."""
+    results = []
+    for gate in spec.expect:
+        value = metrics.get(gate.metric)
+        results.append(GateResult(gate.metric, gate.condition, value, gate.holds(value)))
+    return tuple(results)
+
+
+def train(
+    config: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    *,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    progress: Progress | None = None,
+    command: list[str] | None = None,
+) -> TrainResult:
+    """Train the experiment of `config` into a new run folder, or continue the run `resume`.
+
+    Data problems raise before any folder is made. Once the run folder exists, its
+    `run.json` always tells the truth: running, completed, failed or interrupted.
+    """
+    from . import runs
+
+    progress = progress or Progress()
+    command = list(sys.argv if command is None else command)
+    if resume is not None:
+        run_dir = runs.find_run(resume)
+        info = runs.read_json(run_dir / runs.RUN_FILE)
+        _check_resumable(run_dir, info)
+        spec = load_spec(run_dir / "experiment.yaml")
+        seed = spec.seed
+    else:
+        spec = load_spec(config, overrides)
+        if spec.data is None:
+            raise ConfigError(Problem("`nnflow train` needs a `data:` section: the table to train on (`train:`) and its `target:`.", where=str(spec.source)))
+        seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
+        info = None
+
+    from .data import prepare
+
+    prepared = prepare(spec, seed)
+    for note in prepared.notes:
+        if progress.on_note:
+            progress.on_note(note)
+    if info is not None:
+        _check_same_data(run_dir, info, prepared)
+    return _run_training(spec, seed, prepared, progress, command, out=out, resumed=(run_dir, info) if info else None)
+
+
+def _check_resumable(run_dir: Path, info: dict) -> None:
+    status = info.get("status")
+    if status == "completed":
+        raise ConfigError(Problem(f"{run_dir} finished training already; there is nothing to resume. Start a new run with `nnflow train CONFIG`.", where="--resume"))
+    if status == "failed":
+        raise ConfigError(Problem(f"{run_dir} failed ({info.get('error', 'see run.json')}); resuming would repeat it. Start a new run.", where="--resume"))
+    if status == "running" and info.get("host") == socket.gethostname() and _alive(info.get("pid")):
+        raise ConfigError(Problem(f"{run_dir} is still being trained by process {info['pid']}; wait for it or stop it first.", where="--resume"))
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed process can linger as a zombie until its parent reaps it
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _check_same_data(run_dir: Path, info: dict, prepared) -> None:
+    from . import runs
+    from .data import sha256
+    from .errors import DataError
+
+    for role, entry in info.get("data", {}).items():
+        path = Path(entry["path"])
+        if not path.exists():
+            raise DataError(f"{path}: the {role} data of {run_dir} is gone; it cannot be resumed. Start a new run.")
+        if sha256(path) != entry["sha256"]:
+            raise DataError(f"{path}: the {role} data changed since {run_dir} started (its sha256 differs); resuming would mix two datasets. Start a new run.")
+    saved = runs.read_json(run_dir / "preprocessing.json")
+    if saved != json.loads(json.dumps(prepared.preprocessing.to_json())):
+        raise DataError(f"{run_dir}: the data no longer prepares as it did when the run started; start a new run.")
+
+
+def _versions() -> dict:
+    import platform
+
+    import keras
+    import numpy
+    import pandas
+    import tensorflow
+
+    from . import __version__
+
+    return {
+        "nnflow": __version__,
+        "keras": keras.__version__,
+        "tensorflow": tensorflow.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, *, out, resumed) -> TrainResult:
+    from . import runs, training
+    from .builder import build_callbacks, build_model, normalization_layer
+    from .data import sha256
+
+    started_clock = time.perf_counter()
+    preprocessing = prepared.preprocessing
+    train_split, validation = prepared.train, prepared.validation
+    batch_size, epochs = spec.fit.batch_size, spec.fit.epochs
+    steps = training.steps_per_execution(spec.compile.steps_per_execution, train_split.rows, batch_size)
+
+    training.seed_everything(seed)
+    normalizer = None
+    if preprocessing.normalize:
+        normalizer = normalization_layer(preprocessing.mean, preprocessing.variance, preprocessing.input_shape)
+    model = build_model(spec, input_shape=tuple(preprocessing.input_shape), normalizer=normalizer, steps_per_execution=steps)
+    training.check_output(model, preprocessing, spec)
+
+    if resumed:
+        run_dir, info = resumed
+        runs.remove_partial_files(run_dir)
+        info["resumes"] = [*info.get("resumes", []), {"at": _now(), "command": shlex.join(command)}]
+    else:
+        run_dir = runs.new_run_dir(spec.name, out)
+        info = {
+            "name": spec.name,
+            "config": str(spec.source) if spec.source else None,
+            "command": shlex.join(command),
+            "seed": seed,
+            "started": _now(),
+            "data": {role: {"path": str(path.resolve()), "sha256": sha256(path)} for role, path in prepared.files.items()},
+            "rows": {role: split.rows for role, split in prepared.splits.items()},
+            "versions": _versions(),
+        }
+        runs.write_text_atomic(run_dir / "experiment.yaml", _resolved_yaml(spec, seed))
+        runs.write_json(run_dir / "preprocessing.json", preprocessing.to_json())
+    info.update(status="running", pid=os.getpid(), host=socket.gethostname(), steps_per_execution=steps)
+    info.update(epochs={"configured": epochs, "completed": info.get("epochs", {}).get("completed", 0)})
+    info.pop("error", None)
+    runs.write_json(run_dir / runs.RUN_FILE, info)
+
+    try:
+        user_callbacks = build_callbacks(spec, base_dir=run_dir)
+        callbacks = list(user_callbacks)
+        history: list[dict] = []
+        initial_epoch = 0
+        checkpoint = runs.load_checkpoint(run_dir) if resumed else None
+        if checkpoint is not None:
+            state, arrays = checkpoint
+            runs.restore_weights(model, arrays)
+            history = state["history"]
+            initial_epoch = state["epochs_completed"]
+            callbacks.append(training.restore_callbacks(user_callbacks, state["callbacks"], arrays))
+
+        stream = training.TrainingStream(
+            train_split.x,
+            train_split.y,
+            batch_size,
+            shuffle=spec.fit.shuffle,
+            seed=seed,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            steps_per_execution=steps,
+        )
+        validation_data = training.evaluation_dataset(validation.x, validation.y, batch_size) if validation else None
+
+        checkpointer = runs.Checkpointer(run_dir, model)
+
+        def on_epoch(row: dict) -> None:
+            # Checkpoint first, then report: every epoch a user has seen reported can be resumed.
+            states, arrays = training.callback_state(user_callbacks)
+            checkpointer.save({"epochs_completed": row["epoch"], "history": history, "callbacks": states}, arrays)
+            runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history), durable=False)
+            if progress.on_epoch:
+                progress.on_epoch(row, epochs)
+
+        outcome = training.fit(
+            model,
+            stream,
+            validation_data,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            history=history,
+            on_epoch=on_epoch,
+            verbose=progress.verbose,
+        )
+        completed = len(history) if outcome.nan_epoch is None else outcome.nan_epoch - 1
+        info["epochs"]["completed"] = completed
+        info["timing"] = {
+            "fit_seconds": round(outcome.fit_seconds, 4),
+            "train_rows": train_split.rows,
+            "epochs": outcome.epochs_run,
+            "rows_per_second": round(train_split.rows * outcome.epochs_run / outcome.fit_seconds, 1) if outcome.fit_seconds else None,
+        }
+        if outcome.nan_epoch is not None:
+            runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history))
+            error = training.nan_error(outcome.nan_epoch, history, spec)
+            _finish(run_dir, info, "failed", started_clock, error=str(error))
+            raise type(error)(f"{error} The run {run_dir} is marked failed.")
+
+        metrics: dict[str, float] = {}
+        for role, prefix in (("train", ""), ("validation", "val_"), ("test", "test_")):
+            split = prepared.splits.get(role)
+            if split is not None:
+                scores = training.evaluate(model, training.evaluation_dataset(split.x, split.y, batch_size))
+                metrics.update({prefix + key: value for key, value in scores.items()})
+        gates = check_gates(spec, metrics)
+        runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history))
+        runs.write_json(run_dir / "metrics.json", metrics)
+        runs.save_model(model, run_dir / "model.keras")
+        info["gates"] = [{"metric": g.metric, "condition": g.condition, "value": g.value, "passed": g.passed} for g in gates]
+        _finish(run_dir, info, "completed", started_clock)
+        runs.remove_checkpoint(run_dir)
+    except KeyboardInterrupt as interrupt:
+        _finish(run_dir, info, "interrupted", started_clock)
+        interrupt.run_dir = run_dir  # for the message that says how to resume
+        raise
+    except NnflowError:
+        raise
+    except BaseException as error:
+        _finish(run_dir, info, "failed", started_clock, error=f"{type(error).__name__}: {error}")
+        raise
+    return TrainResult(
+        run_dir=run_dir,
+        spec=spec,
+        metrics=metrics,
+        gates=gates,
+        epochs_completed=completed,
+        stopped_early=completed < epochs,
+        resumed_at=initial_epoch if resumed else None,
+        seconds=time.perf_counter() - started_clock,
+        timing=info["timing"],
+        notes=tuple(prepared.notes),
+    )
+
+
+def _finish(run_dir: Path, info: dict, status: str, started_clock: float, *, error: str | None = None) -> None:
+    from . import runs
+
+    info.update(status=status, ended=_now(), duration_seconds=round(info.get("duration_seconds", 0) + time.perf_counter() - started_clock, 3))
+    if error:
+        info["error"] = error
+    runs.write_json(run_dir / runs.RUN_FILE, info)
+
+
+def _resolved_yaml(spec: Spec, seed: int) -> str:
+    """The experiment as it ran: defaults, overrides and the seed filled in; data paths absolute."""
+    import yaml
+
+    resolved = spec.to_dict()
+    resolved["seed"] = seed
+    data = dict(resolved["data"])
+    for key in ("train", "validation", "test"):
+        value = getattr(spec.data, key)
+        if isinstance(value, Path):
+            data[key] = str(value.resolve())
+    resolved["data"] = data
+    # In the order SPEC.md writes them, not the order defaults were merged in.
+    for section, keys in (("data", DATA_KEYS), ("compile", COMPILE_KEYS), ("fit", FIT_KEYS)):
+        if isinstance(resolved.get(section), dict):
+            resolved[section] = {key: resolved[section][key] for key in keys if key in resolved[section]}
+    header = f"# The resolved experiment of this run (defaults, overrides and seed applied).\n# From: {spec.source}" + (
+        f" with --set {' --set '.join(spec.overrides)}" if spec.overrides else ""
+    ) + "\n"
+    return header + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
