@@ -1,0 +1,50 @@
+"""A corpus of bad data: each case must make `nnflow train` fail cleanly with exit 3.
+
+Each folder in tests/bad_data/ holds an `experiment.yaml` and its data files. The
+experiment's header says what nnflow must say:
+
+    # expect: train.csv: row 4 (line 5), feature 'petal_length': '1.5cm' is not a number
+
+For each case the test copies the folder to tmp_path, runs `nnflow train` there in-process
+and asserts: exit code 3; no traceback; the error on stderr holding every expected
+fragment; and no run folder left behind (the data is checked before one is made).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nnflow.cli import cli
+
+BAD_DATA = Path(__file__).resolve().parent / "bad_data"
+CASES = sorted(path.name for path in BAD_DATA.iterdir() if (path / "experiment.yaml").is_file())
+
+
+def expectations(config: Path) -> list[str]:
+    return [line.split(":", 1)[1].strip() for line in config.read_text().splitlines() if line.startswith("# expect:")]
+
+
+def test_the_corpus_is_big_enough():
+    assert len(CASES) >= 12
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_data_exits_3_with_a_located_message(case, tmp_path, monkeypatch):
+    folder = tmp_path / case
+    shutil.copytree(BAD_DATA / case, folder)
+    monkeypatch.chdir(tmp_path)
+    fragments = expectations(folder / "experiment.yaml")
+    assert fragments, f"{case}: no '# expect:' line"
+
+    result = CliRunner().invoke(cli, ["train", str(folder / "experiment.yaml"), "-q"])
+
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stderr.startswith("Error: ")
+    for fragment in fragments:
+        assert fragment in result.stderr
+    assert not (tmp_path / "runs").exists(), "a run folder was made for data that cannot train"
