@@ -3,6 +3,8 @@
     >>> import nnflow
     >>> spec = nnflow.load_spec("configs/iris.yaml", overrides=["fit.epochs=5"])
     >>> model = nnflow.build_model(spec)      # a compiled keras.Sequential
+    >>> result = nnflow.train("configs/iris.yaml", overrides=["fit.epochs=5"])
+    >>> result.run_dir, result.metrics["test_accuracy"]
 
 Importing this package is cheap: Keras and TensorFlow load only when a model is built.
 """
@@ -27,6 +29,18 @@ def build_model(spec: Spec, *, input_shape: tuple | None = None):
     return _build(spec, input_shape=input_shape)
 
 
+def train(config=None, overrides=(), *, out=None, resume=None):
+    """Train an experiment file into a run folder (or continue one with `resume=RUN`).
+
+    Returns a `TrainResult` (`run_dir`, `metrics`, `gates`, `failed_gates`, ...). Raises
+    `DataError` (bad data), `TrainingError` (NaN loss) or `ConfigError`; a failing gate is
+    reported in the result, not raised.
+    """
+    from .workflows import train as _train
+
+    return _train(config, overrides, out=out, resume=resume)
+
+
 __all__ = [
     "ConfigError",
     "DataError",
@@ -38,4 +52,5 @@ __all__ = [
     "__version__",
     "build_model",
     "load_spec",
+    "train",
 ]

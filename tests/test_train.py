@@ -283,3 +283,11 @@ def test_callback_files_go_inside_the_run_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = train(CONFIGS / "iris.yaml", ["fit.epochs=2", "expect={}", "fit.callbacks=[{CSVLogger: {filename: keras_log.csv}}]"], out="r")
     assert (result.run_dir / "keras_log.csv").exists() and not (tmp_path / "keras_log.csv").exists()
+
+
+def test_the_python_api_trains_and_reports_gates_without_raising(tmp_path):
+    import nnflow
+
+    result = nnflow.train(CONFIGS / "iris.yaml", ["fit.epochs=1", "expect.val_loss=< 0.0001"], out=tmp_path / "r")
+    assert result.run_dir == tmp_path / "r" and (result.run_dir / "model.keras").exists()
+    assert [gate.metric for gate in result.failed_gates] == ["val_loss"] or "val_loss" in [g.metric for g in result.failed_gates]
