@@ -290,4 +290,4 @@ def test_the_python_api_trains_and_reports_gates_without_raising(tmp_path):
 
     result = nnflow.train(CONFIGS / "iris.yaml", ["fit.epochs=1", "expect.val_loss=< 0.0001"], out=tmp_path / "r")
     assert result.run_dir == tmp_path / "r" and (result.run_dir / "model.keras").exists()
-    assert [gate.metric for gate in result.failed_gates] == ["val_loss"] or "val_loss" in [g.metric for g in result.failed_gates]
+    assert "val_loss" in [gate.metric for gate in result.failed_gates]
