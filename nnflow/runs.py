@@ -129,13 +129,29 @@ def save_model(model, path: Path) -> Path:
 # Finding and making run folders
 
 
+def check_new_folder(out: str | Path) -> None:
+    """`--out` must be a new or empty folder that can be made (checked before any work)."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(Problem(f"{out} already exists and is not an empty folder; choose a new --out folder.", where="--out"))
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(Problem(f"cannot make {out}: {parent} is a file, not a folder.", where="--out"))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(Problem(f"cannot make {out}: {parent} is not writable.", where="--out"))
+
+
 def new_run_dir(name: str, out: str | Path | None = None, *, now: datetime | None = None) -> Path:
     """`runs/NAME/TIMESTAMP` (a new, unique folder), or `out`, which must be new or empty."""
     if out is not None:
+        check_new_folder(out)
         out = Path(out)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise ConfigError(Problem(f"{out} already exists and is not an empty folder; choose a new --out folder.", where="--out"))
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(Problem(f"cannot make {out}: {error.strerror}.", where="--out")) from None
         return out
     stamp = (now or datetime.now()).strftime("%Y-%m-%d_%H-%M-%S")
     parent = RUNS_ROOT / name

@@ -75,9 +75,13 @@ def check_output(model, preprocessing, spec) -> None:
         wanted = 1
         why = f"the target {target!r} is {'0/1' if preprocessing.target_encoding == 'binary' else 'one number'} per row"
     if units != wanted:
+        hint = ""
+        if preprocessing.task == "regression":
+            hint = (" If the target holds classes, use a classification loss instead "
+                    "(sparse_categorical_crossentropy with a softmax output of one unit per class).")
         raise DataError(
             f"{where}: the last layer has {units} units, but {why}. "
-            f"Give the last layer {wanted} unit{'s' if wanted > 1 else ''} (--set layers.-1.units={wanted})."
+            f"Give the last layer {wanted} unit{'s' if wanted > 1 else ''} (--set layers.-1.units={wanted})." + hint
         )
 
 
@@ -219,22 +223,28 @@ def _number(value: Any) -> float:
         return float("nan")
 
 
+# What Keras's callbacks learn while training, and nothing else: their settings come from
+# the file, and some (`min_delta`, `monitor_op`) are rewritten by the callbacks themselves.
+CALLBACK_STATE = ("wait", "best", "best_weights", "best_epoch", "stopped_epoch", "cooldown_counter", "epochs_since_last_save")
+
+
 def callback_state(callbacks: list) -> tuple[list[dict], dict[str, np.ndarray]]:
     """What the file's callbacks have learnt so far (EarlyStopping's wait and best weights, ...).
 
-    Plain attributes go to JSON; lists of arrays (best weights) to the checkpoint's arrays.
+    Numbers go to JSON; lists of arrays (best weights) to the checkpoint's arrays.
     """
     states, arrays = [], {}
     for index, callback in enumerate(callbacks):
         state = {}
-        for key, value in vars(callback).items():
-            if key.startswith("_") or key == "model":
+        for key in CALLBACK_STATE:
+            if not hasattr(callback, key):
                 continue
+            value = getattr(callback, key)
             if isinstance(value, np.generic):
                 value = value.item()
-            if value is None or isinstance(value, (bool, int, float, str)):
+            if value is None or isinstance(value, (bool, int, float)):
                 state[key] = value
-            elif isinstance(value, list) and value and all(isinstance(v, np.ndarray) for v in value):
+            elif isinstance(value, list) and all(isinstance(v, np.ndarray) for v in value):
                 for position, array in enumerate(value):
                     arrays[f"callback{index}.{key}.{position}"] = array
                 state[key] = {"arrays": len(value)}
@@ -242,9 +252,16 @@ def callback_state(callbacks: list) -> tuple[list[dict], dict[str, np.ndarray]]:
     return states, arrays
 
 
-def restore_callbacks(callbacks: list, states: list[dict], arrays: dict[str, np.ndarray]):
-    """A callback that, placed after the file's callbacks, puts back their state once they have reset it."""
+def restore_callbacks(callbacks: list, states: list[dict], arrays: dict[str, np.ndarray], epochs_completed: int):
+    """A callback that, placed after the file's callbacks, puts back their state once they have reset it.
+
+    A CSVLogger appends to its file, cut back to the epochs being kept.
+    """
     keras = import_keras()
+    for callback in callbacks:
+        if isinstance(callback, keras.callbacks.CSVLogger):
+            callback.append = True
+            _truncate_csv_log(callback.filename, epochs_completed)
 
     class Restore(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -255,6 +272,26 @@ def restore_callbacks(callbacks: list, states: list[dict], arrays: dict[str, np.
                     setattr(callback, key, value)
 
     return Restore()
+
+
+def _truncate_csv_log(filename: str, epochs_completed: int) -> None:
+    """Keep the header and the rows of epochs 0..epochs_completed-1 of a CSVLogger file."""
+    import csv
+    import io
+    from pathlib import Path
+
+    from .runs import write_text_atomic
+
+    path = Path(filename)
+    if not path.is_file():
+        return
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    if not rows:
+        return
+    kept = [rows[0]] + [row for row in rows[1:] if row and row[0].isdigit() and int(row[0]) < epochs_completed]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(kept)
+    write_text_atomic(path, out.getvalue())
 
 
 # ---------------------------------------------------------------------------

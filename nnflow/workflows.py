@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import ConfigError, NnflowError, Problem
+from .errors import ConfigError, NnflowError, Problem, TrainingError
 from .spec import COMPILE_KEYS, DATA_KEYS, FIT_KEYS, Spec, load_spec
 
 
@@ -185,16 +185,21 @@ def train(
 
     progress = progress or Progress()
     command = list(sys.argv if command is None else command)
+    checkpoint = None
     if resume is not None:
         run_dir = runs.find_run(resume)
         info = runs.read_json(run_dir / runs.RUN_FILE)
         _check_resumable(run_dir, info)
+        _check_same_files(run_dir, info)
         spec = load_spec(run_dir / "experiment.yaml")
         seed = spec.seed
+        checkpoint = _read_checkpoint(run_dir)
     else:
         spec = load_spec(config, overrides)
         if spec.data is None:
             raise ConfigError(Problem("`nnflow train` needs a `data:` section: the table to train on (`train:`) and its `target:`.", where=str(spec.source)))
+        if out is not None:
+            runs.check_new_folder(out)
         seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
         info = None
 
@@ -205,8 +210,22 @@ def train(
         if progress.on_note:
             progress.on_note(note)
     if info is not None:
-        _check_same_data(run_dir, info, prepared)
-    return _run_training(spec, seed, prepared, progress, command, out=out, resumed=(run_dir, info) if info else None)
+        _check_same_preprocessing(run_dir, prepared)
+    resumed = (run_dir, info, checkpoint) if info else None
+    return _run_training(spec, seed, prepared, progress, command, out=out, resumed=resumed)
+
+
+def _read_checkpoint(run_dir: Path):
+    from . import runs
+
+    try:
+        return runs.load_checkpoint(run_dir)
+    except Exception as error:  # a truncated or foreign file: whatever numpy raises
+        raise ConfigError(Problem(
+            f"{run_dir / runs.CHECKPOINT_FILE} cannot be read ({type(error).__name__}: {error}); "
+            "the run cannot be resumed. Start a new run with `nnflow train CONFIG`.",
+            where="--resume",
+        )) from None
 
 
 def _check_resumable(run_dir: Path, info: dict) -> None:
@@ -220,8 +239,17 @@ def _check_resumable(run_dir: Path, info: dict) -> None:
 
 
 def _alive(pid) -> bool:
+    """Whether `pid` is a live nnflow process (a reused pid running something else is not)."""
     if not isinstance(pid, int) or pid == os.getpid():
         return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            if b"nnflow" not in cmdline.read():
+                return False
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (macOS): fall back to the signal probe
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -235,8 +263,8 @@ def _alive(pid) -> bool:
         return True
 
 
-def _check_same_data(run_dir: Path, info: dict, prepared) -> None:
-    from . import runs
+def _check_same_files(run_dir: Path, info: dict) -> None:
+    """The data files the run started with, unchanged (checked before reading them)."""
     from .data import sha256
     from .errors import DataError
 
@@ -246,9 +274,15 @@ def _check_same_data(run_dir: Path, info: dict, prepared) -> None:
             raise DataError(f"{path}: the {role} data of {run_dir} is gone; it cannot be resumed. Start a new run.")
         if sha256(path) != entry["sha256"]:
             raise DataError(f"{path}: the {role} data changed since {run_dir} started (its sha256 differs); resuming would mix two datasets. Start a new run.")
+
+
+def _check_same_preprocessing(run_dir: Path, prepared) -> None:
+    from . import runs
+    from .errors import DataError
+
     saved = runs.read_json(run_dir / "preprocessing.json")
     if saved != json.loads(json.dumps(prepared.preprocessing.to_json())):
-        raise DataError(f"{run_dir}: the data no longer prepares as it did when the run started; start a new run.")
+        raise DataError(f"{run_dir}: the data no longer prepares as it did when the run started (another nnflow version?); start a new run.")
 
 
 def _versions() -> dict:
@@ -293,8 +327,9 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
     model = build_model(spec, input_shape=tuple(preprocessing.input_shape), normalizer=normalizer, steps_per_execution=steps)
     training.check_output(model, preprocessing, spec)
 
+    checkpoint = None
     if resumed:
-        run_dir, info = resumed
+        run_dir, info, checkpoint = resumed
         runs.remove_partial_files(run_dir)
         info["resumes"] = [*info.get("resumes", []), {"at": _now(), "command": shlex.join(command)}]
     else:
@@ -321,13 +356,14 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
         callbacks = list(user_callbacks)
         history: list[dict] = []
         initial_epoch = 0
-        checkpoint = runs.load_checkpoint(run_dir) if resumed else None
+        stopped = False
         if checkpoint is not None:
             state, arrays = checkpoint
             runs.restore_weights(model, arrays)
             history = state["history"]
             initial_epoch = state["epochs_completed"]
-            callbacks.append(training.restore_callbacks(user_callbacks, state["callbacks"], arrays))
+            stopped = state.get("stopped", False)
+            callbacks.append(training.restore_callbacks(user_callbacks, state["callbacks"], arrays, initial_epoch))
 
         stream = training.TrainingStream(
             train_split.x,
@@ -346,7 +382,8 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
         def on_epoch(row: dict) -> None:
             # Checkpoint first, then report: every epoch a user has seen reported can be resumed.
             states, arrays = training.callback_state(user_callbacks)
-            checkpointer.save({"epochs_completed": row["epoch"], "history": history, "callbacks": states}, arrays)
+            state = {"epochs_completed": row["epoch"], "stopped": bool(model.stop_training), "history": history, "callbacks": states}
+            checkpointer.save(state, arrays)
             runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history), durable=False)
             if progress.on_epoch:
                 progress.on_epoch(row, epochs)
@@ -355,7 +392,7 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
             model,
             stream,
             validation_data,
-            epochs=epochs,
+            epochs=initial_epoch if stopped else epochs,  # a callback had stopped it: only finish (restore best weights)
             initial_epoch=initial_epoch,
             callbacks=callbacks,
             history=history,
@@ -393,7 +430,9 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
         _finish(run_dir, info, "interrupted", started_clock)
         interrupt.run_dir = run_dir  # for the message that says how to resume
         raise
-    except NnflowError:
+    except NnflowError as error:
+        if not isinstance(error, TrainingError):  # a NaN loss has marked the run already
+            _finish(run_dir, info, "failed", started_clock, error=str(error))
         raise
     except BaseException as error:
         _finish(run_dir, info, "failed", started_clock, error=f"{type(error).__name__}: {error}")

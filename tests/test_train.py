@@ -119,30 +119,48 @@ def test_a_null_seed_is_drawn_and_recorded(tmp_path):
     assert isinstance(seed, int) and load_spec(result.run_dir / "experiment.yaml").seed == seed
 
 
-def test_interrupted_run_resumes_to_the_same_result(tmp_path):
-    """Interrupt after epoch 3, resume: the history has each epoch once, and the result is bit-identical."""
-    overrides = ["fit.epochs=8"]  # iris keeps its Dropout and EarlyStopping(restore_best_weights)
-    reference = train(CONFIGS / "iris.yaml", overrides, out=tmp_path / "reference")
+RESUME_CASES = {
+    # iris as written keeps its Dropout and EarlyStopping(restore_best_weights).
+    "dropout and early stopping": (["fit.epochs=8"], 3),
+    # Keras flips min_delta's sign itself; a CSVLogger must append, not start over.
+    "plateau and csv log": (["fit.epochs=5", "fit.callbacks=[{ReduceLROnPlateau: {monitor: loss, factor: 0.5, patience: 0, min_delta: 10}}, {CSVLogger: {filename: log.csv}}]"], 2),
+    # 7 steps per epoch in executions of 3: one pipeline per epoch instead of one stream.
+    "per-epoch pipeline": (["fit.epochs=4", "compile.steps_per_execution=3"], 2),
+    # Interrupted after the epoch EarlyStopping stopped at: resuming only finishes.
+    "stopped early": (["fit.epochs=60", "compile.optimizer.Adam.learning_rate=0.05", "fit.callbacks.0.EarlyStopping.patience=2"], "stop"),
+}
 
-    def interrupt_after_3(row, epochs):
-        if row["epoch"] == 3:
+
+@pytest.mark.parametrize("case", RESUME_CASES)
+def test_interrupted_run_resumes_to_the_same_result(case, tmp_path):
+    """Interrupt after an epoch, resume: each epoch once in the history, and a bit-identical result."""
+    overrides, interrupt_at = RESUME_CASES[case]
+    overrides = [*overrides, "expect={}"]
+    reference = train(CONFIGS / "iris.yaml", overrides, out=tmp_path / "reference")
+    if interrupt_at == "stop":
+        assert reference.stopped_early
+        interrupt_at = reference.epochs_completed
+
+    def interrupt(row, epochs):
+        if row["epoch"] == interrupt_at:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        train(CONFIGS / "iris.yaml", overrides, out=tmp_path / "run", progress=Progress(on_epoch=interrupt_after_3))
     run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(CONFIGS / "iris.yaml", overrides, out=run_dir, progress=Progress(on_epoch=interrupt))
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
     assert not (run_dir / "model.keras").exists() and not (run_dir / "metrics.json").exists()
-    assert [row["epoch"] for row in read_history(run_dir)] == ["1", "2", "3"]
+    assert [row["epoch"] for row in read_history(run_dir)] == [str(e) for e in range(1, interrupt_at + 1)]
 
     resumed = train(resume=run_dir)
-    assert resumed.resumed_at == 3
-    assert [row["epoch"] for row in read_history(run_dir)] == [str(e) for e in range(1, 9)]
+    assert resumed.resumed_at == interrupt_at
+    assert [r | {"seconds": ""} for r in read_history(run_dir)] == [r | {"seconds": ""} for r in read_history(reference.run_dir)]
     assert resumed.metrics == reference.metrics
-    assert read_history(run_dir)[-1]["loss"] == read_history(reference.run_dir)[-1]["loss"]
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "completed" and len(info["resumes"]) == 1
     assert not (run_dir / "checkpoint.npz").exists()
+    if (reference.run_dir / "log.csv").exists():
+        assert (run_dir / "log.csv").read_text() == (reference.run_dir / "log.csv").read_text()
 
 
 KILL_CONFIG = """
@@ -161,7 +179,8 @@ def test_kill_9_then_resume(tmp_path):
     config = tmp_path / "killed.yaml"
     config.write_text(KILL_CONFIG.format(train=DATA / "iris.csv"))
     run_dir = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # Without TF_CPP_MIN_LOG_LEVEL: nnflow itself must keep TensorFlow's C++ start-up noise out of stderr.
+    env = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "nnflow", "train", str(config), "--out", str(run_dir), "-q"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
@@ -176,6 +195,7 @@ def test_kill_9_then_resume(tmp_path):
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert process.returncode == -signal.SIGKILL
+    assert process.stderr.read().decode() == ""
 
     # Whatever is there is complete: every file parses; nothing claims the run finished.
     assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
@@ -207,9 +227,17 @@ def test_resume_refuses_finished_changed_or_live_runs(tmp_path):
     assert result.exit_code == 2 and "finished training already; there is nothing to resume" in result.stderr
 
     info = json.loads((done / "run.json").read_text())
-    (done / "run.json").write_text(json.dumps({**info, "status": "running", "pid": os.getppid()}))
-    result = invoke("train", "--resume", done)
-    assert result.exit_code == 2 and f"is still being trained by process {os.getppid()}" in result.stderr
+    trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "nnflow", "train"])
+    try:
+        (done / "run.json").write_text(json.dumps({**info, "status": "running", "pid": trainer.pid}))
+        result = invoke("train", "--resume", done)
+        assert result.exit_code == 2 and f"is still being trained by process {trainer.pid}" in result.stderr
+    finally:
+        trainer.kill()
+        trainer.wait()
+    unrelated = os.getppid()  # alive, but not nnflow: a pid reused after the trainer died
+    (done / "run.json").write_text(json.dumps({**info, "status": "running", "pid": unrelated}))
+    assert "still being trained" not in invoke("train", "--resume", done).stderr
 
     (done / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
     data.write_text(data.read_text().replace("5.1,3.5", "5.2,3.5", 1))
@@ -272,6 +300,17 @@ def test_out_must_be_a_new_or_empty_folder(tmp_path):
     result = invoke("train", CONFIGS / "iris.yaml", "--out", tmp_path / "taken")
     assert result.exit_code == 2 and "already exists and is not an empty folder" in result.stderr
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [("afile/run", "cannot make {out}: {tmp}/afile is a file, not a folder."), ("afile", "Invalid value for '--out': Directory '{out}' is a file.")],
+)
+def test_out_that_cannot_be_made_is_refused_before_training(tmp_path, out, message):
+    (tmp_path / "afile").write_text("mine")
+    result = invoke("train", CONFIGS / "iris.yaml", "--out", tmp_path / out)
+    assert result.exit_code == 2 and message.format(out=tmp_path / out, tmp=tmp_path) in result.stderr
+    assert result.stdout == ""  # refused before reading data or importing TensorFlow: no notes either
 
 
 def test_train_needs_a_data_section():
