@@ -26,6 +26,9 @@ from .spec import DataSpec, Spec
 
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst")
 SPLIT_SEEDS = {"test": 1, "validation": 2}  # independent streams from the one experiment seed
+# What a CSV cell may say to be missing. Not pandas's longer default list: `NA` (Namibia)
+# and `None` are words in real categorical columns.
+MISSING_MARKERS = ["", "nan", "NaN", "NAN", "null", "NULL", "N/A", "n/a", "#N/A"]
 
 
 # ---------------------------------------------------------------------------
@@ -64,22 +67,24 @@ def read_table(path: Path, *, nrows: int | None = None):
             raise DataError(f"{path}: not a readable Parquet file ({_one_line(error)}).") from None
         frame = frame if nrows is None else frame.head(nrows)
     else:
-        compressed = path.suffix.lower() in COMPRESSION_SUFFIXES
-        if not compressed:
-            _check_text(path)
+        _check_text(path)
         sep = "\t" if kind == "tsv" else ","
         try:
-            frame = pd.read_csv(path, sep=sep, nrows=nrows, encoding="utf-8")
+            frame = pd.read_csv(
+                path, sep=sep, nrows=nrows, encoding="utf-8", low_memory=False,
+                keep_default_na=False, na_values=MISSING_MARKERS,
+            )
         except pd.errors.EmptyDataError:
             raise DataError(f"{path}: the file is empty; expected a header row and data rows.") from None
         except UnicodeDecodeError as error:
             raise DataError(f"{path}: not UTF-8 text ({_undecodable(path, error)}); save it as UTF-8.") from None
         except pd.errors.ParserError as error:
             raise DataError(f"{path}: not a well-formed {kind.upper()} table: {_one_line(error)}.") from None
+        except ImportError as error:  # .zst needs the zstandard package
+            raise DataError(f"{path}: reading it needs a package that is not installed ({_one_line(error)}).") from None
         except (ValueError, OSError, EOFError) as error:
             raise DataError(f"{path}: cannot read it as {kind.upper()}: {_one_line(error)}.") from None
-        if not compressed:
-            _check_header(path, sep)
+        _check_header(path, sep)
     if len(frame.columns) == 0:
         raise DataError(f"{path}: no columns; expected a header row naming the columns.")
     if len(frame) == 0:
@@ -88,9 +93,41 @@ def read_table(path: Path, *, nrows: int | None = None):
     return frame
 
 
+def _open_binary(path: Path):
+    """The file's bytes, decompressed as its suffix says (as pandas reads it)."""
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        import gzip
+
+        return gzip.open(path, "rb")
+    if suffix == ".bz2":
+        import bz2
+
+        return bz2.open(path, "rb")
+    if suffix == ".xz":
+        import lzma
+
+        return lzma.open(path, "rb")
+    if suffix == ".zip":
+        import zipfile
+
+        archive = zipfile.ZipFile(path)
+        return archive.open(archive.namelist()[0])
+    if suffix == ".zst":
+        import zstandard  # pandas needs it too; read_csv reports its absence
+
+        return zstandard.open(path, "rb")
+    return open(path, "rb")
+
+
 def _check_text(path: Path) -> None:
-    with open(path, "rb") as stream:
-        head = stream.read(8192)
+    try:
+        with _open_binary(path) as stream:
+            head = stream.read(8192)
+    except ImportError:
+        return  # read_csv says what is missing
+    except Exception as error:  # a corrupt archive: gzip.BadGzipFile, zipfile.BadZipFile, EOFError, ...
+        raise DataError(f"{path}: cannot be decompressed ({_one_line(error)}).") from None
     if b"\x00" in head:
         raise DataError(f"{path}: holds binary data, not a text table. Is it a Parquet or compressed file with the wrong extension?")
 
@@ -98,21 +135,22 @@ def _check_text(path: Path) -> None:
 def _undecodable(path: Path, error: UnicodeDecodeError) -> str:
     """Where the first byte that is not UTF-8 is: `byte 0xe9 on line 2`."""
     try:
-        with open(path, "rb") as stream:
+        with _open_binary(path) as stream:
             for number, line in enumerate(stream, start=1):
                 try:
                     line.decode("utf-8")
                 except UnicodeDecodeError as bad:
                     return f"byte 0x{line[bad.start]:02x} on line {number}"
-    except OSError:
+    except (OSError, ImportError, EOFError):
         pass
     return f"byte 0x{error.object[error.start]:02x}"
 
 
 def _check_header(path: Path, sep: str) -> None:
     """Duplicate column names: pandas renames the second `x` to `x.1`, which hides the mistake."""
-    with open(path, encoding="utf-8", newline="") as stream:
-        header = next(csv.reader(io.StringIO(stream.readline()), delimiter=sep), [])
+    with _open_binary(path) as stream:
+        first = stream.readline().decode("utf-8-sig", "replace")
+    header = next(csv.reader(io.StringIO(first), delimiter=sep), [])
     seen = set()
     for name in header:
         if name in seen:
@@ -178,12 +216,40 @@ def _first_bad(mask) -> tuple[int, int]:
     return int(positions[0]), len(positions)
 
 
+def _is_bool(series) -> bool:
+    """numpy bool, pandas' nullable `boolean` and `bool[pyarrow]`."""
+    import pandas as pd
+
+    return pd.api.types.is_bool_dtype(series.dtype)
+
+
+def _is_number(series) -> bool:
+    """Integers and floats, nullable and Arrow-backed ones included (not booleans, not complex)."""
+    import pandas as pd
+
+    dtype = series.dtype
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
+
+
+def _check_kind(series, path: Path, column: str, role: str) -> None:
+    """Dates, durations and complex numbers have no one meaning as model inputs: say so."""
+    import pandas as pd
+
+    dtype = series.dtype
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
+        raise DataError(
+            f"{path}: {role} {column!r} holds dates or times ({dtype}); nnflow does not turn them into numbers for you. "
+            "Convert them (day of year, hours since start, ...) or list the column under `data.drop`."
+        )
+    if pd.api.types.is_complex_dtype(dtype):
+        raise DataError(f"{path}: {role} {column!r} holds complex numbers; convert them or list the column under `data.drop`.")
+
+
 def _numeric(series, path: Path, column: str, role: str):
     """A column as float64, or a DataError at its first missing, infinite or non-numeric value."""
     import pandas as pd
 
-    if series.dtype == bool:
-        return series.to_numpy(dtype="float64")
+    _check_kind(series, path, column, role)
     missing = series.isna().to_numpy()
     if missing.any():
         first, count = _first_bad(missing)
@@ -192,7 +258,7 @@ def _numeric(series, path: Path, column: str, role: str):
             + (f" ({count:,} rows in all)" if count > 1 else "")
             + ". nnflow does not guess values: fill them or drop those rows, or list the column under `data.drop`."
         )
-    if series.dtype.kind in "biuf":
+    if _is_number(series) or _is_bool(series):
         values = series.to_numpy(dtype="float64")
     else:
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
@@ -222,7 +288,7 @@ def _is_text_column(series) -> bool:
     """
     import pandas as pd
 
-    if series.dtype.kind in "biufc" or series.dtype == bool:
+    if _is_number(series) or _is_bool(series) or series.dtype.kind in "cmM":
         return False
     present = series.dropna()
     if present.empty:
@@ -232,9 +298,10 @@ def _is_text_column(series) -> bool:
 
 
 def _check_feature(series, path: Path, column: str) -> None:
-    if series.dtype == bool:
-        return
-    if _is_text_column(series):
+    _check_kind(series, path, column, "feature")
+    if _is_bool(series):
+        _check_no_missing(series, path, column, "feature")
+    elif _is_text_column(series):
         _check_no_missing(series, path, column, "feature")
     else:
         _numeric(series, path, column, "feature")
@@ -318,7 +385,7 @@ class Preprocessing:
                 block[rows, codes[rows]] = 1.0
                 blocks.append(block)
             else:
-                if _is_text_column(series):
+                if _is_text_column(series) and not _is_bool(series):
                     raise DataError(
                         f"{path}: feature {column!r} holds text ({_examples(series)}), but it was numeric in training."
                     )
@@ -362,16 +429,18 @@ def _category_codes(series, vocabulary: Sequence[Any]) -> np.ndarray:
     import pandas as pd
 
     numeric_vocabulary = all(isinstance(v, (int, float, bool, np.number, np.bool_)) for v in vocabulary)
-    if numeric_vocabulary and (series.dtype.kind in "biuf"):
+    if numeric_vocabulary and (_is_number(series) or _is_bool(series)) and not series.isna().any():
         index = pd.Index(np.asarray(vocabulary, dtype="float64"))
         return index.get_indexer(series.to_numpy(dtype="float64")).astype("int64")
-    # Compared as text, the way vocabularies are stored in JSON.
+    # Compared as text, the way vocabularies are stored in JSON; one key function for both sides.
     index = pd.Index([_key(v) for v in vocabulary])
-    keys = series.astype(str) if series.dtype.kind not in "biuf" else series.map(_key)
-    return index.get_indexer(keys.to_numpy(dtype=object)).astype("int64")
+    keys = series.astype(str) if isinstance(series.dtype, pd.StringDtype) else series.map(_key)
+    return index.get_indexer(np.asarray(keys, dtype=object)).astype("int64")
 
 
 def _key(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value)).lower()
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
@@ -439,8 +508,51 @@ def classification_encoding(spec: Spec) -> str | None:
     return None
 
 
+# Layers that leave the width of their input unchanged: looking back past them finds the output's units.
+_SAME_WIDTH = {
+    "Activation", "Dropout", "Softmax", "ReLU", "LeakyReLU", "ELU", "PReLU", "BatchNormalization",
+    "LayerNormalization", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
+}
+
+
+def output_activation(spec: Spec) -> str | None:
+    """The last activation of the model as the file writes it (`softmax`, `sigmoid`, ...), if any."""
+    for layer in reversed(spec.layers):
+        if layer.name == "Softmax":
+            return "softmax"
+        activation = layer.args.get("activation")
+        if activation is not None:
+            return getattr(activation, "name", activation)
+        if layer.name not in _SAME_WIDTH:
+            return None
+    return None
+
+
+def output_units(spec: Spec) -> int | None:
+    """The width of the model's output when the file says it (the last `units`)."""
+    for layer in reversed(spec.layers):
+        units = layer.args.get("units")
+        if isinstance(units, int):
+            return units
+        if layer.name not in _SAME_WIDTH:
+            return None
+    return None
+
+
+def target_encoding(spec: Spec, target_is_label: bool) -> str | None:
+    """How the target is encoded: the loss decides ('sparse', 'onehot', 'binary'); with another loss,
+    a softmax or sigmoid output makes a text, integer or boolean target classes too (SPEC.md): one-hot
+    rows, or 0/1 for a single unit, as the tutorial's sigmoid + mse networks expect."""
+    encoding = classification_encoding(spec)
+    if encoding is None and target_is_label and output_activation(spec) in ("softmax", "sigmoid"):
+        encoding = "binary" if output_units(spec) == 1 else "onehot"
+    return encoding
+
+
 def prepare(spec: Spec, seed: int) -> PreparedData:
     """Read the data of `spec`, check it, split it and fit the preprocessing on the training split."""
+    import pandas as pd
+
     data = spec.data
     notes: list[str] = []
     frame = read_table(data.train)
@@ -448,10 +560,16 @@ def prepare(spec: Spec, seed: int) -> PreparedData:
     frame = frame[[*columns, data.target]]
     for column in columns:  # the whole file first, so an error names its first bad row
         _check_feature(frame[column], data.train, column)
-    encoding = classification_encoding(spec)
-    task, class_names = _target_kind(frame[data.target], data.train, data.target, encoding)
-    if task == "classification" and encoding is None:
-        encoding = "onehot"
+    text_columns = {column for column in columns if _is_text_column(frame[column])}
+    for column in columns:
+        if column.startswith("Unnamed: "):
+            notes.append(
+                f"column {column!r} has no name in the header (a saved row index?); it is used as a feature. "
+                "If it is an index, list it under `data.drop`."
+            )
+    target = frame[data.target]
+    encoding = target_encoding(spec, not pd.api.types.is_float_dtype(target.dtype))
+    task, class_names = _target_kind(target, data.train, data.target, encoding)
 
     # Test first, then validation, from what is left; stratified by class when classifying.
     strata = _category_codes(frame[data.target], class_names) if task == "classification" else None
@@ -472,7 +590,7 @@ def prepare(spec: Spec, seed: int) -> PreparedData:
         raise DataError(f"{data.train}: no rows are left to train on after the test and validation splits.")
     train_frame = frame.iloc[remaining]
 
-    preprocessing = _fit(spec, train_frame, columns, task, encoding, class_names, data.train, notes)
+    preprocessing = _fit(spec, train_frame, columns, text_columns, task, encoding, class_names, data.train, notes)
     if task == "classification":
         present = set(_category_codes(train_frame[data.target], class_names).tolist())
         absent = [class_names[i] for i in range(len(class_names)) if i not in present]
@@ -502,20 +620,23 @@ def prepare(spec: Spec, seed: int) -> PreparedData:
 
 def _target_kind(series, path: Path, column: str, encoding: str | None) -> tuple[str, list | None]:
     """('classification', class names) or ('regression', None), from the loss and the target's values."""
+    import pandas as pd
+
+    _check_kind(series, path, column, "target")
     _check_no_missing(series, path, column, "target")
-    text = not (series.dtype.kind in "biuf" or series.dtype == bool)
+    text = not (_is_number(series) or _is_bool(series))
     if encoding is None:
         if text:
             if not _is_text_column(series):
                 _numeric(series, path, column, "target")  # raises at the first non-number
             raise DataError(
-                f"{path}: target {column!r} holds class names ({_examples(series)}), but the loss is a regression loss. "
-                "Use a classification loss such as sparse_categorical_crossentropy (with a softmax output) "
-                "or binary_crossentropy (two classes, sigmoid output)."
+                f"{path}: target {column!r} holds class names ({_examples(series)}), but the loss is a regression loss "
+                "and the output is not softmax or sigmoid. Use a classification loss such as "
+                "sparse_categorical_crossentropy (with a softmax output) or binary_crossentropy (two classes, sigmoid output)."
             )
         _numeric(series, path, column, "target")
         return "regression", None
-    if series.dtype.kind == "f":
+    if pd.api.types.is_float_dtype(series.dtype):
         values = _numeric(series, path, column, "target")
         fractional = values != np.round(values)
         if fractional.any():
@@ -526,12 +647,12 @@ def _target_kind(series, path: Path, column: str, encoding: str | None) -> tuple
             )
         series = series.astype("int64")
     unique = series.unique().tolist()
-    if series.dtype == bool:
-        class_names = sorted(bool(v) for v in unique)
-    elif series.dtype.kind in "iu":
-        class_names = sorted(int(v) for v in unique)
+    if _is_bool(series):
+        class_names = sorted({bool(v) for v in unique})
+    elif _is_number(series):
+        class_names = sorted({int(v) for v in unique})
     else:
-        class_names = sorted(str(v) for v in unique)
+        class_names = sorted({_key(v) for v in unique})
     if len(class_names) < 2:
         raise DataError(f"{path}: target {column!r} has a single class ({_show(class_names[0])}); a classifier needs at least two.")
     if encoding == "binary" and len(class_names) != 2:
@@ -542,15 +663,15 @@ def _target_kind(series, path: Path, column: str, encoding: str | None) -> tuple
     return "classification", class_names
 
 
-def _fit(spec: Spec, frame, columns, task, encoding, class_names, path: Path, notes: list[str]) -> Preprocessing:
+def _fit(spec: Spec, frame, columns, text_columns, task, encoding, class_names, path: Path, notes: list[str]) -> Preprocessing:
+    """The preprocessing, from the training split; which columns are text was decided on the whole file."""
     categories: dict[str, list[str]] = {}
     booleans: list[str] = []
     for column in columns:
         series = frame[column]
-        if series.dtype == bool:
+        if _is_bool(series):
             booleans.append(column)
-        elif _is_text_column(series):
-            _check_no_missing(series, path, column, "feature")
+        elif column in text_columns:
             categories[column] = sorted({_key(v) for v in series.tolist()})
     if booleans:
         notes.append(f"column(s) {', '.join(booleans)}: true/false read as 1/0.")

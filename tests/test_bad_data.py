@@ -43,7 +43,8 @@ def test_bad_data_exits_3_with_a_located_message(case, tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["train", str(folder / "experiment.yaml"), "-q"])
 
     assert result.exit_code == 3, result.output
-    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
     assert result.stderr.startswith("Error: ")
     for fragment in fragments:
         assert fragment in result.stderr

@@ -155,3 +155,87 @@ def test_compressed_and_parquet_files_read_the_same(tmp_path):
 def test_a_validation_fraction_too_small_for_the_file_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match=r"`data.validation: 0.001` of 150 rows is no rows"):
         prepare(iris(tmp_path, "  validation: 0.001\n"), 0)
+
+
+def test_nullable_and_arrow_booleans_are_booleans(tmp_path):
+    import pandas as pd
+
+    n = 40
+    frame = pd.DataFrame({
+        "x": range(n),
+        "shiny": pd.array([True, False] * (n // 2), dtype="boolean"),
+        "flag": pd.array([i % 3 == 0 for i in range(n)], dtype="bool[pyarrow]"),
+    })
+    frame.to_parquet(tmp_path / "t.parquet")
+    spec = experiment(tmp_path, f"  train: {tmp_path / 't.parquet'}\n  target: flag\n  validation: 0.25",
+                      loss="binary_crossentropy", layers="layers: [{Dense: {units: 1, activation: sigmoid}}]")
+    prepared = prepare(spec, 0)
+    assert prepared.preprocessing.class_names == [False, True] and prepared.preprocessing.booleans == ["shiny"]
+    assert prepared.train.y.sum() > 0 and set(prepared.train.x[:, 1].tolist()) == {0.0, 1.0}
+
+
+def test_bytes_and_pandas_string_columns_keep_their_categories(tmp_path):
+    import pandas as pd
+
+    n = 40
+    frame = pd.DataFrame({
+        "raw": [b"ab", b"cd"] * (n // 2),
+        "label": pd.array(["yes", "no", "no", "yes"] * (n // 4), dtype="string[pyarrow]"),
+        "y": [i % 3 for i in range(n)],
+    })
+    frame.to_parquet(tmp_path / "t.parquet")
+    prepared = prepare(experiment(tmp_path, f"  train: {tmp_path / 't.parquet'}\n  target: y\n  validation: 0.25"), 0)
+    assert prepared.preprocessing.categories == {"raw": ["ab", "cd"], "label": ["no", "yes"]}
+    assert prepared.train.x.sum(axis=1).tolist() == [2.0] * prepared.train.rows  # one hot in each of the two columns
+    assert not any("not seen in training" in note for note in prepared.notes)
+
+
+def test_only_empty_cells_and_nan_markers_are_missing(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("x,country,y\n" + "".join(f"{i},{['NA', 'None', 'FR'][i % 3]},{i % 3}\n" for i in range(30)))
+    prepared = prepare(experiment(tmp_path, f"  train: {path}\n  target: y\n  validation: 0"), 0)
+    assert prepared.preprocessing.categories == {"country": ["FR", "NA", "None"]}  # Namibia is not a missing value
+
+
+def test_the_test_split_does_not_move_when_validation_changes(tmp_path):
+    small = prepare(iris(tmp_path, "  validation: 0.1\n  test: 0.2\n"), 0)
+    large = prepare(iris(tmp_path, "  validation: 0.3\n  test: 0.2\n"), 0)
+    assert np.array_equal(small.test.x, large.test.x) and small.test.rows == 30
+
+
+def test_validation_and_test_from_files(tmp_path):
+    import pandas as pd
+
+    frame = pd.read_csv(DATA / "iris.csv")
+    frame.iloc[::5].to_csv(tmp_path / "test.csv", index=False)
+    frame.iloc[1::5].to_csv(tmp_path / "valid.csv", index=False)
+    spec = iris(tmp_path, f"  validation: {tmp_path / 'valid.csv'}\n  test: {tmp_path / 'test.csv'}\n")
+    prepared = prepare(spec, 0)
+    assert (prepared.train.rows, prepared.validation.rows, prepared.test.rows) == (150, 30, 30)
+    assert set(prepared.files) == {"train", "validation", "test"}
+    assert prepared.validation.source == "valid.csv"
+
+
+@pytest.mark.parametrize(
+    ("layers", "loss", "encoding"),
+    [
+        ("[{Dense: {units: 3, activation: sigmoid}}]", "mse", "onehot"),  # the tutorial's sigmoid + mse style
+        ("[{Dense: 3}, {Activation: softmax}, {Dropout: 0.1}]", "mean_absolute_error", "onehot"),
+        ("[{Dense: {units: 1, activation: sigmoid}}]", "mse", "binary"),
+        ("[{Dense: {units: 3}}]", "mse", None),  # a linear output: regression
+        ("[{Dense: {units: 3, activation: softmax}}]", "sparse_categorical_crossentropy", "sparse"),  # the loss decides first
+    ],
+)
+def test_a_softmax_or_sigmoid_output_makes_label_targets_classes(tmp_path, layers, loss, encoding):
+    from nnflow.data import target_encoding
+
+    spec = iris(tmp_path, loss=loss, layers=f"layers: {layers}")
+    assert target_encoding(spec, target_is_label=True) == encoding
+    assert target_encoding(spec, target_is_label=False) == classification_encoding(spec)
+
+
+def test_text_target_with_sigmoid_outputs_and_mse_trains_on_one_hot_rows(tmp_path):
+    spec = iris(tmp_path, loss="mse", layers="layers: [{Dense: {units: 3, activation: sigmoid}}]")
+    prepared = prepare(spec, 0)
+    assert prepared.preprocessing.task == "classification" and prepared.preprocessing.target_encoding == "onehot"
+    assert prepared.train.y.shape == (120, 3)
