@@ -57,6 +57,8 @@ def cli():
     nnflow check configs/iris.yaml      # validate the file (fast: no TensorFlow)
     nnflow compile configs/iris.yaml    # build + compile, show the layers and parameters
     nnflow train configs/iris.yaml      # fit, evaluate, check gates; saves runs/NAME/TIMESTAMP
+    nnflow evaluate runs/iris-mlp       # metrics, confusion matrix and gates of the newest run
+    nnflow predict runs/iris-mlp -i new.csv -o predictions.csv
     nnflow schema > nnflow.schema.json  # JSON Schema for your editor
 
     Exit codes: 0 ok, 1 internal error, 2 bad command line or experiment file,
@@ -219,6 +221,123 @@ def _train_summary(result) -> str:
 
 def _metric(value) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def run_argument(function):
+    return click.argument("run", metavar="RUN")(function)
+
+
+@cli.command()
+@run_argument
+@click.option("--data", "data", metavar="FILE", type=click.Path(dir_okay=False), help="A labelled CSV/Parquet file to evaluate on, instead of the run's test split.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the results here instead of into the run folder.")
+@json_option
+def evaluate(run, data, output, as_json):
+    """Metrics of a trained RUN on its test split (or --data FILE), and its gates.
+
+    RUN is a run folder, its model.keras, or runs/NAME for the newest run of that name.
+    The data is preprocessed exactly as in training. For classes, also the confusion
+    matrix and per-class precision, recall and F1. Results are written to the run
+    folder (evaluation.json). Exit 5 when an `expect:` gate fails.
+
+    \b
+    Examples:
+        nnflow evaluate runs/iris-mlp
+        nnflow evaluate runs/iris-mlp --data new_flowers.csv --json
+    """
+    from ._tf import quiet_tensorflow
+    from .errors import GateError
+    from .workflows import evaluate as run_evaluate
+
+    with quiet_tensorflow():
+        result = run_evaluate(run, data, output=output)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        for note in result.notes:
+            click.echo(f"note: {note}")
+        click.echo(_evaluation_text(result))
+    if result.failed_gates:
+        failed = result.failed_gates
+        raise GateError(f"{len(failed)} of {len(result.gates)} expect: gate(s) failed: " + "; ".join(map(str, failed)) + ".")
+
+
+def _evaluation_text(result) -> str:
+    lines = [f"Evaluated {result.run_dir} on {result.data}: {result.rows:,} rows.", ""]
+    names = list(result.metrics)
+    width = max(len(name) for name in names)
+    lines += [f"  {name.ljust(width)}  {_metric(value)}" for name, value in result.metrics.items()]
+    report = result.report
+    if report:
+        classes = [str(c) for c in report["classes"]]
+        cell = max(6, *(len(c) for c in classes))
+        lines += ["", "Confusion matrix (rows: true class, columns: predicted):"]
+        lines.append("  " + " " * cell + "  " + "  ".join(c.rjust(cell) for c in classes))
+        for name, row in zip(classes, report["confusion_matrix"]):
+            lines.append("  " + name.ljust(cell) + "  " + "  ".join(str(v).rjust(cell) for v in row))
+        lines += ["", "  " + "class".ljust(cell) + "  precision  recall      f1  support"]
+        for row in report["per_class"]:
+            lines.append(f"  {str(row['class']).ljust(cell)}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:6.4f}  {row['support']:7d}")
+        lines.append(f"  {'macro F1'.ljust(cell)}  {report['macro_f1']:.4f}")
+    if result.gates:
+        lines += ["", "Gates (test_ metrics from this evaluation, the others from training):"]
+        for gate in result.gates:
+            value = "not reported" if gate.value is None else _metric(gate.value)
+            lines.append(f"  {'ok  ' if gate.passed else 'FAIL'}  {gate.metric} {gate.condition}  ({value})")
+    lines += ["", f"Written to {result.written}"]
+    return "\n".join(lines)
+
+
+@cli.command()
+@run_argument
+@click.option("--input", "-i", "input_path", required=True, metavar="FILE", type=click.Path(dir_okay=False), help="The rows to predict for (CSV or Parquet); columns are matched by name.")
+@click.option("--output", "-o", metavar="FILE", type=click.Path(dir_okay=False), help="Write here (.csv, .tsv or .parquet) instead of CSV on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or notes.")
+def predict(run, input_path, output, quiet):
+    """Predict with a trained RUN for every row of an input file, streamed in chunks.
+
+    Feature columns are matched by name (order and extra columns do not matter). The
+    input's other columns (ids, ...) are carried through, then `predicted_<target>` and,
+    for classes, one `probability_<class>` column per class. In CSV output, text cells a
+    spreadsheet would run as a formula are escaped with a leading '.
+
+    \b
+    Examples:
+        nnflow predict runs/iris-mlp --input new_flowers.csv --output predictions.csv
+        nnflow predict runs/iris-mlp --input big.parquet --output out.parquet
+    """
+    from ._tf import quiet_tensorflow
+    from .workflows import predict as run_predict
+
+    progress = None
+    if not quiet and sys.stderr.isatty():
+        progress = _ProgressLine()
+    with quiet_tensorflow():
+        result = run_predict(run, input_path, output, stream=sys.stdout, on_progress=progress)
+    if progress:
+        progress.done()
+    if not quiet:
+        for note in result.notes:
+            click.echo(f"note: {note}", err=True)
+        if output:
+            click.echo(f"Predicted {result.rows:,} rows into {output} ({', '.join(result.columns)}).", err=True)
+
+
+class _ProgressLine:
+    """`predicted 300,000 rows (152,113 rows/s)` rewritten in place on a terminal."""
+
+    def __init__(self):
+        import time
+
+        self.clock = time.perf_counter
+        self.started = self.clock()
+
+    def __call__(self, rows: int) -> None:
+        rate = rows / max(self.clock() - self.started, 1e-9)
+        click.echo(f"\rpredicted {rows:,} rows ({rate:,.0f} rows/s)", err=True, nl=False)
+
+    def done(self) -> None:
+        click.echo("", err=True)
 
 
 @cli.command()

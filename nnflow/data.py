@@ -120,6 +120,74 @@ def _open_binary(path: Path):
     return open(path, "rb")
 
 
+def iter_table(path: Path, chunk_rows: int, *, text_columns=()):
+    """Read a table in chunks of `chunk_rows` rows (memory stays flat); rows keep their file index.
+
+    Yields DataFrames. `text_columns` are read as text in every chunk (a category column of
+    digits must not turn into numbers in one chunk and stay text in another).
+    """
+    import pandas as pd
+
+    path = Path(path)
+    kind = table_format(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file.")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; expected a CSV or Parquet file.")
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            parquet = pq.ParquetFile(path)
+        except Exception as error:  # pyarrow's ArrowInvalid/OSError family
+            raise DataError(f"{path}: not a readable Parquet file ({_one_line(error)}).") from None
+        if parquet.metadata.num_rows == 0:
+            raise DataError(f"{path}: has no rows.")
+        offset = 0
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
+            frame = batch.to_pandas()
+            frame.index = pd.RangeIndex(offset, offset + len(frame))
+            frame.columns = [str(c) for c in frame.columns]
+            offset += len(frame)
+            yield frame
+        return
+    _check_text(path)
+    _check_header(path, "\t" if kind == "tsv" else ",")
+    sep = "\t" if kind == "tsv" else ","
+    try:
+        reader = pd.read_csv(
+            path, sep=sep, chunksize=chunk_rows, encoding="utf-8", low_memory=False,
+            keep_default_na=False, na_values=MISSING_MARKERS, dtype={c: str for c in text_columns},
+        )
+        produced = False
+        for frame in reader:
+            frame.columns = [str(c) for c in frame.columns]
+            produced = True
+            yield frame
+        if not produced:
+            raise DataError(f"{path}: has a header but no data rows.")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; expected a header row and data rows.") from None
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({_undecodable(path, error)}); save it as UTF-8.") from None
+    except pd.errors.ParserError as error:
+        raise DataError(f"{path}: not a well-formed {kind.upper()} table: {_one_line(error)}.") from None
+    except (ValueError, OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read it as {kind.upper()}: {_one_line(error)}.") from None
+
+
+def table_rows(path: Path) -> int | None:
+    """The number of rows when the file says it without being read (Parquet), else None."""
+    if table_format(Path(path)) != "parquet":
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # iter_table reports an unreadable file properly
+        return None
+
+
 def _check_text(path: Path) -> None:
     try:
         with _open_binary(path) as stream:
@@ -361,8 +429,11 @@ class Preprocessing:
 
     # -- transforming rows ---------------------------------------------------
 
-    def features(self, frame, path: Path, notes: list[str] | None = None) -> np.ndarray:
-        """The model inputs of `frame` as float32, shaped `(rows, *input_shape)`."""
+    def features(self, frame, path: Path, unseen: "UnseenCategories | None" = None) -> np.ndarray:
+        """The model inputs of `frame` as float32, shaped `(rows, *input_shape)`.
+
+        Categories the training split did not have become all-zero rows, counted in `unseen`.
+        """
         missing = [c for c in self.feature_columns if c not in frame.columns]
         if missing:
             raise DataError(f"{path}: {_missing_message(missing, list(frame.columns))}")
@@ -373,15 +444,11 @@ class Preprocessing:
                 _check_no_missing(series, path, column, "feature")
                 vocabulary = self.categories[column]
                 codes = _category_codes(series, vocabulary)
-                unseen = codes < 0
-                if unseen.any() and notes is not None:
-                    first, count = _first_bad(unseen)
-                    notes.append(
-                        f"{path.name}: column {column!r} has {count:,} row(s) with categories not seen in training "
-                        f"(first: {_show(series.iloc[first])} at {_row_label(path, series, first)}); encoded as all zeros."
-                    )
+                absent = codes < 0
+                if absent.any() and unseen is not None:
+                    unseen.add(path, column, series, absent)
                 block = np.zeros((len(series), len(vocabulary)), dtype="float32")
-                rows = np.flatnonzero(~unseen)
+                rows = np.flatnonzero(~absent)
                 block[rows, codes[rows]] = 1.0
                 blocks.append(block)
             else:
@@ -422,6 +489,29 @@ class Preprocessing:
     def class_of(self, ids: np.ndarray) -> list:
         """Class names for predicted class ids."""
         return [self.class_names[int(i)] for i in ids]
+
+
+class UnseenCategories:
+    """Counts, per file and column, the rows whose category training never saw (across chunks)."""
+
+    def __init__(self):
+        self.seen: dict[tuple[str, str], list] = {}  # (file, column) -> [count, first value, first row]
+
+    def add(self, path: Path, column: str, series, mask) -> None:
+        first, count = _first_bad(mask)
+        entry = self.seen.setdefault((path.name, column), [0, _show(series.iloc[first]), _row_label(path, series, first)])
+        entry[0] += count
+
+    @property
+    def rows(self) -> int:
+        return sum(count for count, _, _ in self.seen.values())
+
+    def notes(self) -> list[str]:
+        return [
+            f"{file}: column {column!r} has {count:,} row(s) with categories not seen in training "
+            f"(first: {value} at {row}); encoded as all zeros."
+            for (file, column), (count, value, row) in self.seen.items()
+        ]
 
 
 def _category_codes(series, vocabulary: Sequence[Any]) -> np.ndarray:
@@ -597,8 +687,10 @@ def prepare(spec: Spec, seed: int) -> PreparedData:
         if absent:
             raise DataError(f"{data.train}: class(es) {_list(absent)} have no rows left in the training split; use more data or smaller splits.")
 
+    unseen = UnseenCategories()
+
     def make(part, path, source) -> Split:
-        return Split(preprocessing.features(part, path, notes), preprocessing.targets(part, path), len(part), source)
+        return Split(preprocessing.features(part, path, unseen), preprocessing.targets(part, path), len(part), source)
 
     name = data.train.name
     train = make(train_frame, data.train, name if not held_out else f"{len(remaining):,} of {len(frame):,} rows of {name}")
@@ -615,6 +707,7 @@ def prepare(spec: Spec, seed: int) -> PreparedData:
             splits[role] = make(part, data.train, f"{len(part):,} rows of {name}")
         else:
             splits[role] = None
+    notes.extend(unseen.notes())
     return PreparedData(preprocessing, train, splits["validation"], splits["test"], files, notes)
 
 

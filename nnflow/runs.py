@@ -28,6 +28,7 @@ from typing import Any
 from .errors import ConfigError, Problem
 
 RUN_FILE = "run.json"
+RUN_FORMAT = 1  # the layout of a run folder; raise it when an older nnflow could misread a new one
 CHECKPOINT_FILE = "checkpoint.npz"
 RUNS_ROOT = Path("runs")
 
@@ -167,8 +168,10 @@ def new_run_dir(name: str, out: str | Path | None = None, *, now: datetime | Non
 
 
 def find_run(run: str | Path) -> Path:
-    """A run folder, or the newest run inside `runs/NAME` (by start time)."""
+    """A run folder, its `model.keras`, or the newest run inside `runs/NAME` (by start time)."""
     path = Path(run)
+    if path.is_file() and (path.parent / RUN_FILE).is_file():  # a model file inside a run folder
+        return path.parent
     if (path / RUN_FILE).is_file():
         return path
     if not path.exists():
@@ -177,6 +180,33 @@ def find_run(run: str | Path) -> Path:
     if not candidates:
         raise ConfigError(Problem(f"{path}: not a run folder (no {RUN_FILE}) and holds no runs.", where="RUN"))
     return max(candidates, key=lambda child: (_started(child), child.name))
+
+
+def open_run(run: str | Path) -> tuple[Path, dict, Path]:
+    """(run folder, its run.json, the model file) of a finished run that this nnflow can read.
+
+    RUN may name a model file inside a run folder; then that file is the model.
+    """
+    from . import __version__
+    from .errors import UnsafeModelError
+
+    run_dir = find_run(run)
+    try:
+        info = read_json(run_dir / RUN_FILE)
+    except (OSError, ValueError) as error:
+        raise UnsafeModelError(f"{run_dir / RUN_FILE}: unreadable ({error}); the run folder is damaged.") from None
+    run_format = info.get("format", 1)
+    if not isinstance(run_format, int) or run_format > RUN_FORMAT:
+        raise UnsafeModelError(
+            f"{run_dir} was written by nnflow {info.get('versions', {}).get('nnflow', '?')} (run format {run_format}); "
+            f"this nnflow ({__version__}) reads run format {RUN_FORMAT}. Use a newer nnflow, or train the run again."
+        )
+    model_path = Path(run) if Path(run).is_file() else run_dir / "model.keras"
+    if not model_path.exists():
+        status = info.get("status", "unknown")
+        hint = f" Continue it with `nnflow train --resume {run_dir}`." if status in ("running", "interrupted") else ""
+        raise ConfigError(Problem(f"{run_dir} has no model.keras: its training did not finish (status: {status}).{hint}", where="RUN"))
+    return run_dir, info, model_path
 
 
 def _started(run_dir: Path) -> str:

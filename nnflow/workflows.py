@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import ConfigError, NnflowError, Problem, TrainingError
+from .errors import ConfigError, NnflowError, Problem, TrainingError, UnsafeModelError
 from .spec import COMPILE_KEYS, DATA_KEYS, FIT_KEYS, Spec, load_spec
 
 
@@ -335,6 +335,7 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
     else:
         run_dir = runs.new_run_dir(spec.name, out)
         info = {
+            "format": runs.RUN_FORMAT,
             "name": spec.name,
             "config": str(spec.source) if spec.source else None,
             "command": shlex.join(command),
@@ -480,3 +481,148 @@ def _resolved_yaml(spec: Spec, seed: int) -> str:
         f" with --set {' --set '.join(spec.overrides)}" if spec.overrides else ""
     ) + "\n"
     return header + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
+
+
+# ---------------------------------------------------------------------------
+# evaluate and predict
+
+
+def _load_run(run):
+    """(run folder, run.json, spec, preprocessing, model) of a finished run, the model loaded safely."""
+    from . import runs
+    from .data import Preprocessing
+    from .modelfile import load_model
+
+    run_dir, info, model_path = runs.open_run(run)
+    model = load_model(model_path)  # first: nothing else of a refused run is read
+    spec = load_spec(run_dir / "experiment.yaml")
+    try:
+        preprocessing = Preprocessing.from_json(runs.read_json(run_dir / "preprocessing.json"))
+    except (OSError, ValueError, TypeError) as error:
+        raise UnsafeModelError(f"{run_dir / 'preprocessing.json'}: unreadable or from another nnflow version ({error}).") from None
+    return run_dir, info, spec, preprocessing, model
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    run_dir: Path
+    spec: Spec
+    data: str  # "the test split (15 rows of iris.csv)" or the file
+    rows: int
+    metrics: dict  # loss and compiled metrics, plain names
+    report: dict | None  # classification: confusion matrix, per-class precision/recall/F1
+    gates: tuple[GateResult, ...]
+    written: Path
+    notes: tuple[str, ...]
+
+    @property
+    def failed_gates(self) -> list[GateResult]:
+        return [gate for gate in self.gates if not gate.passed]
+
+    def to_json(self) -> dict:
+        return {
+            "run": str(self.run_dir),
+            "data": self.data,
+            "rows": self.rows,
+            "metrics": self.metrics,
+            "classification": self.report,
+            "gates": [{"metric": g.metric, "condition": g.condition, "value": g.value, "passed": g.passed} for g in self.gates],
+            "notes": list(self.notes),
+        }
+
+
+def evaluate(run, data: str | Path | None = None, *, output: str | Path | None = None) -> EvaluateResult:
+    """Metrics of a trained run on its own test split, or on a labelled file, preprocessed as in training.
+
+    `expect:` gates on `test_*` metrics are checked against these numbers; other gates
+    (`val_loss`, ...) against the run's own metrics.json. Results go to the run folder
+    (`evaluation.json`, or `evaluation-<file>.json`) or to `output`.
+    """
+    import numpy as np
+
+    from . import runs, training
+    from .data import UnseenCategories, prepare, read_table
+    from .errors import DataError
+    from .scoring import class_ids, classification_report, true_ids
+
+    run_dir, info, spec, preprocessing, model = _load_run(run)
+    notes: list[str] = []
+    if data is None:
+        if spec.data.test == 0:
+            raise ConfigError(Problem(f"{run_dir} has no test split (data.test: 0); evaluate it on a labelled file with --data FILE.", where="RUN"))
+        try:
+            _check_same_files(run_dir, info)
+        except DataError as error:
+            raise DataError(f"{error} The test split cannot be rebuilt; evaluate on a file with --data FILE.") from None
+        prepared = prepare(spec, spec.seed)
+        x, y, rows = prepared.test.x, prepared.test.y, prepared.test.rows
+        described = f"the test split ({prepared.test.source})"
+        default_output = run_dir / "evaluation.json"
+    else:
+        path = Path(data)
+        frame = read_table(path)
+        unseen = UnseenCategories()
+        x, y, rows = preprocessing.features(frame, path, unseen), preprocessing.targets(frame, path), len(frame)
+        notes += unseen.notes()
+        described = str(path)
+        default_output = run_dir / f"evaluation-{path.name.split('.')[0]}.json"
+
+    dataset = training.evaluation_dataset(x, y, spec.fit.batch_size)
+    scores_by_name = training.evaluate(model, dataset)
+    order = [name for name in spec.metric_names if name in scores_by_name]
+    metrics = {name: scores_by_name[name] for name in [*order, *sorted(set(scores_by_name) - set(order))]}
+    report = None
+    if preprocessing.task == "classification":
+        scores = np.asarray(model.predict(training.evaluation_dataset(x, None, spec.fit.batch_size), verbose=0))
+        report = classification_report(preprocessing.class_names, true_ids(preprocessing, y), class_ids(preprocessing, scores))
+
+    trained = runs.read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
+    available = {**trained, **{f"test_{key}": value for key, value in metrics.items()}}
+    gates = check_gates(spec, available)
+    result = EvaluateResult(run_dir, spec, described, rows, metrics, report, gates, Path(output) if output else default_output, tuple(notes))
+    runs.write_json(result.written, {**result.to_json(), "evaluated": _now()})
+    return result
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    run_dir: Path
+    rows: int
+    output: Path | None  # None: CSV went to the stream
+    columns: list[str]
+    notes: tuple[str, ...]
+
+
+def predict(
+    run,
+    input: str | Path,
+    output: str | Path | None = None,
+    *,
+    stream=None,
+    on_progress: Callable[[int], None] | None = None,
+) -> PredictResult:
+    """Predict for every row of `input` (CSV or Parquet), streamed in chunks, into `output` or `stream` (CSV).
+
+    Feature columns are matched by name; the input's other columns (ids, ...) are carried
+    through, followed by `predicted_<target>` and, for classes, `probability_<class>`.
+    """
+    from .scoring import OutputWriter, PredictionColumns, predict_stream
+
+    run_dir, _, _, preprocessing, model = _load_run(run)
+    output_path = Path(output) if output is not None else None
+    if output_path is not None:
+        from .data import table_format
+        from .errors import DataError
+
+        try:
+            table_format(output_path)
+        except DataError:
+            raise ConfigError(Problem(f"{output_path}: write predictions to a .csv, .tsv or .parquet file.", where="--output")) from None
+    writer = OutputWriter(output_path, stream=stream if stream is not None else sys.stdout)
+    try:
+        rows, unseen = predict_stream(model, preprocessing, Path(input), writer, on_progress=on_progress)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return PredictResult(run_dir, rows, output_path, PredictionColumns.of(preprocessing).names, tuple(unseen.notes()))

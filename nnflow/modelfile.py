@@ -1,0 +1,115 @@
+"""Loading model files safely: no code from a model file ever runs.
+
+A `.keras` file is a zip of `config.json` (the architecture, as plain data), `metadata.json`
+and `model.weights.h5` (arrays). nnflow reads `config.json` itself *before* Keras sees the
+file and refuses anything that could carry code or that Keras would import from outside
+itself: `Lambda` layers (their Python bytecode is in the config), custom or registered
+objects from other packages, `TFSMLayer` (a SavedModel graph). Only then is the file given to
+`keras.saving.load_model(..., safe_mode=True)`, Keras's own guard, as a second line.
+
+Legacy `.h5`/HDF5 models and TensorFlow SavedModels are refused outright: they can carry
+code (marshalled lambdas, graph functions) and nnflow never writes them. Truncated or
+corrupt files are refused too. Every refusal is an `UnsafeModelError` (exit 6).
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import UnsafeModelError
+
+# Keras classes that run code or load graphs from outside the file's plain data.
+REFUSED_CLASSES = {
+    "Lambda": "a Lambda layer carries Python code",
+    "TFSMLayer": "a TFSMLayer loads a TensorFlow SavedModel graph",
+    "JaxLayer": "a JaxLayer wraps a Python function",
+    "FlaxLayer": "a FlaxLayer wraps a Python module",
+    "TorchModuleWrapper": "a TorchModuleWrapper wraps a Python module",
+    "__lambda__": "it holds a serialised Python function",
+}
+REQUIRED_MEMBERS = ("config.json", "model.weights.h5")
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def check_model_file(path: str | Path) -> dict:
+    """The model's config, once the file has been shown to be a safe `.keras` file; else UnsafeModelError."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
+            raise UnsafeModelError(f"{path}: a TensorFlow SavedModel is refused: it carries graph code. nnflow loads only .keras files.")
+        raise UnsafeModelError(f"{path}: a folder, not a .keras model file.")
+    if not path.is_file():
+        raise UnsafeModelError(f"{path}: no such model file.")
+    with open(path, "rb") as stream:
+        head = stream.read(8)
+    if head == HDF5_MAGIC or path.suffix.lower() in (".h5", ".hdf5"):
+        raise UnsafeModelError(
+            f"{path}: a legacy HDF5 (.h5) model is refused: the format can carry Python code (Lambda bytecode). "
+            "nnflow loads only Keras 3 .keras files."
+        )
+    if not zipfile.is_zipfile(path):
+        raise UnsafeModelError(f"{path}: not a .keras model file (it is not a zip archive); it may be truncated or corrupt.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            missing = [name for name in REQUIRED_MEMBERS if name not in names]
+            if missing:
+                raise UnsafeModelError(f"{path}: not a complete .keras file (no {', '.join(missing)} inside).")
+            broken = archive.testzip()
+            if broken is not None:
+                raise UnsafeModelError(f"{path}: corrupt: {broken} inside it fails its checksum.")
+            config = json.loads(archive.read("config.json"))
+    except UnsafeModelError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as error:
+        raise UnsafeModelError(f"{path}: corrupt or truncated .keras file ({type(error).__name__}: {error}).") from None
+    for where, entry in _objects(config):
+        _check_object(path, where, entry)
+    return config
+
+
+def _objects(value: Any, where: str = "model") -> Iterator[tuple[str, dict]]:
+    """Every serialised object (a dict with `class_name`) in the config, with where it sits."""
+    if isinstance(value, dict):
+        if "class_name" in value:
+            name = value.get("config", {}).get("name") if isinstance(value.get("config"), dict) else None
+            where = f"{where} > {value['class_name']}" + (f" {name!r}" if name else "")
+            yield where, value
+        for key, item in value.items():
+            yield from _objects(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _objects(item, where)
+
+
+def _check_object(path: Path, where: str, entry: dict) -> None:
+    class_name = str(entry.get("class_name"))
+    if class_name in REFUSED_CLASSES:
+        raise UnsafeModelError(f"{path}: refused: {where}: {REFUSED_CLASSES[class_name]}, and nothing from a model file may run.")
+    module = entry.get("module")
+    if module is not None and not (module == "keras" or str(module).startswith("keras.")):
+        raise UnsafeModelError(
+            f"{path}: refused: {where} comes from module {module!r}; nnflow loads only Keras's own classes, "
+            "never code a model file points at."
+        )
+    registered = entry.get("registered_name")
+    if registered not in (None, class_name):
+        raise UnsafeModelError(
+            f"{path}: refused: {where} is a custom object ({registered!r}); nnflow loads only Keras's own classes."
+        )
+
+
+def load_model(path: str | Path):
+    """Check the file, then `keras.saving.load_model` in safe mode; any failure is an UnsafeModelError."""
+    from ._tf import import_keras
+
+    check_model_file(path)
+    keras = import_keras()
+    try:
+        return keras.saving.load_model(path, compile=True, safe_mode=True)
+    except Exception as error:  # whatever Keras raises on a file it cannot load is the file's problem
+        message = " ".join(str(error).split()) or type(error).__name__
+        raise UnsafeModelError(f"{path}: Keras refused to load it in safe mode: {message[:500]}") from None
