@@ -611,13 +611,16 @@ def predict(
     run_dir, _, _, preprocessing, model = _load_run(run)
     output_path = Path(output) if output is not None else None
     if output_path is not None:
-        from .data import table_format
+        from .data import COMPRESSION_SUFFIXES, table_format
         from .errors import DataError
 
         try:
             table_format(output_path)
+            compressed = output_path.suffix.lower() in COMPRESSION_SUFFIXES
         except DataError:
-            raise ConfigError(Problem(f"{output_path}: write predictions to a .csv, .tsv or .parquet file.", where="--output")) from None
+            compressed = True
+        if compressed:
+            raise ConfigError(Problem(f"{output_path}: write predictions to a .csv, .tsv or .parquet file (not compressed).", where="--output"))
     writer = OutputWriter(output_path, stream=stream if stream is not None else sys.stdout)
     try:
         rows, unseen = predict_stream(model, preprocessing, Path(input), writer, on_progress=on_progress)

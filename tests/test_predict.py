@@ -217,3 +217,5 @@ def test_an_unfinished_run_says_how_to_finish_it(iris_run, tmp_path):
 def test_output_must_be_a_table_file(iris_run, tmp_path):
     result = invoke("predict", iris_run, "--input", DATA / "iris.csv", "--output", tmp_path / "out.xlsx")
     assert result.exit_code == 2 and "write predictions to a .csv, .tsv or .parquet file" in result.stderr
+    result = invoke("predict", iris_run, "--input", DATA / "iris.csv", "--output", tmp_path / "out.csv.gz")
+    assert result.exit_code == 2 and "(not compressed)" in result.stderr
