@@ -178,6 +178,11 @@ def mb(kib: float) -> float:
     return kib * 1024 / 1e6
 
 
+def megabytes(size: int) -> str:
+    """A file size in MB (10^6 bytes), one decimal below 100 MB."""
+    return f"{size / 1e6:,.1f} MB" if size < 100e6 else f"{size / 1e6:,.0f} MB"
+
+
 def version_of(package: str) -> str:
     try:
         return metadata.version(package)
@@ -251,8 +256,3 @@ def data_lines(path: Path) -> int:
         while n := stream.readinto(block):
             lines += block.count(b"\n", 0, n)
     return lines - 1
-
-
-def megabytes(size: int) -> str:
-    """A file size in MB (10^6 bytes), one decimal below 100 MB."""
-    return f"{size / 1e6:,.1f} MB" if size < 100e6 else f"{size / 1e6:,.0f} MB"
