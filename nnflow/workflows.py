@@ -621,6 +621,8 @@ def predict(
             compressed = True
         if compressed:
             raise ConfigError(Problem(f"{output_path}: write predictions to a .csv, .tsv or .parquet file (not compressed).", where="--output"))
+        if output_path.resolve() == Path(input).resolve():
+            raise ConfigError(Problem(f"{output_path} is the input file; predictions would replace it. Choose another --output.", where="--output"))
     writer = OutputWriter(output_path, stream=stream if stream is not None else sys.stdout)
     try:
         rows, unseen = predict_stream(model, preprocessing, Path(input), writer, on_progress=on_progress)

@@ -219,3 +219,7 @@ def test_output_must_be_a_table_file(iris_run, tmp_path):
     assert result.exit_code == 2 and "write predictions to a .csv, .tsv or .parquet file" in result.stderr
     result = invoke("predict", iris_run, "--input", DATA / "iris.csv", "--output", tmp_path / "out.csv.gz")
     assert result.exit_code == 2 and "(not compressed)" in result.stderr
+    shutil.copy(DATA / "iris.csv", tmp_path / "mine.csv")
+    result = invoke("predict", iris_run, "--input", tmp_path / "mine.csv", "--output", tmp_path / "." / "mine.csv")
+    assert result.exit_code == 2 and "is the input file; predictions would replace it" in result.stderr
+    assert (tmp_path / "mine.csv").read_bytes() == (DATA / "iris.csv").read_bytes()
