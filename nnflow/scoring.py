@@ -203,10 +203,17 @@ def predict_stream(
     input_path: Path,
     writer: OutputWriter,
     *,
-    on_progress: Callable[[int], None] | None = None,
-    chunk_rows: int = CHUNK_ROWS,
+    on_progress: Callable[[int, int | None], None] | None = None,
+    chunk_rows: int | None = None,
 ) -> tuple[int, UnseenCategories]:
-    """Score `input_path` chunk by chunk into `writer`; returns (rows, unseen categories)."""
+    """Score `input_path` chunk by chunk into `writer`; returns (rows, unseen categories).
+
+    `on_progress(rows done, total rows or None)` is called after each chunk.
+    """
+    from .data import table_rows
+
+    chunk_rows = chunk_rows or CHUNK_ROWS
+    total = table_rows(input_path)
     columns = PredictionColumns.of(preprocessing)
     unseen = UnseenCategories()
     rows = 0
@@ -220,7 +227,7 @@ def predict_stream(
         writer.write(prediction_frame(chunk, preprocessing, scores, columns))
         rows += len(chunk)
         if on_progress is not None:
-            on_progress(rows)
+            on_progress(rows, total)
     return rows, unseen
 
 

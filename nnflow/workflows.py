@@ -599,7 +599,7 @@ def predict(
     output: str | Path | None = None,
     *,
     stream=None,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, int | None], None] | None = None,
 ) -> PredictResult:
     """Predict for every row of `input` (CSV or Parquet), streamed in chunks, into `output` or `stream` (CSV).
 

@@ -139,8 +139,18 @@ def test_predict_streams_in_chunks_with_the_same_result(iris_run, tmp_path, monk
     whole = tmp_path / "whole.csv"
     predict(iris_run, DATA / "iris.csv", whole)
     monkeypatch.setattr(nnflow.scoring, "CHUNK_ROWS", 7)
+    chunks = []
+    real_iter_table = nnflow.scoring.iter_table
+
+    def counting(*args, **kwargs):
+        for chunk in real_iter_table(*args, **kwargs):
+            chunks.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(nnflow.scoring, "iter_table", counting)
     chunked = tmp_path / "chunked.parquet"
     assert predict(iris_run, DATA / "iris.csv", chunked).rows == 150
+    assert chunks == [7] * 21 + [3]
     assert pd.read_parquet(chunked).equals(pd.read_csv(whole).astype(pd.read_parquet(chunked).dtypes.to_dict()))
 
 
