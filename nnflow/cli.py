@@ -312,10 +312,15 @@ def predict(run, input_path, output, quiet):
     progress = None
     if not quiet and sys.stderr.isatty():
         progress = _ProgressLine()
-    with quiet_tensorflow():
-        result = run_predict(run, input_path, output, stream=sys.stdout, on_progress=progress)
-    if progress:
-        progress.done()
+    try:
+        with quiet_tensorflow():
+            result = run_predict(run, input_path, output, stream=sys.stdout, on_progress=progress)
+    except BrokenPipeError:  # `nnflow predict ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+    finally:
+        if progress:
+            progress.done()
     if not quiet:
         for note in result.notes:
             click.echo(f"note: {note}", err=True)

@@ -120,11 +120,13 @@ def _open_binary(path: Path):
     return open(path, "rb")
 
 
-def iter_table(path: Path, chunk_rows: int, *, text_columns=()):
+def iter_table(path: Path, chunk_rows: int, *, parsed_columns=None, text_columns=()):
     """Read a table in chunks of `chunk_rows` rows (memory stays flat); rows keep their file index.
 
     Yields DataFrames. `text_columns` are read as text in every chunk (a category column of
-    digits must not turn into numbers in one chunk and stay text in another).
+    digits must not turn into numbers in one chunk and stay text in another). With
+    `parsed_columns`, every other column is carried exactly as written: CSV cells as their
+    text (`00017` stays `00017`), Parquet columns with their Arrow types.
     """
     import pandas as pd
 
@@ -135,32 +137,23 @@ def iter_table(path: Path, chunk_rows: int, *, text_columns=()):
     if path.is_dir():
         raise DataError(f"{path}: is a directory; expected a CSV or Parquet file.")
     if kind == "parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            parquet = pq.ParquetFile(path)
-        except Exception as error:  # pyarrow's ArrowInvalid/OSError family
-            raise DataError(f"{path}: not a readable Parquet file ({_one_line(error)}).") from None
-        if parquet.metadata.num_rows == 0:
-            raise DataError(f"{path}: has no rows.")
-        offset = 0
-        for batch in parquet.iter_batches(batch_size=chunk_rows):
-            frame = batch.to_pandas()
-            frame.index = pd.RangeIndex(offset, offset + len(frame))
-            frame.columns = [str(c) for c in frame.columns]
-            offset += len(frame)
-            yield frame
+        yield from _iter_parquet(path, chunk_rows, parsed_columns)
         return
-    _check_text(path)
-    _check_header(path, "\t" if kind == "tsv" else ",")
     sep = "\t" if kind == "tsv" else ","
     try:
+        _check_text(path)
+        header = _check_header(path, sep)
+        parsed = set(header) if parsed_columns is None else set(parsed_columns)
+        raw = [c for c in header if c not in parsed]
         reader = pd.read_csv(
             path, sep=sep, chunksize=chunk_rows, encoding="utf-8", low_memory=False,
-            keep_default_na=False, na_values=MISSING_MARKERS, dtype={c: str for c in text_columns},
+            keep_default_na=False, na_values={c: MISSING_MARKERS for c in header if c in parsed},
+            dtype={c: str for c in [*raw, *text_columns] if c in header},
         )
         produced = False
         for frame in reader:
+            if len(frame) == 0:
+                continue
             frame.columns = [str(c) for c in frame.columns]
             produced = True
             yield frame
@@ -172,8 +165,42 @@ def iter_table(path: Path, chunk_rows: int, *, text_columns=()):
         raise DataError(f"{path}: not UTF-8 text ({_undecodable(path, error)}); save it as UTF-8.") from None
     except pd.errors.ParserError as error:
         raise DataError(f"{path}: not a well-formed {kind.upper()} table: {_one_line(error)}.") from None
+    except ImportError as error:  # .zst needs the zstandard package
+        raise DataError(f"{path}: reading it needs a package that is not installed ({_one_line(error)}).") from None
     except (ValueError, OSError, EOFError) as error:
         raise DataError(f"{path}: cannot read it as {kind.upper()}: {_one_line(error)}.") from None
+
+
+def _iter_parquet(path: Path, chunk_rows: int, parsed_columns):
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as error:  # pyarrow's ArrowInvalid/OSError family
+        raise DataError(f"{path}: not a readable Parquet file ({_one_line(error)}).") from None
+    names = [str(name) for name in parquet.schema_arrow.names]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise DataError(f"{path}: names column(s) {', '.join(map(repr, duplicated))} twice; give each column its own name.")
+    if parquet.metadata.num_rows == 0:
+        raise DataError(f"{path}: has no rows.")
+    offset = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
+            frame = batch.to_pandas()
+            frame.columns = names
+            if parsed_columns is not None:  # carried columns keep their Arrow types in every chunk
+                for position, name in enumerate(names):
+                    if name not in parsed_columns:
+                        frame[name] = pd.arrays.ArrowExtensionArray(batch.column(position))
+            frame.index = pd.RangeIndex(offset, offset + len(frame))
+            offset += len(frame)
+            yield frame
+    except DataError:
+        raise
+    except Exception as error:  # a damaged row group
+        raise DataError(f"{path}: not a readable Parquet file ({_one_line(error)}).") from None
 
 
 def table_rows(path: Path) -> int | None:
@@ -214,8 +241,8 @@ def _undecodable(path: Path, error: UnicodeDecodeError) -> str:
     return f"byte 0x{error.object[error.start]:02x}"
 
 
-def _check_header(path: Path, sep: str) -> None:
-    """Duplicate column names: pandas renames the second `x` to `x.1`, which hides the mistake."""
+def _check_header(path: Path, sep: str) -> list[str]:
+    """The header's column names; a name given twice is an error (pandas would rename it `x.1`)."""
     with _open_binary(path) as stream:
         first = stream.readline().decode("utf-8-sig", "replace")
     header = next(csv.reader(io.StringIO(first), delimiter=sep), [])
@@ -224,6 +251,7 @@ def _check_header(path: Path, sep: str) -> None:
         if name in seen:
             raise DataError(f"{path}: the header names column {name!r} twice; give each column its own name.")
         seen.add(name)
+    return header
 
 
 def _one_line(error: Exception) -> str:

@@ -4,8 +4,9 @@ A `.keras` file is a zip of `config.json` (the architecture, as plain data), `me
 and `model.weights.h5` (arrays). nnflow reads `config.json` itself *before* Keras sees the
 file and refuses anything that could carry code or that Keras would import from outside
 itself: `Lambda` layers (their Python bytecode is in the config), custom or registered
-objects from other packages, `TFSMLayer` (a SavedModel graph). Only then is the file given to
-`keras.saving.load_model(..., safe_mode=True)`, Keras's own guard, as a second line.
+objects from other packages, `TFSMLayer` (a SavedModel graph); members it never writes; zip
+bombs. Only then is the file given to `keras.saving.load_model(..., safe_mode=True)`,
+Keras's own guard, as a second line, uncompiled: the run's experiment file compiles it.
 
 Legacy `.h5`/HDF5 models and TensorFlow SavedModels are refused outright: they can carry
 code (marshalled lambdas, graph functions) and nnflow never writes them. Truncated or
@@ -31,6 +32,10 @@ REFUSED_CLASSES = {
     "__lambda__": "it holds a serialised Python function",
 }
 REQUIRED_MEMBERS = ("config.json", "model.weights.h5")
+ALLOWED_MEMBERS = {"config.json", "metadata.json", "model.weights.h5"}  # what Keras writes for nnflow's models
+MAX_CONFIG_BYTES = 16 << 20
+MAX_EXPANSION = 100  # a member may not decompress to more than this many times its stored size ...
+EXPANSION_FLOOR = 1 << 20  # ... once it is over 1 MiB (a zip bomb)
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
@@ -54,18 +59,28 @@ def check_model_file(path: str | Path) -> dict:
         raise UnsafeModelError(f"{path}: not a .keras model file (it is not a zip archive); it may be truncated or corrupt.")
     try:
         with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
+            members = archive.infolist()
+            names = {member.filename for member in members}
             missing = [name for name in REQUIRED_MEMBERS if name not in names]
             if missing:
                 raise UnsafeModelError(f"{path}: not a complete .keras file (no {', '.join(missing)} inside).")
+            unexpected = sorted(names - ALLOWED_MEMBERS)
+            if unexpected:
+                raise UnsafeModelError(f"{path}: refused: it holds files a Keras model of nnflow's never has ({', '.join(unexpected[:5])}).")
+            for member in members:
+                expanded = member.file_size > EXPANSION_FLOOR and member.file_size > MAX_EXPANSION * max(member.compress_size, 1)
+                if expanded or (member.filename == "config.json" and member.file_size > MAX_CONFIG_BYTES):
+                    raise UnsafeModelError(f"{path}: refused: {member.filename} inside it expands to {member.file_size:,} bytes (a zip bomb?).")
             broken = archive.testzip()
             if broken is not None:
                 raise UnsafeModelError(f"{path}: corrupt: {broken} inside it fails its checksum.")
             config = json.loads(archive.read("config.json"))
     except UnsafeModelError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as error:
-        raise UnsafeModelError(f"{path}: corrupt or truncated .keras file ({type(error).__name__}: {error}).") from None
+    except Exception as error:  # zlib.error, encrypted or unknown-method members, RecursionError, ...: all corrupt
+        raise UnsafeModelError(f"{path}: corrupt or truncated .keras file ({type(error).__name__}: {_short(error)}).") from None
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise UnsafeModelError(f"{path}: corrupt: its config.json does not describe a model.")
     for where, entry in _objects(config):
         _check_object(path, where, entry)
     return config
@@ -102,14 +117,22 @@ def _check_object(path: Path, where: str, entry: dict) -> None:
         )
 
 
+def _short(error: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
 def load_model(path: str | Path):
-    """Check the file, then `keras.saving.load_model` in safe mode; any failure is an UnsafeModelError."""
+    """Check the file, then `keras.saving.load_model` in safe mode, uncompiled; any failure is an UnsafeModelError.
+
+    The model is compiled by the caller from the run's own experiment file: nothing of the
+    file's `compile_config` (losses, metrics, optimizer settings) is trusted either.
+    """
     from ._tf import import_keras
 
     check_model_file(path)
     keras = import_keras()
     try:
-        return keras.saving.load_model(path, compile=True, safe_mode=True)
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # whatever Keras raises on a file it cannot load is the file's problem
-        message = " ".join(str(error).split()) or type(error).__name__
-        raise UnsafeModelError(f"{path}: Keras refused to load it in safe mode: {message[:500]}") from None
+        raise UnsafeModelError(f"{path}: Keras refused to load it in safe mode: {_short(error)}") from None

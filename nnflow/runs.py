@@ -110,6 +110,82 @@ def _format(value: Any) -> Any:
     return repr(value) if isinstance(value, float) else value
 
 
+class TableWriter:
+    """Writes a table in chunks: CSV/TSV to a file or a text stream, or Parquet. Atomic for files.
+
+    The file is made beside `output` at the first chunk and renamed into place by `close()`;
+    `abort()` drops it, so an error part-way leaves nothing under the output's name.
+    """
+
+    def __init__(self, output: Path | None, stream=None):
+        from .data import table_format
+
+        if output is None and stream is None:
+            raise ValueError("TableWriter needs an output file or a text stream")
+        self.output = output
+        self.stream = stream
+        self.kind = table_format(output) if output is not None else "csv"
+        self.temporary: Path | None = None
+        self.parquet = None
+        self.handle = None
+        self.rows = 0
+
+    def _open(self) -> None:
+        if self.output is None:
+            self.handle = self.stream
+            return
+        try:
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(prefix=f".{self.output.name}.", suffix=".tmp", dir=self.output.parent)
+        except OSError as error:
+            raise ConfigError(Problem(f"cannot write {self.output}: {error.strerror or error}.", where="--output")) from None
+        os.close(handle)
+        self.temporary = Path(name)
+        if self.kind != "parquet":
+            self.handle = open(self.temporary, "w", encoding="utf-8", newline="")
+
+    def write(self, frame) -> None:
+        first = self.handle is None and self.parquet is None
+        if first:
+            self._open()
+        if self.kind == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self.parquet is None:
+                self.parquet = pq.ParquetWriter(self.temporary, table.schema)
+            else:
+                table = table.cast(self.parquet.schema)  # a column all null in one chunk keeps the first chunk's type
+            self.parquet.write_table(table)
+        else:
+            frame.to_csv(self.handle, index=False, header=first, sep="\t" if self.kind == "tsv" else ",", lineterminator="\n")
+        self.rows += len(frame)
+
+    def close(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
+        if self.handle is not None:
+            self.handle.flush()
+            if self.output is not None:
+                os.fsync(self.handle.fileno())
+                self.handle.close()
+        if self.temporary is not None:
+            os.chmod(self.temporary, FILE_MODE)
+            os.replace(self.temporary, self.output)
+            self.temporary = None
+
+    def abort(self) -> None:
+        try:
+            if self.parquet is not None:
+                self.parquet.close()
+            if self.handle is not None and self.output is not None:
+                self.handle.close()
+        finally:
+            if self.temporary is not None:
+                _remove(self.temporary)
+
+
 def save_model(model, path: Path) -> Path:
     """`model.save` to a temporary `.keras` file beside `path`, then rename it into place."""
     handle, temporary = tempfile.mkstemp(prefix=".model.", suffix=".keras", dir=path.parent)
@@ -195,10 +271,14 @@ def open_run(run: str | Path) -> tuple[Path, dict, Path]:
         info = read_json(run_dir / RUN_FILE)
     except (OSError, ValueError) as error:
         raise UnsafeModelError(f"{run_dir / RUN_FILE}: unreadable ({error}); the run folder is damaged.") from None
+    if not isinstance(info, dict):
+        raise UnsafeModelError(f"{run_dir / RUN_FILE}: not an nnflow run record; the run folder is damaged.")
     run_format = info.get("format", 1)
     if not isinstance(run_format, int) or run_format > RUN_FORMAT:
+        versions = info.get("versions")
+        written_by = versions.get("nnflow", "?") if isinstance(versions, dict) else "?"
         raise UnsafeModelError(
-            f"{run_dir} was written by nnflow {info.get('versions', {}).get('nnflow', '?')} (run format {run_format}); "
+            f"{run_dir} was written by nnflow {written_by} (run format {run_format}); "
             f"this nnflow ({__version__}) reads run format {RUN_FORMAT}. Use a newer nnflow, or train the run again."
         )
     model_path = Path(run) if Path(run).is_file() else run_dir / "model.keras"

@@ -1,21 +1,19 @@
 """Scoring with a trained run: classification reports for `evaluate`, streamed predictions for `predict`.
 
 Predictions stream: the input is read, transformed, scored and written chunk by chunk, so
-memory stays flat whatever the file's size. Output files are written beside their final
-name and renamed into place when complete; an error part-way leaves no output file.
+memory stays flat whatever the file's size. The writer (`runs.TableWriter`) puts output
+files in place only when complete; an error part-way leaves no output file.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Callable
 
 import numpy as np
 
-from .data import Preprocessing, UnseenCategories, iter_table, table_format
+from .data import Preprocessing, UnseenCategories, iter_table
 from .errors import DataError
 
 CHUNK_ROWS = 100_000
@@ -97,7 +95,7 @@ def prediction_frame(chunk, preprocessing: Preprocessing, scores: np.ndarray, co
     if preprocessing.task != "classification":
         out[columns.predicted] = scores.reshape(len(chunk), -1)[:, 0]
         return out
-    names = np.asarray(preprocessing.class_names, dtype=object)
+    names = np.asarray(preprocessing.class_names)  # ints stay ints, so `-1` is a number in the output
     out[columns.predicted] = pd.Series(names[class_ids(preprocessing, scores)], index=chunk.index)
     if scores.shape[1] == 1:  # one sigmoid unit: the probability of the second class
         probabilities = np.concatenate([1.0 - scores, scores], axis=1)
@@ -109,99 +107,38 @@ def prediction_frame(chunk, preprocessing: Preprocessing, scores: np.ndarray, co
 
 
 def escape_formulas(frame):
-    """Text cells a spreadsheet would run as a formula get a leading `'`; numbers are left alone."""
+    """Text a spreadsheet would run as a formula gets a leading `'`: in cells and in column names.
+
+    Numbers are left alone, in numeric columns and as text (`-1`, `+3.5` are numbers).
+    """
     import pandas as pd
+
+    def risky(text):
+        starts = text.str.startswith(FORMULA_STARTS).fillna(False)
+        return (starts & pd.to_numeric(text.where(starts), errors="coerce").isna()).to_numpy(dtype=bool)
 
     for column in frame.columns:
         series = frame[column]
         if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
             continue
         text = series.astype("string")
-        risky = text.str.startswith(FORMULA_STARTS).fillna(False).to_numpy(dtype=bool)
-        if risky.any():
+        mask = risky(text)
+        if mask.any():
             escaped = series.astype(object).copy()
-            escaped[risky] = "'" + text[risky].astype(object)
+            escaped[mask] = "'" + text[mask].astype(object)
             frame[column] = escaped
+    names = pd.Series([str(c) for c in frame.columns], dtype="string")
+    mask = risky(names)
+    if mask.any():
+        frame.columns = ["'" + name if bad else name for name, bad in zip(names.tolist(), mask)]
     return frame
-
-
-class OutputWriter:
-    """Writes prediction chunks to CSV (a file or a text stream) or Parquet, atomically for files."""
-
-    def __init__(self, output: Path | None, stream: TextIO | None = None):
-        self.output = output
-        self.stream = stream
-        self.kind = table_format(output) if output is not None else "csv"
-        self.temporary: Path | None = None
-        self.parquet = None
-        self.handle = None
-        self.rows = 0
-        if output is not None:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            handle, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-            os.close(handle)
-            self.temporary = Path(name)
-
-    def write(self, frame) -> None:
-        if self.kind == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self.parquet is None:
-                self.parquet = pq.ParquetWriter(self.temporary, table.schema)
-            self.parquet.write_table(table)
-        else:
-            frame = escape_formulas(frame)
-            if self.handle is None:
-                self.handle = self.stream if self.output is None else open(self.temporary, "w", encoding="utf-8", newline="")
-                header = True
-            else:
-                header = False
-            frame.to_csv(self.handle, index=False, header=header, sep="\t" if self.kind == "tsv" else ",", lineterminator="\n")
-        self.rows += len(frame)
-
-    def close(self) -> None:
-        """Finish the file and rename it into place."""
-        if self.parquet is not None:
-            self.parquet.close()
-        if self.handle is not None and self.output is not None:
-            self.handle.flush()
-            os.fsync(self.handle.fileno())
-            self.handle.close()
-        elif self.handle is not None:
-            self.handle.flush()
-        if self.temporary is not None:
-            os.chmod(self.temporary, _file_mode())
-            os.replace(self.temporary, self.output)
-            self.temporary = None
-
-    def abort(self) -> None:
-        """Drop the unfinished file: nothing half-written is left under the output's name."""
-        try:
-            if self.parquet is not None:
-                self.parquet.close()
-            if self.handle is not None and self.output is not None:
-                self.handle.close()
-        finally:
-            if self.temporary is not None:
-                try:
-                    os.unlink(self.temporary)
-                except FileNotFoundError:
-                    pass
-
-
-def _file_mode() -> int:
-    from .runs import FILE_MODE
-
-    return FILE_MODE
 
 
 def predict_stream(
     model,
     preprocessing: Preprocessing,
     input_path: Path,
-    writer: OutputWriter,
+    writer,
     *,
     on_progress: Callable[[int, int | None], None] | None = None,
     chunk_rows: int | None = None,
@@ -218,13 +155,15 @@ def predict_stream(
     unseen = UnseenCategories()
     rows = 0
     first = True
-    for chunk in iter_table(input_path, chunk_rows, text_columns=list(preprocessing.categories)):
+    chunks = iter_table(input_path, chunk_rows, parsed_columns=preprocessing.feature_columns, text_columns=list(preprocessing.categories))
+    for chunk in chunks:
         if first:
             _check_columns(chunk, preprocessing, columns, input_path)
             first = False
         x = preprocessing.features(chunk, input_path, unseen)
         scores = np.asarray(model.predict(x, batch_size=PREDICT_BATCH, verbose=0))
-        writer.write(prediction_frame(chunk, preprocessing, scores, columns))
+        frame = prediction_frame(chunk, preprocessing, scores, columns)
+        writer.write(frame if writer.kind == "parquet" else escape_formulas(frame))
         rows += len(chunk)
         if on_progress is not None:
             on_progress(rows, total)
@@ -232,11 +171,20 @@ def predict_stream(
 
 
 def _check_columns(chunk, preprocessing: Preprocessing, columns: PredictionColumns, path: Path) -> None:
+    from .catalog import close_matches
+
     missing = [c for c in preprocessing.feature_columns if c not in chunk.columns]
     if missing:
+        have = [str(c) for c in chunk.columns]
+        spare = [c for c in have if c not in preprocessing.feature_columns]  # a misspelt feature is among these
+
+        def one(column):
+            matches = close_matches(column, spare)
+            return column + (f" (did you mean {matches[0]!r}?)" if matches else "")
+
         raise DataError(
-            f"{path}: missing {len(missing)} feature column(s) the model needs: {', '.join(missing)}. "
-            f"It has: {', '.join(map(str, chunk.columns[:30]))}{' ...' if len(chunk.columns) > 30 else ''}."
+            f"{path}: missing {len(missing)} feature column(s) the model needs: {', '.join(map(one, missing))}. "
+            f"It has: {', '.join(have[:30])}{' ...' if len(have) > 30 else ''}."
         )
     clashes = [name for name in columns.names if name in chunk.columns]
     if clashes:

@@ -488,19 +488,42 @@ def _resolved_yaml(spec: Spec, seed: int) -> str:
 
 
 def _load_run(run):
-    """(run folder, run.json, spec, preprocessing, model) of a finished run, the model loaded safely."""
+    """(run folder, run.json, spec, preprocessing, model) of a finished run, the model loaded safely.
+
+    The model file is checked before anything else of the run is read; the model is then
+    compiled from the run's own experiment file and must fit its preprocessing.
+    """
     from . import runs
+    from .builder import compile_model
     from .data import Preprocessing
-    from .modelfile import load_model
+    from .modelfile import check_model_file, load_model
 
     run_dir, info, model_path = runs.open_run(run)
-    model = load_model(model_path)  # first: nothing else of a refused run is read
-    spec = load_spec(run_dir / "experiment.yaml")
+    check_model_file(model_path)
+    try:
+        spec = load_spec(run_dir / "experiment.yaml")
+    except ConfigError as error:
+        raise UnsafeModelError(f"{run_dir / 'experiment.yaml'} does not load (was the run written by another nnflow version?):\n{error}") from None
     try:
         preprocessing = Preprocessing.from_json(runs.read_json(run_dir / "preprocessing.json"))
     except (OSError, ValueError, TypeError) as error:
         raise UnsafeModelError(f"{run_dir / 'preprocessing.json'}: unreadable or from another nnflow version ({error}).") from None
+    model = load_model(model_path)
+    _check_model_fits(model, preprocessing, model_path)
+    compile_model(model, spec)
     return run_dir, info, spec, preprocessing, model
+
+
+def _check_model_fits(model, preprocessing, model_path: Path) -> None:
+    """The model takes what the preprocessing makes and outputs what the target needs."""
+    inputs = list(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else None
+    outputs = model.output_shape[1:] if isinstance(model.output_shape, tuple) else None
+    wanted_out = [len(preprocessing.class_names)] if preprocessing.target_encoding in ("sparse", "onehot") else [1]
+    if inputs != list(preprocessing.input_shape) or list(outputs or ()) != wanted_out:
+        raise UnsafeModelError(
+            f"{model_path} does not fit this run's preprocessing.json: the model takes {inputs} and gives {list(outputs or ())}, "
+            f"the run's data gives {list(preprocessing.input_shape)} and needs {wanted_out}. Was the model file replaced?"
+        )
 
 
 @dataclass(frozen=True)
@@ -541,31 +564,42 @@ def evaluate(run, data: str | Path | None = None, *, output: str | Path | None =
     import numpy as np
 
     from . import runs, training
-    from .data import UnseenCategories, prepare, read_table
+    from .data import UnseenCategories, iter_table, prepare, sha256
     from .errors import DataError
     from .scoring import class_ids, classification_report, true_ids
 
+    if output is not None:
+        _check_output(Path(output), (".json",), "evaluation results are written as JSON; give a .json file")
+        if data is not None:
+            _check_not_same(Path(output), Path(data), "is the --data file; the results would replace it.")
     run_dir, info, spec, preprocessing, model = _load_run(run)
+    if output is not None and Path(output).resolve().parent == run_dir.resolve() and not Path(output).name.startswith("evaluation"):
+        raise ConfigError(Problem(f"{output} would overwrite a file of the run; name it evaluation-*.json or put it elsewhere.", where="--output"))
     notes: list[str] = []
     if data is None:
         if spec.data.test == 0:
             raise ConfigError(Problem(f"{run_dir} has no test split (data.test: 0); evaluate it on a labelled file with --data FILE.", where="RUN"))
-        try:
-            _check_same_files(run_dir, info)
-        except DataError as error:
-            raise DataError(f"{error} The test split cannot be rebuilt; evaluate on a file with --data FILE.") from None
+        for role, entry in info.get("data", {}).items():
+            path = Path(entry["path"])
+            if not path.exists() or sha256(path) != entry["sha256"]:
+                state = "is gone" if not path.exists() else "changed since training (its sha256 differs)"
+                raise DataError(f"{path}: the {role} data of {run_dir} {state}, so its test split cannot be rebuilt. Evaluate on a labelled file with --data FILE.")
         prepared = prepare(spec, spec.seed)
         x, y, rows = prepared.test.x, prepared.test.y, prepared.test.rows
         described = f"the test split ({prepared.test.source})"
         default_output = run_dir / "evaluation.json"
     else:
+        import pandas as pd
+
         path = Path(data)
-        frame = read_table(path)
+        # Read as predict reads: category columns as text in every chunk, other columns as written.
+        chunks = iter_table(path, 100_000, parsed_columns=[*preprocessing.feature_columns, preprocessing.target], text_columns=list(preprocessing.categories))
+        frame = pd.concat(list(chunks))
         unseen = UnseenCategories()
         x, y, rows = preprocessing.features(frame, path, unseen), preprocessing.targets(frame, path), len(frame)
         notes += unseen.notes()
         described = str(path)
-        default_output = run_dir / f"evaluation-{path.name.split('.')[0]}.json"
+        default_output = run_dir / f"evaluation-{_table_stem(path)}.json"
 
     dataset = training.evaluation_dataset(x, y, spec.fit.batch_size)
     scores_by_name = training.evaluate(model, dataset)
@@ -576,7 +610,12 @@ def evaluate(run, data: str | Path | None = None, *, output: str | Path | None =
         scores = np.asarray(model.predict(training.evaluation_dataset(x, None, spec.fit.batch_size), verbose=0))
         report = classification_report(preprocessing.class_names, true_ids(preprocessing, y), class_ids(preprocessing, scores))
 
-    trained = runs.read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
+    try:
+        trained = runs.read_json(run_dir / "metrics.json")
+    except (OSError, ValueError):
+        trained = {}  # gates on training's metrics then report "not reported"
+    if not isinstance(trained, dict):
+        trained = {}
     available = {**trained, **{f"test_{key}": value for key, value in metrics.items()}}
     gates = check_gates(spec, available)
     result = EvaluateResult(run_dir, spec, described, rows, metrics, report, gates, Path(output) if output else default_output, tuple(notes))
@@ -601,29 +640,23 @@ def predict(
     stream=None,
     on_progress: Callable[[int, int | None], None] | None = None,
 ) -> PredictResult:
-    """Predict for every row of `input` (CSV or Parquet), streamed in chunks, into `output` or `stream` (CSV).
+    """Predict for every row of `input` (CSV or Parquet), streamed in chunks, into `output` or CSV on `stream`.
 
     Feature columns are matched by name; the input's other columns (ids, ...) are carried
-    through, followed by `predicted_<target>` and, for classes, `probability_<class>`.
+    through exactly as written, followed by `predicted_<target>` and, for classes,
+    `probability_<class>`.
     """
-    from .scoring import OutputWriter, PredictionColumns, predict_stream
+    from .runs import TableWriter
+    from .scoring import PredictionColumns, predict_stream
 
-    run_dir, _, _, preprocessing, model = _load_run(run)
     output_path = Path(output) if output is not None else None
+    if output_path is None and stream is None:
+        raise ValueError("predict needs an output file or a text stream")
     if output_path is not None:
-        from .data import COMPRESSION_SUFFIXES, table_format
-        from .errors import DataError
-
-        try:
-            table_format(output_path)
-            compressed = output_path.suffix.lower() in COMPRESSION_SUFFIXES
-        except DataError:
-            compressed = True
-        if compressed:
-            raise ConfigError(Problem(f"{output_path}: write predictions to a .csv, .tsv or .parquet file (not compressed).", where="--output"))
-        if output_path.resolve() == Path(input).resolve():
-            raise ConfigError(Problem(f"{output_path} is the input file; predictions would replace it. Choose another --output.", where="--output"))
-    writer = OutputWriter(output_path, stream=stream if stream is not None else sys.stdout)
+        _check_output(output_path, (".csv", ".tsv", ".txt", ".parquet", ".pq"), "write predictions to a .csv, .tsv or .parquet file (not compressed)")
+        _check_not_same(output_path, Path(input), "is the input file; predictions would replace it. Choose another --output.")
+    run_dir, _, _, preprocessing, model = _load_run(run)
+    writer = TableWriter(output_path, stream=stream)
     try:
         rows, unseen = predict_stream(model, preprocessing, Path(input), writer, on_progress=on_progress)
         writer.close()
@@ -631,3 +664,31 @@ def predict(
         writer.abort()
         raise
     return PredictResult(run_dir, rows, output_path, PredictionColumns.of(preprocessing).names, tuple(unseen.notes()))
+
+
+def _table_stem(path: Path) -> str:
+    """`new.2024.csv.gz` -> `new.2024`: the name without its table and compression suffixes."""
+    from .data import COMPRESSION_SUFFIXES
+
+    name = path.name
+    for suffixes in (COMPRESSION_SUFFIXES, (".csv", ".tsv", ".txt", ".parquet", ".pq")):
+        for suffix in suffixes:
+            if name.lower().endswith(suffix):
+                name = name[: -len(suffix)]
+                break
+    return name.lstrip(".") or "data"
+
+
+def _check_output(path: Path, suffixes: tuple[str, ...], message: str) -> None:
+    if path.suffix.lower() not in suffixes:
+        raise ConfigError(Problem(f"{path}: {message}.", where="--output"))
+    if path.is_dir():
+        raise ConfigError(Problem(f"{path} is a folder; give a file name.", where="--output"))
+
+
+def _check_not_same(output: Path, other: Path, message: str) -> None:
+    same = output.resolve() == other.resolve()
+    if not same and output.exists() and other.exists():
+        same = os.path.samefile(output, other)
+    if same:
+        raise ConfigError(Problem(f"{output} {message}", where="--output"))

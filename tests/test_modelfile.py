@@ -150,3 +150,54 @@ def test_the_trained_model_passes_the_check(trained):
     assert config["class_name"] == "Sequential"
     with pytest.raises(UnsafeModelError):
         check_model_file(trained / "nothing.keras")
+
+
+def rezip(path: Path, change_members=None, compression=zipfile.ZIP_STORED) -> None:
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    if change_members:
+        change_members(members)
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def test_a_damaged_deflated_member_is_refused(run_copy, tmp_path):
+    model = run_copy / "model.keras"
+    rezip(model, compression=zipfile.ZIP_DEFLATED)
+    with zipfile.ZipFile(model) as archive:
+        info = archive.getinfo("config.json")
+    data = bytearray(model.read_bytes())
+    data[info.header_offset + 30 + len(info.filename) + len(info.extra) + 5] ^= 0xFF
+    model.write_bytes(bytes(data))
+    assert_refused(predict(run_copy, tmp_path), tmp_path, "corrupt")
+
+
+def test_members_a_keras_model_never_has_and_zip_bombs_are_refused(trained, tmp_path):
+    for case, change, fragment in (
+        ("extra", lambda members: members.update({"../../evil.py": b"print(1)"}), "holds files a Keras model of nnflow's never has"),
+        ("bomb", lambda members: members.update({"config.json": members["config.json"] + b" " * (40 << 20)}), "expands to"),
+    ):
+        run = tmp_path / case
+        shutil.copytree(trained, run)
+        rezip(run / "model.keras", change, compression=zipfile.ZIP_DEFLATED)
+        assert_refused(predict(run, tmp_path), tmp_path, fragment)
+
+
+def test_a_model_that_does_not_fit_its_run_is_refused(run_copy, tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, activation="softmax")])
+    model.save(run_copy / "model.keras")
+    assert_refused(predict(run_copy, tmp_path), tmp_path, "does not fit this run's preprocessing.json")
+
+
+def test_the_file_compile_config_is_not_used(run_copy, tmp_path):
+    rewrite_config(run_copy / "model.keras", lambda config: config.update(compile_config={"loss": "nonsense", "steps_per_execution": 0}))
+    result = CliRunner().invoke(cli, ["evaluate", str(run_copy)])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_damaged_run_record_is_refused(run_copy, tmp_path):
+    (run_copy / "run.json").write_text("[]")
+    assert_refused(predict(run_copy, tmp_path), tmp_path, "not an nnflow run record")

@@ -98,7 +98,8 @@ def test_evaluate_without_a_test_split_or_with_changed_data(tmp_path):
     run = train(config, ["fit.epochs=1", "expect={}"], out=tmp_path / "run").run_dir
     data.write_text(data.read_text().replace("5.1,3.5", "5.2,3.5", 1))
     result = invoke("evaluate", run)
-    assert result.exit_code == 3 and "The test split cannot be rebuilt; evaluate on a file with --data FILE." in result.stderr
+    assert result.exit_code == 3
+    assert "changed since training (its sha256 differs), so its test split cannot be rebuilt. Evaluate on a labelled file with --data FILE." in result.stderr
 
 
 def test_regression_evaluation_has_no_confusion_matrix(diabetes_run):
@@ -233,3 +234,68 @@ def test_output_must_be_a_table_file(iris_run, tmp_path):
     result = invoke("predict", iris_run, "--input", tmp_path / "mine.csv", "--output", tmp_path / "." / "mine.csv")
     assert result.exit_code == 2 and "is the input file; predictions would replace it" in result.stderr
     assert (tmp_path / "mine.csv").read_bytes() == (DATA / "iris.csv").read_bytes()
+
+
+def test_carried_columns_are_written_exactly_as_read(iris_run, tmp_path, monkeypatch):
+    import nnflow.scoring
+
+    monkeypatch.setattr(nnflow.scoring, "CHUNK_ROWS", 50)
+    frame = pd.read_csv(DATA / "iris.csv").drop(columns="species")
+    frame.insert(0, "id", [f"{i:05d}" for i in range(150)])
+    frame["big"] = ["12345678901234567"] * 149 + [""]
+    frame["ref"] = ["-1", "7", "=cmd"] * 50
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    assert invoke("predict", iris_run, "--input", tmp_path / "in.csv", "--output", tmp_path / "out.csv").exit_code == 0
+    out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    assert out["id"].tolist() == [f"{i:05d}" for i in range(150)]
+    assert out["big"].tolist() == ["12345678901234567"] * 149 + [""]
+    assert out["ref"].tolist() == ["-1", "7", "'=cmd"] * 50  # numbers written as text are numbers: not escaped
+    assert invoke("predict", iris_run, "--input", tmp_path / "in.csv", "--output", tmp_path / "out.parquet").exit_code == 0
+    assert pd.read_parquet(tmp_path / "out.parquet")["id"].tolist() == [f"{i:05d}" for i in range(150)]
+
+
+def test_a_formula_in_a_column_name_is_escaped(iris_run, tmp_path):
+    frame = pd.read_csv(DATA / "iris.csv").head(3).rename(columns={"species": '=HYPERLINK("http://x")'})
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    assert invoke("predict", iris_run, "--input", tmp_path / "in.csv", "--output", tmp_path / "out.csv").exit_code == 0
+    assert (tmp_path / "out.csv").read_text().splitlines()[0].startswith('"\'=HYPERLINK(""http://x"")"')
+
+
+def test_parquet_output_survives_a_column_that_changes_between_chunks(iris_run, tmp_path, monkeypatch):
+    import nnflow.scoring
+
+    monkeypatch.setattr(nnflow.scoring, "CHUNK_ROWS", 50)
+    frame = pd.read_csv(DATA / "iris.csv")
+    frame["count"] = pd.array([1] * 100 + [None] * 50, dtype="Int64")
+    frame.to_parquet(tmp_path / "in.parquet")
+    assert invoke("predict", iris_run, "--input", tmp_path / "in.parquet", "--output", tmp_path / "out.parquet").exit_code == 0
+    assert pd.read_parquet(tmp_path / "out.parquet")["count"].isna().sum() == 50
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("header.csv", "sepal_length,sepal_width,petal_length,petal_width\n", "has a header but no data rows"),
+        ("dup.parquet", None, "names column(s) 'sepal_width' twice"),
+    ],
+)
+def test_inputs_without_rows_or_with_a_column_twice_exit_3(iris_run, tmp_path, name, content, message):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    else:
+        pq.write_table(pa.table([[1.0], [2.0], [3.0], [4.0]], names=["sepal_length", "sepal_width", "sepal_width", "petal_width"]), tmp_path / name)
+    result = invoke("predict", iris_run, "--input", tmp_path / name, "--output", tmp_path / "out.csv")
+    assert result.exit_code == 3 and message in result.stderr and not (tmp_path / "out.csv").exists()
+
+
+def test_evaluate_output_never_replaces_the_data_or_the_run(iris_run, tmp_path):
+    shutil.copy(DATA / "iris.csv", tmp_path / "flowers.csv")
+    result = invoke("evaluate", iris_run, "--data", tmp_path / "flowers.csv", "--output", tmp_path / "flowers.csv")
+    assert result.exit_code == 2 and "evaluation results are written as JSON" in result.stderr
+    result = invoke("evaluate", iris_run, "--output", iris_run / "metrics.json")
+    assert result.exit_code == 2 and "would overwrite a file of the run" in result.stderr
+    assert (tmp_path / "flowers.csv").read_bytes() == (DATA / "iris.csv").read_bytes()
+    assert json.loads((iris_run / "metrics.json").read_text())["test_loss"] > 0
