@@ -1,0 +1,28 @@
+"""One function per command, composing the library; `cli.py` wraps these and prints.
+
+    check.py   check, compile_experiment   (validate; build and describe the model)
+    run.py     train                       (fit into a run folder, resume, gates)
+    score.py   evaluate, predict           (a trained run's model, loaded safely)
+"""
+
+from .check import CheckResult, CompileResult, LayerRow, check, compile_experiment, describe_model
+from .run import GateResult, Progress, TrainResult, check_gates, train
+from .score import EvaluateResult, PredictResult, evaluate, predict
+
+__all__ = [
+    "CheckResult",
+    "CompileResult",
+    "EvaluateResult",
+    "GateResult",
+    "LayerRow",
+    "PredictResult",
+    "Progress",
+    "TrainResult",
+    "check",
+    "check_gates",
+    "compile_experiment",
+    "describe_model",
+    "evaluate",
+    "predict",
+    "train",
+]
