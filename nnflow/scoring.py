@@ -13,7 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from .data import Preprocessing, UnseenCategories, iter_table
+from .data import iter_table
+from .preprocessing import Preprocessing, UnseenCategories
 from .errors import DataError
 
 CHUNK_ROWS = 100_000

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from nnflow.data import Preprocessing, classification_encoding, prepare, read_table
+from nnflow.data import read_table
+from nnflow.preprocessing import Preprocessing, classification_encoding, prepare
 from nnflow.errors import DataError
 from nnflow.spec import spec_from_text
 
@@ -227,7 +228,7 @@ def test_validation_and_test_from_files(tmp_path):
     ],
 )
 def test_a_softmax_or_sigmoid_output_makes_label_targets_classes(tmp_path, layers, loss, encoding):
-    from nnflow.data import target_encoding
+    from nnflow.preprocessing import target_encoding
 
     spec = iris(tmp_path, loss=loss, layers=f"layers: {layers}")
     assert target_encoding(spec, target_is_label=True) == encoding

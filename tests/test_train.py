@@ -46,7 +46,7 @@ def test_every_example_with_data_is_covered():
 def test_example_trains_into_a_complete_run_folder(example, tmp_path):
     import keras
 
-    from nnflow.data import prepare
+    from nnflow.preprocessing import prepare
     from nnflow.training import evaluation_dataset
 
     result = train(CONFIGS / f"{example}.yaml", ["fit.epochs=2"], out=tmp_path / "run")

@@ -102,7 +102,7 @@ def train(
         seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
         info = None
 
-    from ..data import prepare
+    from ..preprocessing import prepare
 
     prepared = prepare(spec, seed)
     for note in prepared.notes:

@@ -20,7 +20,7 @@ def _load_run(run):
     """
     from .. import runs
     from ..builder import compile_model
-    from ..data import Preprocessing
+    from ..preprocessing import Preprocessing
     from ..modelfile import check_model_file, load_model
 
     run_dir, info, model_path = runs.open_run(run)
@@ -89,7 +89,8 @@ def evaluate(run, data: str | Path | None = None, *, output: str | Path | None =
     import numpy as np
 
     from .. import runs, training
-    from ..data import UnseenCategories, iter_table, prepare, sha256
+    from ..data import iter_table, sha256
+    from ..preprocessing import UnseenCategories, prepare
     from ..errors import DataError
     from ..scoring import class_ids, classification_report, true_ids
 
