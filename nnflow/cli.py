@@ -13,20 +13,67 @@ import sys
 import click
 
 from . import __version__
+from . import render
 from .errors import NnflowError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+JSON_FORMAT = 1  # the version of every --json document's shape (docs/json-output.md)
+
+
 class _Group(click.Group):
-    """Maps nnflow's exceptions to SPEC.md's exit codes, in one place."""
+    """Maps nnflow's exceptions to SPEC.md's exit codes, in one place.
+
+    Under --json an error is also one JSON document on stdout, so a pipeline always has one.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except NnflowError as error:
             click.echo(f"Error: {error}", err=True)
+            command = ctx.meta.get("nnflow.json")
+            if command:
+                emit_json(command, {"ok": False, "exit_code": error.exit_code, "error": _error_json(error)})
             sys.exit(error.exit_code)
+
+
+def _error_json(error: NnflowError) -> dict:
+    problems = getattr(error, "problems", None)
+    document = {"kind": error.title, "message": str(error)}
+    if problems:
+        document["problems"] = [{"where": p.where, "path": p.path, "message": p.message} for p in problems]
+    return document
+
+
+def emit_json(command: str, document: dict) -> None:
+    """One JSON document on stdout: `{"command": ..., "format": 1, ...}`; never a second one."""
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.meta.pop("nnflow.json", None)  # a gate failing after this is said on stderr only
+    click.echo(json.dumps({"command": command, "format": JSON_FORMAT, **document}, indent=2))
+
+
+def json_mode(command: str, as_json: bool) -> None:
+    """Remember that this command answers in JSON, errors included."""
+    if as_json:
+        click.get_current_context().meta["nnflow.json"] = command
+
+
+def write_summary(markdown: str, summary: str | None) -> None:
+    """Append a Markdown summary to --summary FILE and to GitHub's step summary when it is set."""
+    from .runs import append_text
+
+    for target in dict.fromkeys(t for t in (summary, os.environ.get("GITHUB_STEP_SUMMARY")) if t):
+        append_text(target, markdown + "\n")
+
+
+def summary_option(function):
+    return click.option(
+        "--summary", metavar="FILE", type=click.Path(dir_okay=False),
+        help="Append a Markdown summary here (also done to $GITHUB_STEP_SUMMARY when it is set).",
+    )(function)
 
 
 def set_option(function):
@@ -59,6 +106,8 @@ def cli():
     nnflow train configs/iris.yaml      # fit, evaluate, check gates; saves runs/NAME/TIMESTAMP
     nnflow evaluate runs/iris-mlp       # metrics, confusion matrix and gates of the newest run
     nnflow predict runs/iris-mlp -i new.csv -o predictions.csv
+    nnflow runs                         # the runs under runs/, with status and key metrics
+    nnflow compare RUN RUN              # metrics side by side, and how the experiment files differ
     nnflow schema > nnflow.schema.json  # JSON Schema for your editor
 
     Exit codes: 0 ok, 1 internal error, 2 bad command line or experiment file,
@@ -81,9 +130,10 @@ def check(config, overrides, as_json):
     """
     from .workflows import check as run_check
 
+    json_mode("check", as_json)
     result = run_check(config, overrides)
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
+        emit_json("check", result.to_json())
         return
     spec = result.spec
     input_shape = f"input {list(spec.input_shape)}" if spec.input_shape else "input from data"
@@ -105,30 +155,13 @@ def compile_command(config, overrides, as_json):
     from ._tf import quiet_tensorflow
     from .workflows import compile_experiment
 
+    json_mode("compile", as_json)
     with quiet_tensorflow():
         result = compile_experiment(config, overrides)
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
+        emit_json("compile", {"ok": True, **result.to_json()})
         return
-    click.echo(_layer_table(result))
-
-
-def _layer_table(result) -> str:
-    header = ("Layer", "Class", "Output shape", "Params")
-    rows = [(r.name, r.layer_class, r.output_shape, f"{r.params:,}") for r in result.layers]
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(4)]
-
-    def line(row):
-        return "  ".join(
-            str(cell).rjust(widths[i]) if i == 3 else str(cell).ljust(widths[i]) for i, cell in enumerate(row)
-        ).rstrip()
-
-    rule = "-" * len(line(header))
-    out = [f"Model: {result.spec.name}", rule, line(header), rule, *map(line, rows), rule]
-    out.append(f"Total params: {result.total_params:,} (trainable {result.trainable_params:,}, non-trainable {result.non_trainable_params:,})")
-    out.append(f"Compiled with optimizer {result.optimizer}, loss {result.loss}"
-               + (f", metrics {', '.join(result.metrics)}" if result.metrics else ""))
-    return "\n".join(out)
+    click.echo(render.layer_table(result))
 
 
 @cli.command()
@@ -137,7 +170,9 @@ def _layer_table(result) -> str:
 @click.option("--out", type=click.Path(file_okay=False), help="Write the run here (a new or empty folder) instead of runs/NAME/TIMESTAMP.")
 @click.option("--resume", metavar="RUN", help="Continue an interrupted run from its last completed epoch (a run folder, or runs/NAME for the newest).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or notes; print only the run folder.")
-def train(config, overrides, out, resume, quiet):
+@json_option
+@summary_option
+def train(config, overrides, out, resume, quiet, as_json, summary):
     """Train the model of CONFIG and save a run folder (`nnflow fit` is the same command).
 
     Reads the data, fits with the file's batch size, epochs and callbacks, evaluates the
@@ -157,17 +192,19 @@ def train(config, overrides, out, resume, quiet):
     from .errors import ConfigError, GateError, Problem
     from .workflows import Progress, train as run_train
 
+    json_mode("train", as_json)
     if (config is None) == (resume is None):
         raise ConfigError(Problem("give an experiment file (nnflow train CONFIG) or a run to continue (--resume RUN), not both." if config else "missing CONFIG: the experiment file to train (nnflow train configs/iris.yaml), or --resume RUN."))
     if resume is not None and (overrides or out):
         raise ConfigError(Problem("--resume continues a run with its own experiment.yaml and folder; --set and --out cannot change them."))
     progress = Progress()
     if not quiet:
-        progress.on_note = lambda note: click.echo(f"note: {note}")
-        if sys.stdout.isatty():
+        to_stderr = as_json  # under --json, stdout holds the JSON document only
+        progress.on_note = lambda note: click.echo(f"note: {note}", err=to_stderr)
+        if sys.stdout.isatty() and not as_json:
             progress.verbose = 1
         else:
-            progress.on_epoch = lambda row, epochs: click.echo(_epoch_line(row, epochs))
+            progress.on_epoch = lambda row, epochs: click.echo(render.epoch_line(row, epochs), err=to_stderr)
     try:
         with quiet_tensorflow():
             result = run_train(config, overrides, out=out, resume=resume, progress=progress)
@@ -175,52 +212,19 @@ def train(config, overrides, out, resume, quiet):
         run_dir = getattr(interrupt, "run_dir", None)
         click.echo("\nInterrupted." + (f" Continue with: nnflow train --resume {run_dir}" if run_dir else ""), err=True)
         sys.exit(130)
-    if quiet:
+    write_summary(render.train_markdown(result), summary)
+    if as_json:
+        emit_json("train", result.to_json())
+    elif quiet:
         click.echo(str(result.run_dir))
     else:
-        click.echo(_train_summary(result))
+        click.echo(render.train_summary(result))
     if result.failed_gates:
         failed = result.failed_gates
         raise GateError(f"{len(failed)} of {len(result.gates)} expect: gate(s) failed: " + "; ".join(map(str, failed)) + ".")
 
 
 cli.add_command(train, "fit")
-
-
-def _epoch_line(row: dict, epochs: int) -> str:
-    """`epoch  3/100  loss 0.5123  accuracy 0.8100  val_loss 0.4981  val_accuracy 0.8333  (0.02s)`"""
-    width = len(str(epochs))
-    keys = [key for key in row if key not in ("epoch", "seconds", "learning_rate")]
-    keys.sort(key=lambda key: (key.startswith("val_"), key.removeprefix("val_") != "loss"))
-    values = "  ".join(f"{key} {row[key]:.4f}" for key in keys)
-    return f"epoch {row['epoch']:>{width}}/{epochs}  {values}  ({row['seconds']:.2f}s)"
-
-
-def _train_summary(result) -> str:
-    spec = result.spec
-    epochs = spec.fit.epochs
-    ran = f"{result.epochs_completed} of {epochs} epochs (stopped early)" if result.stopped_early else f"{epochs} epochs"
-    resumed = f", resumed after epoch {result.resumed_at}" if result.resumed_at else ""
-    lines = [f"Trained {spec.name}: {ran}{resumed} in {result.seconds:.1f} s.", f"Run folder: {result.run_dir}", ""]
-    names = [name for name in spec.metric_names]
-    rows = []
-    for label, prefix in (("train", ""), ("val", "val_"), ("test", "test_")):
-        if any(prefix + name in result.metrics for name in names):
-            rows.append([label] + [_metric(result.metrics.get(prefix + name)) for name in names])
-    header = ["", *names]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        lines.append("  " + "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)).rstrip())
-    if result.gates:
-        lines += ["", "Gates:"]
-        for gate in result.gates:
-            value = "not reported" if gate.value is None else _metric(gate.value)
-            lines.append(f"  {'ok  ' if gate.passed else 'FAIL'}  {gate.metric} {gate.condition}  ({value})")
-    return "\n".join(lines)
-
-
-def _metric(value) -> str:
-    return "-" if value is None else f"{value:.4f}"
 
 
 def run_argument(function):
@@ -232,7 +236,8 @@ def run_argument(function):
 @click.option("--data", "data", metavar="FILE", type=click.Path(dir_okay=False), help="A labelled CSV/Parquet file to evaluate on, instead of the run's test split.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the results here instead of into the run folder.")
 @json_option
-def evaluate(run, data, output, as_json):
+@summary_option
+def evaluate(run, data, output, as_json, summary):
     """Metrics of a trained RUN on its test split (or --data FILE), and its gates.
 
     RUN is a run folder, its model.keras, or runs/NAME for the newest run of that name.
@@ -249,43 +254,19 @@ def evaluate(run, data, output, as_json):
     from .errors import GateError
     from .workflows import evaluate as run_evaluate
 
+    json_mode("evaluate", as_json)
     with quiet_tensorflow():
         result = run_evaluate(run, data, output=output)
+    write_summary(render.evaluation_markdown(result), summary)
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
+        emit_json("evaluate", result.to_json())
     else:
         for note in result.notes:
             click.echo(f"note: {note}")
-        click.echo(_evaluation_text(result))
+        click.echo(render.evaluation_text(result))
     if result.failed_gates:
         failed = result.failed_gates
         raise GateError(f"{len(failed)} of {len(result.gates)} expect: gate(s) failed: " + "; ".join(map(str, failed)) + ".")
-
-
-def _evaluation_text(result) -> str:
-    lines = [f"Evaluated {result.run_dir} on {result.data}: {result.rows:,} rows.", ""]
-    names = list(result.metrics)
-    width = max(len(name) for name in names)
-    lines += [f"  {name.ljust(width)}  {_metric(value)}" for name, value in result.metrics.items()]
-    report = result.report
-    if report:
-        classes = [str(c) for c in report["classes"]]
-        cell = max(6, *(len(c) for c in classes))
-        lines += ["", "Confusion matrix (rows: true class, columns: predicted):"]
-        lines.append("  " + " " * cell + "  " + "  ".join(c.rjust(cell) for c in classes))
-        for name, row in zip(classes, report["confusion_matrix"]):
-            lines.append("  " + name.ljust(cell) + "  " + "  ".join(str(v).rjust(cell) for v in row))
-        lines += ["", "  " + "class".ljust(cell) + "  precision  recall      f1  support"]
-        for row in report["per_class"]:
-            lines.append(f"  {str(row['class']).ljust(cell)}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:6.4f}  {row['support']:7d}")
-        lines.append(f"  {'macro F1'.ljust(cell)}  {report['macro_f1']:.4f}")
-    if result.gates:
-        lines += ["", "Gates (test_ metrics from this evaluation, the others from training):"]
-        for gate in result.gates:
-            value = "not reported" if gate.value is None else _metric(gate.value)
-            lines.append(f"  {'ok  ' if gate.passed else 'FAIL'}  {gate.metric} {gate.condition}  ({value})")
-    lines += ["", f"Written to {result.written}"]
-    return "\n".join(lines)
 
 
 @cli.command()
@@ -344,6 +325,49 @@ class _ProgressLine:
 
     def done(self) -> None:
         click.echo("", err=True)
+
+
+@cli.command("runs")
+@click.argument("name", metavar="NAME", required=False)
+@json_option
+def runs_command(name, as_json):
+    """List the runs under runs/ (or those named NAME): time, status, epochs, key metrics.
+
+    \b
+    Examples:
+        nnflow runs
+        nnflow runs iris-mlp --json
+    """
+    from .workflows import list_runs
+
+    json_mode("runs", as_json)
+    rows = list_runs(name)
+    if as_json:
+        emit_json("runs", {"ok": True, "runs": [row.to_json() for row in rows]})
+    else:
+        click.echo(render.runs_table(rows))
+
+
+@cli.command()
+@click.argument("runs", metavar="RUN RUN...", nargs=-1, required=True)
+@json_option
+def compare(runs, as_json):
+    """Compare runs: their metrics side by side, and every key where their experiment files differ.
+
+    Each RUN is a run folder or runs/NAME (the newest of that name).
+
+    \b
+    Example:
+        nnflow compare runs/iris-mlp/2026-11-27_08-02-37 runs/iris-mlp
+    """
+    from .workflows import compare_runs
+
+    json_mode("compare", as_json)
+    comparison = compare_runs(list(runs))
+    if as_json:
+        emit_json("compare", {"ok": True, **comparison.to_json()})
+    else:
+        click.echo(render.comparison_text(comparison))
 
 
 @cli.command()

@@ -67,6 +67,12 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, durable: bool = True) -
     return path
 
 
+def append_text(path: str | Path, text: str) -> None:
+    """Append to a log-like file that other steps also write to (GitHub's step summary)."""
+    with open(path, "a", encoding="utf-8") as stream:
+        stream.write(text)
+
+
 def write_json(path: Path, data: Any, *, durable: bool = True) -> Path:
     return write_text_atomic(path, json.dumps(_finite(data), indent=2) + "\n", durable=durable)
 

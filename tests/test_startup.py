@@ -13,7 +13,7 @@ PROBE = r"""
 import json, sys
 from nnflow.cli import cli
 results = {}
-for args in (["--help"], ["train", "--help"], ["fit", "--help"], ["evaluate", "--help"], ["predict", "--help"], ["check", sys.argv[1]],
+for args in (["--help"], ["train", "--help"], ["fit", "--help"], ["evaluate", "--help"], ["predict", "--help"], ["runs"], ["check", sys.argv[1]],
              ["check", sys.argv[1], "--set", "fit.epochs=2", "--json"], ["schema"]):
     try:
         cli.main(args=args, prog_name="nnflow", standalone_mode=False)
@@ -32,5 +32,6 @@ def test_help_and_check_import_nothing_heavy():
     assert completed.returncode == 0, completed.stderr
     results = json.loads(completed.stdout.strip().splitlines()[-1])
     assert results == {
-        "--help": [], "train --help": [], "fit --help": [], "evaluate --help": [], "predict --help": [], "check": [], "schema": [],
+        "--help": [], "train --help": [], "fit --help": [], "evaluate --help": [], "predict --help": [], "runs": [],
+        "check": [], "schema": [],
     }

@@ -3,14 +3,20 @@
     check.py   check, compile_experiment   (validate; build and describe the model)
     run.py     train                       (fit into a run folder, resume, gates)
     score.py   evaluate, predict           (a trained run's model, loaded safely)
+    compare.py list_runs, compare_runs     (what is in runs/, how runs differ; no TensorFlow)
 """
 
+from .compare import Comparison, RunRow, compare_runs, list_runs
 from .check import CheckResult, CompileResult, LayerRow, check, compile_experiment, describe_model
 from .run import GateResult, Progress, TrainResult, check_gates, train
 from .score import EvaluateResult, PredictResult, evaluate, predict
 
 __all__ = [
     "CheckResult",
+    "Comparison",
+    "RunRow",
+    "compare_runs",
+    "list_runs",
     "CompileResult",
     "EvaluateResult",
     "GateResult",

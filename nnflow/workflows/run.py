@@ -29,6 +29,9 @@ class GateResult:
         shown = "not reported" if self.value is None else f"{self.value:.4g}"
         return f"{self.metric} = {shown}, expected {self.condition}"
 
+    def to_json(self) -> dict:
+        return {"metric": self.metric, "condition": self.condition, "value": self.value, "passed": self.passed}
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -46,6 +49,21 @@ class TrainResult:
     @property
     def failed_gates(self) -> list[GateResult]:
         return [gate for gate in self.gates if not gate.passed]
+
+    def to_json(self) -> dict:
+        return {
+            "ok": not self.failed_gates,
+            "run": str(self.run_dir),
+            "name": self.spec.name,
+            "epochs": {"configured": self.spec.fit.epochs, "completed": self.epochs_completed},
+            "stopped_early": self.stopped_early,
+            "resumed_after": self.resumed_at,
+            "seconds": round(self.seconds, 3),
+            "metrics": self.metrics,
+            "gates": [gate.to_json() for gate in self.gates],
+            "timing": self.timing,
+            "notes": list(self.notes),
+        }
 
 
 @dataclass
@@ -323,7 +341,7 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
         runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history))
         runs.write_json(run_dir / "metrics.json", metrics)
         runs.save_model(model, run_dir / "model.keras")
-        info["gates"] = [{"metric": g.metric, "condition": g.condition, "value": g.value, "passed": g.passed} for g in gates]
+        info["gates"] = [gate.to_json() for gate in gates]
         _finish(run_dir, info, "completed", started_clock)
         runs.remove_checkpoint(run_dir)
     except KeyboardInterrupt as interrupt:

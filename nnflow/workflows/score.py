@@ -69,12 +69,13 @@ class EvaluateResult:
 
     def to_json(self) -> dict:
         return {
+            "ok": not self.failed_gates,
             "run": str(self.run_dir),
             "data": self.data,
             "rows": self.rows,
             "metrics": self.metrics,
             "classification": self.report,
-            "gates": [{"metric": g.metric, "condition": g.condition, "value": g.value, "passed": g.passed} for g in self.gates],
+            "gates": [gate.to_json() for gate in self.gates],
             "notes": list(self.notes),
         }
 

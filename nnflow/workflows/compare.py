@@ -1,0 +1,139 @@
+"""`runs` and `compare`: what is in `runs/`, and how runs differ (metrics and experiment files).
+
+Reads run folders only: no TensorFlow, no pandas, so both answer at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, Problem
+
+
+@dataclass(frozen=True)
+class RunRow:
+    folder: Path
+    name: str
+    started: str
+    status: str
+    epochs: dict
+    metrics: dict
+    gates: list[dict]
+
+    @property
+    def key_metrics(self) -> dict:
+        """The metrics a reader looks at first: the gated ones, else the losses."""
+        names = [gate["metric"] for gate in self.gates] or ["loss", "val_loss", "test_loss"]
+        return {name: self.metrics[name] for name in names if name in self.metrics}
+
+    @property
+    def gates_passed(self) -> bool | None:
+        return all(gate.get("passed") for gate in self.gates) if self.gates else None
+
+    def to_json(self) -> dict:
+        return {
+            "run": str(self.folder),
+            "name": self.name,
+            "started": self.started,
+            "status": self.status,
+            "epochs": self.epochs,
+            "metrics": self.metrics,
+            "gates": self.gates,
+            "gates_passed": self.gates_passed,
+        }
+
+
+def list_runs(name: str | None = None, root: str | Path = "runs") -> list[RunRow]:
+    """The runs under `root` (of one name, or all), oldest first."""
+    from ..runs import RUN_FILE
+
+    root = Path(root)
+    parents = [root / name] if name else sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if name and not (root / name).is_dir():
+        raise ConfigError(Problem(f"no runs named {name!r} in {root}/.", where="NAME"))
+    rows = [_row(folder) for parent in parents for folder in parent.iterdir() if (folder / RUN_FILE).is_file()]
+    return sorted(rows, key=lambda row: (row.started, str(row.folder)))
+
+
+def _row(folder: Path) -> RunRow:
+    info = _read(folder / "run.json")
+    return RunRow(
+        folder=folder,
+        name=str(info.get("name", folder.parent.name)),
+        started=str(info.get("started", "")),
+        status=str(info.get("status", "unknown")),
+        epochs=info.get("epochs") if isinstance(info.get("epochs"), dict) else {},
+        metrics=_read(folder / "metrics.json"),
+        gates=[gate for gate in info.get("gates", []) if isinstance(gate, dict)],
+    )
+
+
+def _read(path: Path) -> dict:
+    """A JSON object from a run folder, or {} when it is missing or damaged (a listing must not stop)."""
+    import json
+
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    runs: list[RunRow]
+    metric_names: list[str]
+    differences: dict[str, list[Any]]  # dotted key of the experiment file -> each run's value (None: absent)
+
+    def to_json(self) -> dict:
+        return {
+            "runs": [row.to_json() for row in self.runs],
+            "metrics": {name: [row.metrics.get(name) for row in self.runs] for name in self.metric_names},
+            "differences": self.differences,
+        }
+
+
+MISSING = "(absent)"
+
+
+def compare_runs(runs: list[str | Path]) -> Comparison:
+    """Metrics side by side, and every key where the runs' resolved experiment files differ."""
+    import yaml
+
+    from ..runs import find_run
+
+    if len(runs) < 2:
+        raise ConfigError(Problem("compare needs at least two runs: nnflow compare RUN RUN ...", where="RUN"))
+    folders = [find_run(run) for run in runs]
+    rows = [_row(folder) for folder in folders]
+    names: list[str] = []
+    for row in rows:
+        names += [name for name in row.metrics if name not in names]
+    flat = []
+    for folder in folders:
+        try:
+            experiment = yaml.safe_load((folder / "experiment.yaml").read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise ConfigError(Problem(f"{folder / 'experiment.yaml'}: unreadable ({error}).", where="RUN")) from None
+        flat.append(dict(_flatten(experiment)))
+    keys = list(dict.fromkeys(key for values in flat for key in values))
+    differences = {
+        key: [values.get(key, MISSING) for values in flat]
+        for key in keys
+        if len({repr(values.get(key, MISSING)) for values in flat}) > 1
+    }
+    return Comparison(rows, names, differences)
+
+
+def _flatten(value: Any, prefix: str = ""):
+    """`{fit: {epochs: 5}, layers: [{Dense: {units: 4}}]}` -> `fit.epochs: 5`, `layers.0.Dense.units: 4`."""
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            yield from _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list) and value and any(isinstance(item, (dict, list)) for item in value):
+        for index, item in enumerate(value):
+            yield from _flatten(item, f"{prefix}.{index}")
+    else:
+        yield prefix, value
