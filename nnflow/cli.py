@@ -106,6 +106,7 @@ def cli():
     nnflow train configs/iris.yaml      # fit, evaluate, check gates; saves runs/NAME/TIMESTAMP
     nnflow evaluate runs/iris-mlp       # metrics, confusion matrix and gates of the newest run
     nnflow predict runs/iris-mlp -i new.csv -o predictions.csv
+    nnflow sweep configs/iris.yaml --grid layers.0.units=8,32 --jobs 2   # a grid of runs, ranked
     nnflow runs                         # the runs under runs/, with status and key metrics
     nnflow compare RUN RUN              # metrics side by side, and how the experiment files differ
     nnflow schema > nnflow.schema.json  # JSON Schema for your editor
@@ -325,6 +326,59 @@ class _ProgressLine:
 
     def done(self) -> None:
         click.echo("", err=True)
+
+
+@cli.command()
+@config_argument
+@click.option("--grid", "grids", multiple=True, metavar="KEY=V1,V2,...", help="Values to sweep for a key (repeatable; every combination is a run). Values are read as YAML.")
+@set_option
+@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Members trained at once, each in its own process.")
+@click.option("--metric", metavar="NAME", help="Rank by this metric (default: the first expect: key, else val_loss).")
+@click.option("--out", type=click.Path(file_okay=False), help="The sweep folder (default runs/NAME/sweep-TIMESTAMP).")
+@json_option
+@summary_option
+def sweep(config, grids, overrides, jobs, metric, out, as_json, summary):
+    """Train every combination of --grid values, in parallel, and rank the runs.
+
+    Each combination is `nnflow train CONFIG --set KEY=VALUE ...` in a process of its own;
+    a member that fails (bad override, NaN, failed gate) is reported and the others go on.
+    The leaderboard is printed and written as leaderboard.csv and leaderboard.json in the
+    sweep folder. Exit code: 0 when every member succeeded, else the worst member's.
+    Ctrl-C stops every member cleanly (their runs can be resumed).
+
+    \b
+    Example:
+        nnflow sweep configs/iris.yaml --grid compile.optimizer.Adam.learning_rate=0.001,0.01 \\
+            --grid layers.0.units=8,32 --jobs 2
+    """
+    from .workflows import sweep as run_sweep
+
+    json_mode("sweep", as_json)
+
+    def event(kind, member):
+        if kind == "started":
+            click.echo(f"[{member.index:02d}] started   {member.label}", err=True)
+        else:
+            outcome = member.status if member.exit_code == 0 else f"{member.status} (exit {member.exit_code})"
+            click.echo(f"[{member.index:02d}] {outcome}  {member.label}" + (f": {member.error}" if member.error else ""), err=True)
+
+    try:
+        result = run_sweep(config, grids, overrides, jobs=jobs, metric=metric, out=out, on_event=event)
+    except KeyboardInterrupt as interrupt:
+        result = getattr(interrupt, "sweep", None)
+        if result is not None:
+            click.echo(render.leaderboard(result), err=True)
+        click.echo("\nInterrupted: running members were stopped and marked interrupted; finished runs are intact.", err=True)
+        sys.exit(130)
+    write_summary(render.sweep_markdown(result), summary)
+    if as_json:
+        emit_json("sweep", {"ok": result.exit_code == 0, **result.to_json()})
+    else:
+        click.echo(render.leaderboard(result))
+    if result.exit_code:
+        failed = sum(1 for m in result.members if m.exit_code)
+        click.echo(f"{failed} of {len(result.members)} member(s) did not succeed; exit {result.exit_code} (the worst).", err=True)
+        sys.exit(result.exit_code)
 
 
 @cli.command("runs")

@@ -176,3 +176,32 @@ def comparison_text(comparison) -> str:
 def _value(value) -> str:
     text = value if isinstance(value, str) else repr(value) if value is not None else "null"
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def leaderboard(result) -> str:
+    """`nnflow sweep`: the members ranked by the metric, failures last."""
+    order = "higher is better" if result.higher_is_better else "lower is better"
+    lines = [f"Sweep {result.folder}: {len(result.members)} members, ranked by {result.metric} ({order}).", ""]
+    keys = list(result.members[0].grid) if result.members else []
+    rows = []
+    for rank, member in enumerate(result.members, start=1):
+        status = member.status if not member.exit_code else f"{member.status} (exit {member.exit_code})"
+        rows.append([str(rank), f"{member.index:02d}", *member.grid.values(), metric(member.metrics.get(result.metric)), status, member.folder.name])
+    header = ["rank", "member", *(key.split(".")[-1] for key in keys), result.metric, "status", "run"]
+    lines += _table(header, rows, right={0, 1})
+    return "\n".join(lines)
+
+
+def sweep_markdown(result) -> str:
+    """`nnflow sweep`'s leaderboard as a Markdown section."""
+    failed = sum(1 for m in result.members if m.exit_code)
+    verdict = "✓ every member succeeded" if not failed else f"✗ {failed} member(s) did not succeed"
+    keys = list(result.members[0].grid) if result.members else []
+    lines = [f"### nnflow sweep: {len(result.members)} members ({verdict})", "",
+             f"Ranked by {result.metric} ({'higher' if result.higher_is_better else 'lower'} is better); sweep folder `{result.folder}`.", "",
+             "| rank | " + " | ".join(f"`{key}`" for key in keys) + f" | {result.metric} | status |",
+             "| ---: |" + " --- |" * len(keys) + " ---: | --- |"]
+    for rank, member in enumerate(result.members, start=1):
+        status = member.status if not member.exit_code else f"{member.status} (exit {member.exit_code})"
+        lines.append(f"| {rank} | " + " | ".join(member.grid.values()) + f" | {metric(member.metrics.get(result.metric))} | {status} |")
+    return "\n".join(lines) + "\n"

@@ -4,12 +4,14 @@
     run.py     train                       (fit into a run folder, resume, gates)
     score.py   evaluate, predict           (a trained run's model, loaded safely)
     compare.py list_runs, compare_runs     (what is in runs/, how runs differ; no TensorFlow)
+    sweep.py   sweep                       (a grid of overrides, each member a train process)
 """
 
 from .compare import Comparison, RunRow, compare_runs, list_runs
 from .check import CheckResult, CompileResult, LayerRow, check, compile_experiment, describe_model
 from .run import GateResult, Progress, TrainResult, check_gates, train
 from .score import EvaluateResult, PredictResult, evaluate, predict
+from .sweep import Member, SweepResult, sweep
 
 __all__ = [
     "CheckResult",
@@ -21,6 +23,9 @@ __all__ = [
     "EvaluateResult",
     "GateResult",
     "LayerRow",
+    "Member",
+    "SweepResult",
+    "sweep",
     "PredictResult",
     "Progress",
     "TrainResult",

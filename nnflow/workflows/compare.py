@@ -50,10 +50,11 @@ def list_runs(name: str | None = None, root: str | Path = "runs") -> list[RunRow
     from ..runs import RUN_FILE
 
     root = Path(root)
-    parents = [root / name] if name else sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if name and not (root / name).is_dir():
         raise ConfigError(Problem(f"no runs named {name!r} in {root}/.", where="NAME"))
-    rows = [_row(folder) for parent in parents for folder in parent.iterdir() if (folder / RUN_FILE).is_file()]
+    base = root / name if name else root
+    # Runs are runs/NAME/TIMESTAMP; a sweep's members are one level deeper (runs/NAME/sweep-.../NN-...).
+    rows = [_row(path.parent) for path in base.rglob(RUN_FILE)] if base.is_dir() else []
     return sorted(rows, key=lambda row: (row.started, str(row.folder)))
 
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Train, sweep and gate an experiment: the steps of github-actions.yml, runnable in any shell
+# or CI system (GitLab CI, Jenkins, a laptop). Every step fails the job with SPEC.md's exit
+# code: 2 a bad experiment file, 3 bad data, 4 a NaN loss, 5 a gate that did not hold.
+#
+#   CONFIG=configs/iris.yaml EPOCHS=100 OUT=ci-runs examples/ci/train-and-gate.sh
+set -euo pipefail
+
+CONFIG=${CONFIG:-configs/iris.yaml}
+EPOCHS=${EPOCHS:-100}
+OUT=${OUT:-ci-runs}
+mkdir -p "$OUT"
+
+# 1. Validate the file first: 0.1 s, no TensorFlow; a typo fails here with its line and column.
+nnflow check "$CONFIG"
+
+# 2. Train and gate: the result as JSON for later steps, a Markdown summary for people.
+nnflow train "$CONFIG" --set fit.epochs="$EPOCHS" --out "$OUT/train" \
+    --json --summary "$OUT/summary.md" > "$OUT/train.json"
+
+# 3. A small sweep, two members at a time; the leaderboard lands in $OUT/sweep.
+nnflow sweep "$CONFIG" --set fit.epochs="$EPOCHS" --grid compile.optimizer.Adam.learning_rate=0.003,0.01 \
+    --jobs 2 --out "$OUT/sweep" --json --summary "$OUT/summary.md" > "$OUT/sweep.json"
+
+# 4. Re-check the gates on the saved model, as a later job (or a release check) would.
+nnflow evaluate "$OUT/train" --json --summary "$OUT/summary.md" > "$OUT/evaluate.json"
+
+# 5. What the sweep's best member changed, next to the trained run.
+best=$(python -c "import json, sys; print(json.load(open(sys.argv[1]))['members'][0]['run'])" "$OUT/sweep.json")
+nnflow compare "$OUT/train" "$best"
