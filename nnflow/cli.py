@@ -69,6 +69,15 @@ def write_summary(markdown: str, summary: str | None) -> None:
         append_text(target, markdown + "\n")
 
 
+def raise_failed_gates(result) -> None:
+    """Exit 5, naming each failing gate with its value, once the result has been shown."""
+    from .errors import GateError
+
+    failed = result.failed_gates
+    if failed:
+        raise GateError(f"{len(failed)} of {len(result.gates)} expect: gate(s) failed: " + "; ".join(map(str, failed)) + ".")
+
+
 def summary_option(function):
     return click.option(
         "--summary", metavar="FILE", type=click.Path(dir_okay=False),
@@ -190,7 +199,7 @@ def train(config, overrides, out, resume, quiet, as_json, summary):
         nnflow train --resume runs/iris-mlp
     """
     from ._tf import quiet_tensorflow
-    from .errors import ConfigError, GateError, Problem
+    from .errors import ConfigError, Problem
     from .workflows import Progress, train as run_train
 
     json_mode("train", as_json)
@@ -220,9 +229,7 @@ def train(config, overrides, out, resume, quiet, as_json, summary):
         click.echo(str(result.run_dir))
     else:
         click.echo(render.train_summary(result))
-    if result.failed_gates:
-        failed = result.failed_gates
-        raise GateError(f"{len(failed)} of {len(result.gates)} expect: gate(s) failed: " + "; ".join(map(str, failed)) + ".")
+    raise_failed_gates(result)
 
 
 cli.add_command(train, "fit")
@@ -252,7 +259,6 @@ def evaluate(run, data, output, as_json, summary):
         nnflow evaluate runs/iris-mlp --data new_flowers.csv --json
     """
     from ._tf import quiet_tensorflow
-    from .errors import GateError
     from .workflows import evaluate as run_evaluate
 
     json_mode("evaluate", as_json)
@@ -265,9 +271,7 @@ def evaluate(run, data, output, as_json, summary):
         for note in result.notes:
             click.echo(f"note: {note}")
         click.echo(render.evaluation_text(result))
-    if result.failed_gates:
-        failed = result.failed_gates
-        raise GateError(f"{len(failed)} of {len(result.gates)} expect: gate(s) failed: " + "; ".join(map(str, failed)) + ".")
+    raise_failed_gates(result)
 
 
 @cli.command()

@@ -49,11 +49,15 @@ def train_summary(result) -> str:
     for row in [header, *rows]:
         lines.append("  " + "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)).rstrip())
     if result.gates:
-        lines += ["", "Gates:"]
-        for gate in result.gates:
-            value = "not reported" if gate.value is None else metric(gate.value)
-            lines.append(f"  {'ok  ' if gate.passed else 'FAIL'}  {gate.metric} {gate.condition}  ({value})")
+        lines += ["", "Gates:", *_gate_lines(result.gates)]
     return "\n".join(lines)
+
+
+def _gate_lines(gates) -> list[str]:
+    return [
+        f"  {'ok  ' if gate.passed else 'FAIL'}  {gate.metric} {gate.condition}  ({'not reported' if gate.value is None else metric(gate.value)})"
+        for gate in gates
+    ]
 
 
 def metric(value) -> str:
@@ -79,10 +83,7 @@ def evaluation_text(result) -> str:
             lines.append(f"  {str(row['class']).ljust(cell)}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:6.4f}  {row['support']:7d}")
         lines.append(f"  {'macro F1'.ljust(cell)}  {report['macro_f1']:.4f}")
     if result.gates:
-        lines += ["", "Gates (test_ metrics from this evaluation, the others from training):"]
-        for gate in result.gates:
-            value = "not reported" if gate.value is None else metric(gate.value)
-            lines.append(f"  {'ok  ' if gate.passed else 'FAIL'}  {gate.metric} {gate.condition}  ({value})")
+        lines += ["", "Gates (test_ metrics from this evaluation, the others from training):", *_gate_lines(result.gates)]
     lines += ["", f"Written to {result.written}"]
     return "\n".join(lines)
 
