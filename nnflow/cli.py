@@ -19,7 +19,7 @@ from .errors import NnflowError
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-JSON_FORMAT = 1  # the version of every --json document's shape (docs/json-output.md)
+JSON_FORMAT = 1  # the version of every --json document's shape (docs/ci.md, docs/json/)
 
 
 class _Group(click.Group):
@@ -52,7 +52,10 @@ def emit_json(command: str, document: dict) -> None:
     context = click.get_current_context(silent=True)
     if context is not None:
         context.meta.pop("nnflow.json", None)  # a gate failing after this is said on stderr only
-    click.echo(json.dumps({"command": command, "format": JSON_FORMAT, **document}, indent=2))
+    from .runs import finite
+
+    # NaN and Infinity are not JSON: they are written as null, as in the run's own files.
+    click.echo(json.dumps(finite({"command": command, "format": JSON_FORMAT, **document}), indent=2, allow_nan=False))
 
 
 def json_mode(command: str, as_json: bool) -> None:
@@ -62,11 +65,18 @@ def json_mode(command: str, as_json: bool) -> None:
 
 
 def write_summary(markdown: str, summary: str | None) -> None:
-    """Append a Markdown summary to --summary FILE and to GitHub's step summary when it is set."""
+    """Append a Markdown summary to --summary FILE and to GitHub's step summary when it is set.
+
+    A side output: a summary that cannot be written is a warning, never a failed job.
+    """
     from .runs import append_text
 
-    for target in dict.fromkeys(t for t in (summary, os.environ.get("GITHUB_STEP_SUMMARY")) if t):
-        append_text(target, markdown + "\n")
+    targets = {os.path.realpath(t): t for t in (summary, os.environ.get("GITHUB_STEP_SUMMARY")) if t}
+    for target in targets.values():
+        try:
+            append_text(target, markdown + "\n")
+        except OSError as error:
+            click.echo(f"warning: cannot write the summary to {target}: {error.strerror or error}", err=True)
 
 
 def raise_failed_gates(result) -> None:
@@ -218,17 +228,17 @@ def train(config, overrides, out, resume, quiet, as_json, summary):
     try:
         with quiet_tensorflow():
             result = run_train(config, overrides, out=out, resume=resume, progress=progress)
+        if as_json:
+            emit_json("train", result.to_json())
+        elif quiet:
+            click.echo(str(result.run_dir))
+        else:
+            click.echo(render.train_summary(result))
+        write_summary(render.train_markdown(result), summary)
     except KeyboardInterrupt as interrupt:
         run_dir = getattr(interrupt, "run_dir", None)
         click.echo("\nInterrupted." + (f" Continue with: nnflow train --resume {run_dir}" if run_dir else ""), err=True)
         sys.exit(130)
-    write_summary(render.train_markdown(result), summary)
-    if as_json:
-        emit_json("train", result.to_json())
-    elif quiet:
-        click.echo(str(result.run_dir))
-    else:
-        click.echo(render.train_summary(result))
     raise_failed_gates(result)
 
 
@@ -264,13 +274,13 @@ def evaluate(run, data, output, as_json, summary):
     json_mode("evaluate", as_json)
     with quiet_tensorflow():
         result = run_evaluate(run, data, output=output)
-    write_summary(render.evaluation_markdown(result), summary)
     if as_json:
         emit_json("evaluate", result.to_json())
     else:
         for note in result.notes:
             click.echo(f"note: {note}")
         click.echo(render.evaluation_text(result))
+    write_summary(render.evaluation_markdown(result), summary)
     raise_failed_gates(result)
 
 
@@ -374,11 +384,11 @@ def sweep(config, grids, overrides, jobs, metric, out, as_json, summary):
             click.echo(render.leaderboard(result), err=True)
         click.echo("\nInterrupted: running members were stopped and marked interrupted; finished runs are intact.", err=True)
         sys.exit(130)
-    write_summary(render.sweep_markdown(result), summary)
     if as_json:
         emit_json("sweep", {"ok": result.exit_code == 0, **result.to_json()})
     else:
         click.echo(render.leaderboard(result))
+    write_summary(render.sweep_markdown(result), summary)
     if result.exit_code:
         failed = sum(1 for m in result.members if m.exit_code)
         click.echo(f"{failed} of {len(result.members)} member(s) did not succeed; exit {result.exit_code} (the worst).", err=True)

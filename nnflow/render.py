@@ -61,8 +61,8 @@ def _gate_lines(gates) -> list[str]:
 
 
 def metric(value) -> str:
-    """A metric as printed: four decimals, `-` when missing."""
-    return "-" if value is None else f"{value:.4f}"
+    """A metric as printed: four decimals, `-` when missing (or not a number)."""
+    return f"{value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
 
 def evaluation_text(result) -> str:
@@ -92,13 +92,18 @@ def evaluation_text(result) -> str:
 # Markdown, for GitHub's step summary (and --summary FILE)
 
 
+def _cell(value) -> str:
+    """Text safe inside a Markdown table cell: no `|` to split it, no line breaks."""
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
 def _gates_markdown(gates) -> list[str]:
     if not gates:
         return []
     lines = ["", "| gate | value | |", "| --- | ---: | :---: |"]
     for gate in gates:
         value = "not reported" if gate.value is None else f"{gate.value:.4g}"
-        lines.append(f"| `{gate.metric} {gate.condition}` | {value} | {'✓' if gate.passed else '✗'} |")
+        lines.append(f"| {_cell(gate.metric + ' ' + gate.condition)} | {value} | {'✓' if gate.passed else '✗'} |")
     return lines
 
 
@@ -108,9 +113,9 @@ def train_markdown(result) -> str:
     failed = result.failed_gates
     verdict = "✓ all gates passed" if result.gates and not failed else (f"✗ {len(failed)} gate(s) failed" if failed else "no gates")
     lines = [f"### nnflow train: {spec.name} ({verdict})", ""]
-    lines.append(f"{result.epochs_completed} of {spec.fit.epochs} epochs in {result.seconds:.1f} s; run folder `{result.run_dir}`.")
+    lines.append(f"{result.epochs_completed} of {spec.fit.epochs} epochs in {result.seconds:.1f} s; run folder {_cell(result.run_dir)}.")
     names = spec.metric_names
-    lines += ["", "| split | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+    lines += ["", "| split | " + " | ".join(map(_cell, names)) + " |", "| --- |" + " ---: |" * len(names)]
     for label, prefix in (("train", ""), ("validation", "val_"), ("test", "test_")):
         if any(prefix + name in result.metrics for name in names):
             lines.append(f"| {label} | " + " | ".join(metric(result.metrics.get(prefix + name)) for name in names) + " |")
@@ -122,12 +127,12 @@ def evaluation_markdown(result) -> str:
     """`nnflow evaluate`'s result as a Markdown section: metrics, per-class scores, gates."""
     failed = result.failed_gates
     verdict = "✓ all gates passed" if result.gates and not failed else (f"✗ {len(failed)} gate(s) failed" if failed else "no gates")
-    lines = [f"### nnflow evaluate: {result.spec.name} ({verdict})", "", f"{result.rows:,} rows of {result.data}; run folder `{result.run_dir}`.", ""]
-    lines += ["| metric | value |", "| --- | ---: |"] + [f"| {name} | {metric(value)} |" for name, value in result.metrics.items()]
+    lines = [f"### nnflow evaluate: {result.spec.name} ({verdict})", "", f"{result.rows:,} rows of {_cell(result.data)}; run folder {_cell(result.run_dir)}.", ""]
+    lines += ["| metric | value |", "| --- | ---: |"] + [f"| {_cell(name)} | {metric(value)} |" for name, value in result.metrics.items()]
     if result.report:
         lines += ["", "| class | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
         for row in result.report["per_class"]:
-            lines.append(f"| {row['class']} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']} |")
+            lines.append(f"| {_cell(row['class'])} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']} |")
     lines += _gates_markdown(result.gates)
     return "\n".join(lines) + "\n"
 
@@ -199,10 +204,10 @@ def sweep_markdown(result) -> str:
     verdict = "✓ every member succeeded" if not failed else f"✗ {failed} member(s) did not succeed"
     keys = list(result.members[0].grid) if result.members else []
     lines = [f"### nnflow sweep: {len(result.members)} members ({verdict})", "",
-             f"Ranked by {result.metric} ({'higher' if result.higher_is_better else 'lower'} is better); sweep folder `{result.folder}`.", "",
-             "| rank | " + " | ".join(f"`{key}`" for key in keys) + f" | {result.metric} | status |",
+             f"Ranked by {result.metric} ({'higher' if result.higher_is_better else 'lower'} is better); sweep folder {_cell(result.folder)}.", "",
+             "| rank | " + " | ".join(_cell(key) for key in keys) + f" | {_cell(result.metric)} | status |",
              "| ---: |" + " --- |" * len(keys) + " ---: | --- |"]
     for rank, member in enumerate(result.members, start=1):
         status = member.status if not member.exit_code else f"{member.status} (exit {member.exit_code})"
-        lines.append(f"| {rank} | " + " | ".join(member.grid.values()) + f" | {metric(member.metrics.get(result.metric))} | {status} |")
+        lines.append(f"| {rank} | " + " | ".join(map(_cell, member.grid.values())) + f" | {metric(member.metrics.get(result.metric))} | {status} |")
     return "\n".join(lines) + "\n"

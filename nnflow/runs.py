@@ -74,21 +74,21 @@ def append_text(path: str | Path, text: str) -> None:
 
 
 def write_json(path: Path, data: Any, *, durable: bool = True) -> Path:
-    return write_text_atomic(path, json.dumps(_finite(data), indent=2) + "\n", durable=durable)
+    return write_text_atomic(path, json.dumps(finite(data), indent=2) + "\n", durable=durable)
 
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     """JSON has no NaN or Infinity: they are written as null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {key: finite(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
+        return [finite(item) for item in value]
     return value
 
 

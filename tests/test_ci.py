@@ -61,7 +61,7 @@ def test_train_json_is_the_only_thing_on_stdout_and_summaries_are_written(tmp_pa
     assert "epoch 1/2" in result.stderr and "expect: gate(s) failed" in result.stderr
     summary = (tmp_path / "summary.md").read_text()
     assert summary.startswith("### nnflow train: iris-mlp (✗ 2 gate(s) failed)")
-    assert "| `test_accuracy >= 0.9` |" in summary and "| ✗ |" in summary
+    assert "| test_accuracy >= 0.9 |" in summary and "| ✗ |" in summary
     assert github.read_text() == "earlier step\n" + summary
 
 
@@ -143,3 +143,31 @@ def test_every_exit_code_from_the_command_line(two_runs, tmp_path, monkeypatch):
     monkeypatch.setattr(nnflow.workflows, "check", bug)
     result = invoke("check", CONFIGS / "iris.yaml")
     assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)  # a bug: the traceback is kept
+
+
+def test_a_summary_that_cannot_be_written_is_a_warning_not_a_failure(tmp_path):
+    result = invoke("train", CONFIGS / "iris.yaml", "--set", "fit.epochs=1", "--set", "expect={}", "--out", tmp_path / "r",
+                    "--json", "--summary", tmp_path / "no" / "such" / "dir" / "s.md")
+    assert result.exit_code == 0, result.output
+    assert document(result, "train")["ok"] and "warning: cannot write the summary to" in result.stderr
+
+
+def test_damaged_run_folders_are_listed_not_fatal(two_runs, tmp_path, monkeypatch):
+    root = tmp_path / "runs" / "x"
+    for name, files in {"bad-metrics": {"metrics.json": '{"loss": "abc"}'}, "bad-gates": {"metrics.json": "{}"}}.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "run.json").write_text('{"status": "completed", "gates": 5}' if name == "bad-gates" else '{"gates": [{"passed": true}]}')
+        for file, text in files.items():
+            (root / name / file).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("runs")
+    assert result.exit_code == 0, result.output
+    assert "runs/x/bad-metrics" in result.stdout and "runs/x/bad-gates" in result.stdout
+    result = invoke("compare", root / "bad-metrics", root / "bad-gates")  # no experiment.yaml: said, not a traceback
+    assert result.exit_code == 2 and "experiment.yaml: unreadable" in result.stderr
+
+
+def test_markdown_cells_cannot_break_a_table():
+    from nnflow.render import _cell
+
+    assert _cell("a|b\nc") == "a\\|b c"

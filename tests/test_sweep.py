@@ -30,7 +30,7 @@ def test_grid_values_split_on_top_level_commas_only():
         "data.features": ["[a, b]", "[c]"],
         "name": ["'x,y'", "z"],
     }
-    for bad in (["fit.epochs"], ["=1,2"], ["fit.epochs="], ["a=1", "a=2"]):
+    for bad in (["fit.epochs"], ["=1,2"], ["fit.epochs="], ["fit.epochs=,"], ["a=1", "a=2"]):
         with pytest.raises(ConfigError):
             parse_grid(bad)
 
@@ -85,9 +85,16 @@ def test_a_wrong_sweep_is_refused_before_anything_runs(tmp_path):
     assert result.exit_code == 2 and "'val_auc' is not a metric these runs report" in result.stderr
     assert not (tmp_path / "s").exists()
     assert invoke("sweep", CONFIGS / "tutorial.yaml", "--grid", "fit.epochs=1").exit_code == 2
+    result = invoke("sweep", CONFIGS / "iris.yaml", "--out", tmp_path / "s", "--grid", "fit.epochs=1",
+                    "--set", "data.test=0", "--set", "expect={}", "--metric", "test_loss")
+    assert result.exit_code == 2 and "'test_loss' is not a metric these runs report" in result.stderr
 
 
-def test_ctrl_c_stops_every_member_and_keeps_finished_runs(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_a_sweep_stops_every_member_and_keeps_finished_runs(tmp_path, stop):
+    """Ctrl-C, or SIGTERM from a cancelled CI job: members stop cleanly, finished runs stay."""
+    import threading
+
     sweep_dir = tmp_path / "sweep"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
@@ -95,26 +102,28 @@ def test_ctrl_c_stops_every_member_and_keeps_finished_runs(tmp_path):
          "--set", "expect={}", "--set", "fit.callbacks=[]", "--grid", "fit.epochs=1,2000,2000"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stderr.readline, "")), daemon=True)
+    reader.start()
     deadline = time.monotonic() + 120
     try:
-        # Wait until the short member has finished and a long one is training.
-        while not (
-            (sweep_dir / "01-epochs=1" / "model.keras").exists()
-            and (sweep_dir / "02-epochs=2000" / "checkpoint.npz").exists()
-        ):
-            assert process.poll() is None, process.communicate()
+        # Wait until the short member has finished (the sweep said so) and a long one is training.
+        while not (any(line.startswith("[01] completed") for line in lines)
+                   and (sweep_dir / "02-epochs=2000" / "checkpoint.npz").exists()):
+            assert process.poll() is None, "".join(lines)
             assert time.monotonic() < deadline, "the sweep did not get going"
             time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=120)
+        process.send_signal(stop)
+        process.wait(timeout=120)
+        reader.join(timeout=10)
     finally:
         if process.poll() is None:
             process.kill()
+    stderr = "".join(lines)
     assert process.returncode == 130, stderr
     assert "Interrupted: running members were stopped" in stderr and "Traceback" not in stderr
     assert json.loads((sweep_dir / "01-epochs=1" / "run.json").read_text())["status"] == "completed"
-    long_run = json.loads((sweep_dir / "02-epochs=2000" / "run.json").read_text())
-    assert long_run["status"] == "interrupted"
+    assert json.loads((sweep_dir / "02-epochs=2000" / "run.json").read_text())["status"] == "interrupted"
     board = {m["member"]: m for m in json.loads((sweep_dir / "leaderboard.json").read_text())["members"]}
     assert board[1]["status"] == "completed" and board[2]["status"] == "interrupted"
     assert board[3]["status"] in ("interrupted", "not started")

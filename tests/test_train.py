@@ -203,7 +203,8 @@ def test_kill_9_then_resume(tmp_path):
     with np.load(run_dir / "checkpoint.npz") as checkpoint:
         completed = json.loads(str(checkpoint["state"]))["epochs_completed"]
     history = [int(row["epoch"]) for row in read_history(run_dir)]
-    assert completed >= 3 and history == list(range(1, len(history) + 1)) and len(history) in (completed, completed + 1)
+    # The checkpoint is written first, then history.csv: a kill between them leaves history one behind.
+    assert completed >= 3 and history == list(range(1, len(history) + 1)) and len(history) in (completed - 1, completed)
 
     result = invoke("train", "--resume", run_dir, "-q")
     assert result.exit_code == 0, result.output

@@ -66,8 +66,9 @@ def _row(folder: Path) -> RunRow:
         started=str(info.get("started", "")),
         status=str(info.get("status", "unknown")),
         epochs=info.get("epochs") if isinstance(info.get("epochs"), dict) else {},
-        metrics=_read(folder / "metrics.json"),
-        gates=[gate for gate in info.get("gates", []) if isinstance(gate, dict)],
+        metrics={k: v for k, v in _read(folder / "metrics.json").items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+        gates=[g for g in info.get("gates", []) if isinstance(g, dict) and isinstance(g.get("metric"), str)]
+        if isinstance(info.get("gates"), list) else [],
     )
 
 
@@ -86,7 +87,7 @@ def _read(path: Path) -> dict:
 class Comparison:
     runs: list[RunRow]
     metric_names: list[str]
-    differences: dict[str, list[Any]]  # dotted key of the experiment file -> each run's value (None: absent)
+    differences: dict[str, list[Any]]  # dotted key of the experiment file -> each run's value (MISSING: absent)
 
     def to_json(self) -> dict:
         return {

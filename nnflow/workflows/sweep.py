@@ -45,6 +45,10 @@ class Member:
     error: str = ""
     seconds: float = 0.0
 
+    def metric_value(self, metric: str) -> float | None:
+        value = self.metrics.get(metric)
+        return value if isinstance(value, (int, float)) and value == value and abs(value) != float("inf") else None
+
     @property
     def overrides(self) -> list[str]:
         return [f"{key}={value}" for key, value in self.grid.items()]
@@ -77,7 +81,7 @@ class SweepResult:
 
     @property
     def exit_code(self) -> int:
-        codes = {m.exit_code for m in self.members if m.exit_code}
+        codes = {m.exit_code if m.exit_code > 0 else 1 for m in self.members if m.exit_code}
         return next((code for code in SEVERITY if code in codes), 1 if codes else 0)
 
     def to_json(self) -> dict:
@@ -101,6 +105,8 @@ def parse_grid(grids: Iterable[str]) -> dict[str, list[str]]:
         if key in parsed:
             raise ConfigError(Problem(f"{key} is given twice; put all its values in one --grid.", where=f"--grid {text}"))
         parsed[key] = _split_values(values)
+        if not parsed[key]:
+            raise ConfigError(Problem(f"no values for {key}; give at least one: {key}=V1,V2.", where=f"--grid {text}"))
     if not parsed:
         raise ConfigError(Problem("a sweep needs at least one --grid KEY=V1,V2,...", where="--grid"))
     return parsed
@@ -155,12 +161,21 @@ def sweep(
     grid = parse_grid(grids)
     if jobs < 1:
         raise ConfigError(Problem(f"--jobs must be at least 1; received {jobs}.", where="--jobs"))
-    reported = [prefix + name for prefix in ("", "val_", "test_") for name in spec.metric_names]
+    prefixes = [""] + (["val_"] if spec.data.validation else []) + (["test_"] if spec.data.test else [])
+    reported = [prefix + name for prefix in prefixes for name in spec.metric_names]
     metric = metric or (spec.expect[0].metric if spec.expect else "val_loss" if spec.data.validation else "loss")
     if metric not in reported:
         raise ConfigError(Problem(f"{metric!r} is not a metric these runs report ({', '.join(reported)}).", where="--metric"))
 
-    folder = Path(out) if out is not None else runs.RUNS_ROOT / spec.name / datetime.now().strftime("sweep-%Y-%m-%d_%H-%M-%S")
+    if out is not None:
+        folder = Path(out)
+    else:
+        folder = runs.RUNS_ROOT / spec.name / datetime.now().strftime("sweep-%Y-%m-%d_%H-%M-%S")
+        stem = folder
+        for attempt in range(2, 1000):
+            if not folder.exists():
+                break
+            folder = stem.with_name(f"{stem.name}_{attempt}")
     runs.check_new_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "logs").mkdir(exist_ok=True)
@@ -181,6 +196,7 @@ def sweep(
     try:
         _run_members(config, overrides, members, jobs, on_event)
     except KeyboardInterrupt as interrupt:
+        result.members = _ranked(members, metric, result.higher_is_better)
         _write_leaderboard(result)
         interrupt.sweep = result
         raise
@@ -194,87 +210,127 @@ def _slug(grid: dict[str, str]) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "-", text)[:80].strip("-") or "member"
 
 
-def _child_environment(jobs: int) -> dict[str, str]:
+def _child_environment(jobs: int, members: int) -> dict[str, str]:
     """Share the cores: each member's TensorFlow gets its part of them."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     env = dict(os.environ)
     env.pop("GITHUB_STEP_SUMMARY", None)  # the sweep writes one summary, the leaderboard; not one per member
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    env.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, cores // max(1, min(jobs, members)))))
     return env
 
 
 def _run_members(config, overrides, members: list[Member], jobs: int, on_event) -> None:
+    """Run the members, `jobs` at a time. SIGTERM/SIGHUP (a cancelled CI job) stop them like Ctrl-C."""
     waiting = [m for m in members if m.status == "not started"]
-    running: dict[Member, tuple[subprocess.Popen, float, io.TextIOBase]] = {}
-    env = _child_environment(jobs)
+    running: dict[Member, tuple[subprocess.Popen, float]] = {}
+    env = _child_environment(jobs, len(waiting))
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGHUP)}
     try:
         while waiting or running:
             while waiting and len(running) < jobs:
                 member = waiting.pop(0)
-                log = open(member.folder.parent / "logs" / f"{member.folder.name}.log", "w", encoding="utf-8")
-                args = [sys.executable, "-m", "nnflow", "train", str(config), "--out", str(member.folder), "--json", "-q"]
+                logs = member.folder.parent / "logs"
+                args = [sys.executable, "-m", "nnflow", "train", str(config), "--out", str(member.folder), "--json"]
                 for override in [*overrides, *member.overrides]:
                     args += ["--set", override]
-                # A session of its own: a Ctrl-C reaches the sweep, which stops each member once.
-                process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=env, start_new_session=True)
-                running[member] = (process, time.monotonic(), log)
+                # Output goes to files (a pipe could fill up). A session of its own: a Ctrl-C
+                # reaches the sweep, which stops each member exactly once.
+                with open(logs / f"{member.folder.name}.json", "w") as out, open(logs / f"{member.folder.name}.log", "w") as log:
+                    process = subprocess.Popen(args, stdout=out, stderr=log, env=env, start_new_session=True)
+                running[member] = (process, time.monotonic())
                 member.status = "running"
                 if on_event:
                     on_event("started", member)
-            for member, (process, started, log) in list(running.items()):
+            for member, (process, started) in list(running.items()):
                 if process.poll() is None:
                     continue
-                output = process.stdout.read()
-                log.close()
                 del running[member]
-                _collect(member, process.returncode, output, time.monotonic() - started)
+                _collect(member, process.returncode, time.monotonic() - started)
                 if on_event:
                     on_event("finished", member)
             time.sleep(0.05)
-    except BaseException:  # Ctrl-C, or anything else: no member is left running on its own
-        for member, (process, started, log) in running.items():
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)  # the member marks its run interrupted and exits
-        for member, (process, started, log) in running.items():
-            try:
-                output, _ = process.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                output, _ = process.communicate()
-            log.close()
-            _collect(member, process.returncode, output, time.monotonic() - started)
-            if member.exit_code in (130, -signal.SIGINT):
-                member.status, member.exit_code = "interrupted", 130
+    except BaseException:  # Ctrl-C, SIGTERM, or anything else: no member is left running on its own
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        try:
+            for process, _ in running.values():
+                if process.poll() is None:
+                    process.send_signal(signal.SIGINT)  # the member marks its run interrupted and exits
+            for member, (process, started) in running.items():
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                _collect(member, process.returncode, time.monotonic() - started)
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         raise
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
-def _collect(member: Member, code: int, output: str, seconds: float) -> None:
+def _collect(member: Member, code: int, seconds: float) -> None:
+    """The member's outcome from its exit code, its JSON document and its run.json."""
+    from .. import runs
+
+    logs = member.folder.parent / "logs"
     member.exit_code, member.seconds = code, seconds
-    try:
-        document = json.loads(output) if output.strip() else {}
-    except ValueError:
-        document = {}
-    member.metrics = document.get("metrics", {}) if isinstance(document, dict) else {}
-    member.gates = document.get("gates", []) if isinstance(document, dict) else []
+    document = _read_json(logs / f"{member.folder.name}.json")
+    member.metrics = _finite_numbers(document.get("metrics"))
+    member.gates = [g for g in document.get("gates", []) if isinstance(g, dict)] if isinstance(document.get("gates"), list) else []
+    info = _read_json(member.folder / runs.RUN_FILE)
+    if code not in (0, 5) and info.get("status") == "completed":
+        # Stopped while it was already finishing: the run itself completed, and says so.
+        member.metrics = member.metrics or _finite_numbers(_read_json(member.folder / "metrics.json"))
+        member.gates = member.gates or [g for g in info.get("gates", []) if isinstance(g, dict)]
+        code = member.exit_code = 5 if any(not g.get("passed") for g in member.gates) else 0
     if code == 0:
-        member.status = "completed"
+        member.status, member.error = "completed", ""
     elif code == 5:
         member.status, member.error = "completed", "; ".join(
-            f"{g['metric']} = {g['value']:.4g}, expected {g['condition']}" if isinstance(g.get("value"), (int, float))
-            else f"{g['metric']} not reported" for g in member.gates if not g.get("passed")
+            f"{g.get('metric')} = {g['value']:.4g}, expected {g.get('condition')}" if isinstance(g.get("value"), (int, float))
+            else f"{g.get('metric')} not reported" for g in member.gates if not g.get("passed")
         )
+    elif code in (130, -signal.SIGINT) or info.get("status") == "interrupted":
+        member.status, member.exit_code, member.error = "interrupted", 130, "stopped by Ctrl-C; resume with nnflow train --resume"
+    elif code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        member.status, member.exit_code = "failed", 1
+        member.error = f"killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
     else:
         member.status = "failed"
-        error = document.get("error", {}) if isinstance(document, dict) else {}
+        error = document.get("error", {})
         member.error = error.get("message", "") if isinstance(error, dict) else ""
         if not member.error:
-            log = member.folder.parent / "logs" / f"{member.folder.name}.log"
+            log = logs / f"{member.folder.name}.log"
             tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] if log.exists() else []
             member.error = tail[0] if tail else f"exit code {code}"
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _finite_numbers(metrics) -> dict:
+    import math
+
+    if not isinstance(metrics, dict):
+        return {}
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
 def _ranked(members: list[Member], metric: str, higher: bool) -> list[Member]:
-    scored = [m for m in members if isinstance(m.metrics.get(metric), (int, float))]
+    scored = [m for m in members if m.metric_value(metric) is not None]
     others = [m for m in members if m not in scored]
     scored.sort(key=lambda m: m.metrics[metric], reverse=higher)
     return scored + sorted(others, key=lambda m: m.index)
