@@ -7,6 +7,7 @@ the first bad row. `preprocessing.py` fits and applies the encodings on top of t
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from pathlib import Path
@@ -60,24 +61,14 @@ def read_table(path: Path, *, nrows: int | None = None):
             raise DataError(f"{path}: not a readable Parquet file ({_one_line(error)}).") from None
         frame = frame if nrows is None else frame.head(nrows)
     else:
-        _check_text(path)
         sep = "\t" if kind == "tsv" else ","
-        try:
+        with _csv_errors(path, kind):
+            _check_text(path)
             frame = pd.read_csv(
                 path, sep=sep, nrows=nrows, encoding="utf-8", low_memory=False,
                 keep_default_na=False, na_values=MISSING_MARKERS,
             )
-        except pd.errors.EmptyDataError:
-            raise DataError(f"{path}: the file is empty; expected a header row and data rows.") from None
-        except UnicodeDecodeError as error:
-            raise DataError(f"{path}: not UTF-8 text ({_undecodable(path, error)}); save it as UTF-8.") from None
-        except pd.errors.ParserError as error:
-            raise DataError(f"{path}: not a well-formed {kind.upper()} table: {_one_line(error)}.") from None
-        except ImportError as error:  # .zst needs the zstandard package
-            raise DataError(f"{path}: reading it needs a package that is not installed ({_one_line(error)}).") from None
-        except (ValueError, OSError, EOFError) as error:
-            raise DataError(f"{path}: cannot read it as {kind.upper()}: {_one_line(error)}.") from None
-        _check_header(path, sep)
+            _check_header(path, sep)
     if len(frame.columns) == 0:
         raise DataError(f"{path}: no columns; expected a header row naming the columns.")
     if len(frame) == 0:
@@ -133,7 +124,7 @@ def iter_table(path: Path, chunk_rows: int, *, parsed_columns=None, text_columns
         yield from _iter_parquet(path, chunk_rows, parsed_columns)
         return
     sep = "\t" if kind == "tsv" else ","
-    try:
+    with _csv_errors(path, kind):
         _check_text(path)
         header = _check_header(path, sep)
         parsed = set(header) if parsed_columns is None else set(parsed_columns)
@@ -152,6 +143,15 @@ def iter_table(path: Path, chunk_rows: int, *, parsed_columns=None, text_columns
             yield frame
         if not produced:
             raise DataError(f"{path}: has a header but no data rows.")
+
+
+@contextlib.contextmanager
+def _csv_errors(path: Path, kind: str):
+    """Every way pandas can fail on a text table, as a DataError naming the file."""
+    import pandas as pd
+
+    try:
+        yield
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; expected a header row and data rows.") from None
     except UnicodeDecodeError as error:
