@@ -60,8 +60,9 @@ def build_model(
     model.add(keras.Input(shape=tuple(shape), **spec.input_options))
     if normalizer is not None:
         model.add(normalizer)
-    for layer_spec in spec.layers:
-        layer = _instantiate(keras, layer_spec, spec)
+    names = _layer_names(spec, taken={"normalization"} if normalizer is not None else set())
+    for layer_spec, name in zip(spec.layers, names):
+        layer = _instantiate(keras, layer_spec, spec, name=name)
         try:
             model.add(layer)
         except Exception as error:  # shape mismatches, out-of-memory weights, bad dtypes
@@ -139,7 +140,34 @@ def instantiate(obj: KerasObject, spec: Spec):
     return _instantiate(import_keras(), obj, spec)
 
 
-def _instantiate(keras, obj: KerasObject, spec: Spec):
+def _layer_names(spec: Spec, taken: set[str]) -> list[str | None]:
+    """Names for the layers the file leaves unnamed, counted in this model (`dense`, `dense_1`, ...).
+
+    Keras counts its automatic names across the whole process, so the same file would name its
+    layers differently in a notebook's second run; these names are the same every time.
+    """
+    from .catalog import snake_case
+
+    taken = set(taken) | {layer.args["name"] for layer in spec.layers if isinstance(layer.args.get("name"), str)}
+    counts: dict[str, int] = {}
+    names: list[str | None] = []
+    for layer in spec.layers:
+        if "name" in layer.args or not layer.is_class:
+            names.append(None)
+            continue
+        base = snake_case(layer.target)
+        while True:
+            count = counts.get(base, 0)
+            counts[base] = count + 1
+            name = base if count == 0 else f"{base}_{count}"
+            if name not in taken:
+                break
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def _instantiate(keras, obj: KerasObject, spec: Spec, *, name: str | None = None):
     if not obj.is_class or (obj.bare and obj.kind in _BY_NAME):
         # Keras resolves these names itself in compile(), names metrics after the string,
         # and picks binary/categorical/sparse for `accuracy` and `crossentropy`.
@@ -149,6 +177,8 @@ def _instantiate(keras, obj: KerasObject, spec: Spec):
         module = getattr(module, part)
     cls = getattr(module, obj.target)
     kwargs = {key: _value(keras, value, spec) for key, value in obj.args.items()}
+    if name is not None:
+        kwargs["name"] = name
     try:
         return cls(**kwargs)
     except ConfigError:

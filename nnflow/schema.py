@@ -108,6 +108,17 @@ def json_schema() -> dict:
             "epochs": {"type": "integer", "minimum": 1, "default": DEFAULTS["fit"]["epochs"]},
             "shuffle": {"type": "boolean", "default": True},
             "callbacks": {"type": "array", "items": _object_schema("callback"), "default": []},
+            "diagnostics": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "gradient_norms": {
+                        "type": "boolean",
+                        "default": False,
+                        "description": "record each weight's gradient norm every epoch (gradients.csv)",
+                    },
+                },
+            },
         },
     }
     return {

@@ -120,6 +120,7 @@ class FitSpec:
     epochs: int
     shuffle: bool
     callbacks: tuple[KerasObject, ...]
+    gradient_norms: bool = False  # fit.diagnostics.gradient_norms: record them every epoch
 
 
 @dataclass(frozen=True)
@@ -223,13 +224,14 @@ def spec_from_document(
 SECTIONS = ("name", "description", "seed", "data", "layers", "compile", "fit", "expect")
 DATA_KEYS = ("train", "target", "features", "drop", "validation", "test", "normalize")
 COMPILE_KEYS = ("optimizer", "loss", "metrics", "steps_per_execution", "jit_compile", "run_eagerly")
-FIT_KEYS = ("batch_size", "epochs", "shuffle", "callbacks")
+FIT_KEYS = ("batch_size", "epochs", "shuffle", "callbacks", "diagnostics")
+DIAGNOSTICS_KEYS = ("gradient_norms",)
 
 DEFAULTS = {
     "seed": 0,
     "data": {"drop": [], "validation": 0.2, "test": 0, "normalize": True, "features": None},
     "compile": {"optimizer": "rmsprop", "metrics": [], "steps_per_execution": "auto", "jit_compile": "auto", "run_eagerly": False},
-    "fit": {"batch_size": 32, "epochs": 1, "shuffle": True, "callbacks": []},
+    "fit": {"batch_size": 32, "epochs": 1, "shuffle": True, "callbacks": [], "diagnostics": {"gradient_norms": False}},
 }
 
 # Argument names whose values are Keras objects themselves.
@@ -782,10 +784,16 @@ class _Validator:
             callback = self.keras_object("callback", item, path + ("callbacks", index))
             if callback is not None:
                 callbacks.append(callback)
-        resolved = {**merged, "callbacks": [c.to_data() for c in callbacks] if len(callbacks) == len(raw) else raw}
-        if None in (batch_size, epochs, shuffle) or len(callbacks) != len(raw):
+        diagnostics = merged["diagnostics"]
+        gradient_norms = False
+        if self.expect_mapping(diagnostics, path + ("diagnostics",), "`fit.diagnostics`"):
+            self.unknown_keys(diagnostics, DIAGNOSTICS_KEYS, path + ("diagnostics",), "`fit.diagnostics`")
+            diagnostics = {**DEFAULTS["fit"]["diagnostics"], **diagnostics}
+            gradient_norms = self.boolean(diagnostics["gradient_norms"], path + ("diagnostics", "gradient_norms"))
+        resolved = {**merged, "diagnostics": diagnostics, "callbacks": [c.to_data() for c in callbacks] if len(callbacks) == len(raw) else raw}
+        if None in (batch_size, epochs, shuffle, gradient_norms) or len(callbacks) != len(raw):
             return None, resolved
-        return FitSpec(batch_size, epochs, shuffle, tuple(callbacks)), resolved
+        return FitSpec(batch_size, epochs, shuffle, tuple(callbacks), gradient_norms), resolved
 
     # -- expect -------------------------------------------------------------
 

@@ -223,6 +223,41 @@ def _number(value: Any) -> float:
         return float("nan")
 
 
+GRADIENT_BATCH = 256  # rows of the fixed batch the gradient norms are measured on
+
+
+def gradient_norms(x: np.ndarray, y: np.ndarray, rows: list[dict], on_epoch: Callable[[list[dict]], None] | None = None):
+    """Every epoch, the gradient norm of each trainable weight on a fixed batch, as long-format rows.
+
+    The batch is the first rows of the training split; the forward pass runs in inference
+    mode (no dropout: the RNG is not touched) and no variable is updated, so training's
+    results are exactly those without the diagnostics.
+    """
+    keras = import_keras()
+    import tensorflow as tf
+
+    batch_x = tf.constant(x[:GRADIENT_BATCH])
+    batch_y = tf.constant(y[:GRADIENT_BATCH])
+
+    class GradientNorms(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            model = self.model
+            weights = [(f"{layer.name}/{weight.name}", weight) for layer in model.layers for weight in layer.trainable_weights]
+            loss = keras.losses.get(model.loss) if isinstance(model.loss, str) else model.loss
+            with tf.GradientTape() as tape:
+                loss_value = tf.reduce_mean(loss(batch_y, model(batch_x, training=False)))
+            gradients = tape.gradient(loss_value, [weight for _, weight in weights])
+            new = [
+                {"epoch": epoch + 1, "layer": name, "norm": float(tf.norm(gradient).numpy()) if gradient is not None else 0.0}
+                for (name, _), gradient in zip(weights, gradients)
+            ]
+            rows.extend(new)
+            if on_epoch is not None:
+                on_epoch(rows)
+
+    return GradientNorms()
+
+
 # What Keras's callbacks learn while training, and nothing else: their settings come from
 # the file, and some (`min_delta`, `monitor_op`) are rewritten by the callbacks themselves.
 CALLBACK_STATE = ("wait", "best", "best_weights", "best_epoch", "stopped_epoch", "cooldown_counter", "epochs_since_last_save")

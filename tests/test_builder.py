@@ -137,3 +137,14 @@ def test_input_options_are_honoured():
     spec = spec_from_text("layers: [{Input: {shape: [4], dtype: float64, name: features}}, Dense: 1]\ncompile: {loss: mse}\n")
     model = build_model(spec)
     assert model.inputs[0].dtype == "float64" and model.inputs[0].name == "features"
+
+
+def test_layer_names_are_the_same_every_time_in_one_process():
+    """Keras counts automatic names across a process; nnflow names unnamed layers per model."""
+    from nnflow import build_model
+    from nnflow.spec import spec_from_text
+
+    text = "layers: [{Dense: {units: 4, input_dim: 3}}, {Dense: 2}, {Dropout: {rate: 0.1, name: dense_1}}, {Dense: 1}]\ncompile: {loss: mse}\n"
+    first = [layer.name for layer in build_model(spec_from_text(text)).layers]
+    second = [layer.name for layer in build_model(spec_from_text(text)).layers]
+    assert first == second == ["dense", "dense_2", "dense_1", "dense_3"]  # a name the file gives is kept, and skipped

@@ -126,6 +126,8 @@ RESUME_CASES = {
     "plateau and csv log": (["fit.epochs=5", "fit.callbacks=[{ReduceLROnPlateau: {monitor: loss, factor: 0.5, patience: 0, min_delta: 10}}, {CSVLogger: {filename: log.csv}}]"], 2),
     # 7 steps per epoch in executions of 3: one pipeline per epoch instead of one stream.
     "per-epoch pipeline": (["fit.epochs=4", "compile.steps_per_execution=3"], 2),
+    # Gradient norms are recorded per epoch: the resumed run's gradients.csv is the reference's.
+    "gradient norms": (["fit.epochs=4", "fit.diagnostics.gradient_norms=true"], 2),
     # Interrupted after the epoch EarlyStopping stopped at: resuming only finishes.
     "stopped early": (["fit.epochs=60", "compile.optimizer.Adam.learning_rate=0.05", "fit.callbacks.0.EarlyStopping.patience=2"], "stop"),
 }
@@ -159,6 +161,8 @@ def test_interrupted_run_resumes_to_the_same_result(case, tmp_path):
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "completed" and len(info["resumes"]) == 1
     assert not (run_dir / "checkpoint.npz").exists()
+    if (reference.run_dir / "gradients.csv").exists():
+        assert (run_dir / "gradients.csv").read_text() == (reference.run_dir / "gradients.csv").read_text()
     if (reference.run_dir / "log.csv").exists():
         assert (run_dir / "log.csv").read_text() == (reference.run_dir / "log.csv").read_text()
 

@@ -295,14 +295,23 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
         )
         validation_data = training.evaluation_dataset(validation.x, validation.y, batch_size) if validation else None
 
+        gradients: list[dict] | None = None
+        if spec.fit.gradient_norms:  # measured after the file's callbacks, before the epoch is recorded
+            gradients = list(checkpoint[0].get("gradients", [])) if checkpoint is not None else []
+            callbacks.append(training.gradient_norms(train_split.x, train_split.y, gradients))
+
         checkpointer = runs.Checkpointer(run_dir, model)
 
         def on_epoch(row: dict) -> None:
             # Checkpoint first, then report: every epoch a user has seen reported can be resumed.
             states, arrays = training.callback_state(user_callbacks)
             state = {"epochs_completed": row["epoch"], "stopped": bool(model.stop_training), "history": history, "callbacks": states}
+            if gradients is not None:
+                state["gradients"] = gradients
             checkpointer.save(state, arrays)
             runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history), durable=False)
+            if gradients is not None:
+                runs.write_text_atomic(run_dir / "gradients.csv", runs.history_csv(gradients), durable=False)
             if progress.on_epoch:
                 progress.on_epoch(row, epochs)
 
@@ -339,6 +348,8 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
                 metrics.update({prefix + key: value for key, value in scores.items()})
         gates = check_gates(spec, metrics)
         runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history))
+        if gradients is not None:
+            runs.write_text_atomic(run_dir / "gradients.csv", runs.history_csv(gradients))
         runs.write_json(run_dir / "metrics.json", metrics)
         runs.save_model(model, run_dir / "model.keras")
         info["gates"] = [gate.to_json() for gate in gates]
