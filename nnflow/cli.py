@@ -126,6 +126,8 @@ def cli():
     nnflow evaluate runs/iris-mlp       # metrics, confusion matrix and gates of the newest run
     nnflow predict runs/iris-mlp -i new.csv -o predictions.csv
     nnflow sweep configs/iris.yaml --grid layers.0.units=8,32 --jobs 2   # a grid of runs, ranked
+    nnflow plot runs/iris-mlp           # learning curves (PNG); --gradients for gradient norms
+    nnflow report runs/iris-mlp         # one HTML page: curves, metrics, gates, confusion matrix
     nnflow runs                         # the runs under runs/, with status and key metrics
     nnflow compare RUN RUN              # metrics side by side, and how the experiment files differ
     nnflow schema > nnflow.schema.json  # JSON Schema for your editor
@@ -393,6 +395,44 @@ def sweep(config, grids, overrides, jobs, metric, out, as_json, summary):
         failed = sum(1 for m in result.members if m.exit_code)
         click.echo(f"{failed} of {len(result.members)} member(s) did not succeed; exit {result.exit_code} (the worst).", err=True)
         sys.exit(result.exit_code)
+
+
+@cli.command()
+@click.argument("runs", metavar="RUN...", nargs=-1, required=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="The PNG to write (default: RUN/curves.png, or ./curves.png for several runs).")
+@click.option("--gradients", is_flag=True, help="Draw the gradient norms per layer (needs fit.diagnostics.gradient_norms) instead.")
+def plot(runs, output, gradients):
+    """Learning curves of runs (training and validation, each metric), overlaid; or --gradients.
+
+    \b
+    Examples:
+        nnflow plot runs/iris-mlp
+        nnflow plot runs/lesson-deep-sigmoid runs/lesson-deep-relu -o deep.png
+        nnflow plot runs/lesson-deep-sigmoid --gradients
+    """
+    from .workflows import plot as run_plot
+
+    result = run_plot(list(runs), output, gradients=gradients)
+    click.echo(f"wrote {result.output}")
+
+
+@cli.command()
+@run_argument
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="The HTML page to write (default: RUN/report.html).")
+def report(run, output):
+    """One self-contained HTML page of a run: curves, gradients, metrics, gates, confusion matrix, experiment.
+
+    Images are embedded, so the page can be attached to a CI run or sent as it is. The
+    confusion matrix comes from the run's evaluation.json (run `nnflow evaluate RUN` first).
+
+    \b
+    Example:
+        nnflow report runs/iris-mlp -o iris-report.html
+    """
+    from .workflows import report as run_report
+
+    result = run_report(run, output)
+    click.echo(f"wrote {result.output} ({', '.join(result.sections)})")
 
 
 @cli.command("runs")

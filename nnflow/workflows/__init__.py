@@ -5,12 +5,14 @@
     score.py   evaluate, predict           (a trained run's model, loaded safely)
     compare.py list_runs, compare_runs     (what is in runs/, how runs differ; no TensorFlow)
     sweep.py   sweep                       (a grid of overrides, each member a train process)
+    show.py    plot, report                (pictures and a shareable page of runs; matplotlib)
 """
 
 from .compare import Comparison, RunRow, compare_runs, list_runs
 from .check import CheckResult, CompileResult, LayerRow, check, compile_experiment, describe_model
 from .run import GateResult, Progress, TrainResult, check_gates, train
 from .score import EvaluateResult, PredictResult, evaluate, predict
+from .show import PlotResult, ReportResult, plot, report
 from .sweep import Member, SweepResult, sweep
 
 __all__ = [
@@ -26,7 +28,9 @@ __all__ = [
     "Member",
     "SweepResult",
     "sweep",
+    "PlotResult",
     "PredictResult",
+    "ReportResult",
     "Progress",
     "TrainResult",
     "check",
@@ -34,6 +38,8 @@ __all__ = [
     "compile_experiment",
     "describe_model",
     "evaluate",
+    "plot",
     "predict",
+    "report",
     "train",
 ]
