@@ -422,8 +422,8 @@ def plot(runs, output, gradients):
 def report(run, output):
     """One self-contained HTML page of a run: curves, gradients, metrics, gates, confusion matrix, experiment.
 
-    Images are embedded, so the page can be attached to a CI run or sent as it is. The
-    confusion matrix comes from the run's evaluation.json (run `nnflow evaluate RUN` first).
+    Images are embedded, so the page can be attached to a CI run or sent as it is. A
+    classifier's confusion matrix comes from its evaluation.json (made now if missing).
 
     \b
     Example:
@@ -431,7 +431,12 @@ def report(run, output):
     """
     from .workflows import report as run_report
 
-    result = run_report(run, output)
+    from ._tf import quiet_tensorflow
+
+    with quiet_tensorflow():  # a classifier not evaluated yet is evaluated for its confusion matrix
+        result = run_report(run, output)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {result.output} ({', '.join(result.sections)})")
 
 

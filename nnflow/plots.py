@@ -26,6 +26,19 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(stream))
 
 
+def run_labels(run_dirs: list[Path]) -> list[str]:
+    """Each run's name (from run.json), with its folder added where two names are the same."""
+    import json
+
+    names = []
+    for run in run_dirs:
+        try:
+            names.append(str(json.loads((run / "run.json").read_text(encoding="utf-8")).get("name", run.name)))
+        except (OSError, ValueError, AttributeError):
+            names.append(run.name)
+    return [f"{name} ({run.name})" if names.count(name) > 1 else name for name, run in zip(names, run_dirs)]
+
+
 def _number(text) -> float:
     try:
         return float(text)
@@ -37,7 +50,7 @@ def learning_curves(run_dirs: list[Path], labels: list[str] | None = None):
     """One panel per metric (loss first): training solid, validation dashed, one colour per run."""
     plt = _matplotlib()
     histories = [read_rows(run / "history.csv") for run in run_dirs]
-    labels = labels or [run.name for run in run_dirs]
+    labels = labels or run_labels(run_dirs)
     names: list[str] = []
     for rows in histories:
         for key in (rows[0] if rows else {}):
@@ -87,7 +100,7 @@ def gradient_norms(run_dir: Path):
     axis.set_yscale("log")
     axis.set_xlabel("epoch")
     axis.set_ylabel("gradient norm (fixed batch)")
-    axis.set_title(f"Gradient norms per layer (solid: kernel, dotted: bias): {run_dir.name}")
+    axis.set_title(f"Gradient norms per layer (solid: kernel, dotted: bias): {run_labels([run_dir])[0]}")
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()

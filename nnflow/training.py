@@ -243,9 +243,10 @@ def gradient_norms(x: np.ndarray, y: np.ndarray, rows: list[dict], on_epoch: Cal
         def on_epoch_end(self, epoch, logs=None):
             model = self.model
             weights = [(f"{layer.name}/{weight.name}", weight) for layer in model.layers for weight in layer.trainable_weights]
-            loss = keras.losses.get(model.loss) if isinstance(model.loss, str) else model.loss
             with tf.GradientTape() as tape:
-                loss_value = tf.reduce_mean(loss(batch_y, model(batch_x, training=False)))
+                # The compiled loss as Keras computes it: `crossentropy` resolved, regularizers added.
+                prediction = model(batch_x, training=False)
+                loss_value = model.compute_loss(x=batch_x, y=batch_y, y_pred=prediction, training=False)
             gradients = tape.gradient(loss_value, [weight for _, weight in weights])
             new = [
                 {"epoch": epoch + 1, "layer": name, "norm": float(tf.norm(gradient).numpy()) if gradient is not None else 0.0}

@@ -53,10 +53,19 @@ def test_the_sigmoid_gradient_vanishes_and_relus_does_not(deep_runs):
     assert relu[-1] / relu[0] < 10
 
 
-def test_gradient_diagnostics_do_not_change_the_results(tmp_path):
-    plain = train(CONFIGS / "iris.yaml", ["fit.epochs=3", "expect={}"], out=tmp_path / "plain")
-    measured = train(CONFIGS / "iris.yaml", ["fit.epochs=3", "expect={}", "fit.diagnostics.gradient_norms=true"], out=tmp_path / "measured")
+@pytest.mark.parametrize("config", ["iris", "breast_cancer"])  # dropout; an L2 regularizer
+def test_gradient_diagnostics_do_not_change_the_results(config, tmp_path):
+    plain = train(CONFIGS / f"{config}.yaml", ["fit.epochs=3", "expect={}"], out=tmp_path / "plain")
+    measured = train(CONFIGS / f"{config}.yaml", ["fit.epochs=3", "expect={}", "fit.diagnostics.gradient_norms=true"], out=tmp_path / "measured")
     assert measured.metrics == plain.metrics
+    drop = lambda text: [line.rsplit(",", 1)[0] for line in text.splitlines()]  # noqa: E731 - all but the seconds column
+    assert drop((measured.run_dir / "history.csv").read_text()) == drop((plain.run_dir / "history.csv").read_text())
     rows = list(csv.DictReader(open(measured.run_dir / "gradients.csv", newline="")))
     assert list(rows[0]) == ["epoch", "layer", "norm"] and {r["epoch"] for r in rows} == {"1", "2", "3"}
     assert len(rows) == 3 * 4  # two Dense layers, a kernel and a bias each, every epoch
+
+
+def test_gradients_of_a_loss_only_compile_understands(tmp_path):
+    """`crossentropy` is resolved by Keras's compile(); the diagnostics use the compiled loss too."""
+    result = train(CONFIGS / "iris.yaml", ["fit.epochs=1", "expect={}", "compile.loss=crossentropy", "fit.diagnostics.gradient_norms=true"], out=tmp_path / "r")
+    assert len(kernel_norms(result.run_dir, 1)) == 2

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import CONFIGS, ROOT
 from nnflow import plots
 from nnflow.cli import cli
-from nnflow.workflows import evaluate, train
+from nnflow.workflows import train
 
 
 def invoke(*args):
@@ -53,7 +53,8 @@ def test_several_runs_overlay(run, tmp_path):
     other = train(CONFIGS / "iris.yaml", ["fit.epochs=2", "expect={}"], out=tmp_path / "other").run_dir
     figure = plots.learning_curves([run, other])
     labels = [line.get_label() for line in figure.axes[0].get_lines()]
-    assert labels == [f"{run.name} train", f"{run.name} validation", "other train", "other validation"]
+    # Labelled by the runs' names, with the folder where two names are the same.
+    assert labels == [f"iris-mlp ({run.name}) train", f"iris-mlp ({run.name}) validation", "iris-mlp (other) train", "iris-mlp (other) validation"]
     assert invoke("plot", run, other, "-o", tmp_path / "both.png").exit_code == 0
 
 
@@ -78,7 +79,7 @@ def test_gradients_need_recording_and_plots_are_png(tmp_path):
 
 
 def test_the_report_is_one_self_contained_page(run, tmp_path):
-    evaluate(run)  # the confusion matrix comes from evaluation.json
+    assert not (run / "evaluation.json").exists()  # a classifier not evaluated yet is evaluated for its matrix
     result = invoke("report", run, "-o", tmp_path / "report.html")
     assert result.exit_code == 0, result.output
     assert "(metrics, gates, curves, gradients, confusion matrix, experiment)" in result.stdout

@@ -50,6 +50,7 @@ class ReportResult:
     output: Path
     run: Path
     sections: list[str]
+    notes: list[str]
 
 
 def report(run: str | Path, output: str | Path | None = None) -> ReportResult:
@@ -65,10 +66,11 @@ def report(run: str | Path, output: str | Path | None = None) -> ReportResult:
     info = _json(folder / "run.json")
     metrics = _json(folder / "metrics.json")
     name = str(info.get("name", folder.name))
-    parts, sections = [], []
+    parts, sections, notes = [], [], []
+    epochs = info.get("epochs") if isinstance(info.get("epochs"), dict) else {}
 
     facts = [("run folder", str(folder)), ("status", info.get("status")), ("started", info.get("started")),
-             ("epochs", f"{info.get('epochs', {}).get('completed', '?')} of {info.get('epochs', {}).get('configured', '?')}"),
+             ("epochs", f"{epochs.get('completed', '?')} of {epochs.get('configured', '?')}"),
              ("seed", info.get("seed")), ("versions", ", ".join(f"{k} {v}" for k, v in (info.get("versions") or {}).items()))]
     parts.append("<table class=facts>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts) + "</table>")
     if metrics:
@@ -92,6 +94,15 @@ def report(run: str | Path, output: str | Path | None = None) -> ReportResult:
         sections.append("gradients")
         parts.append("<h2>Gradient norms</h2>" + _image(plots.png(plots.gradient_norms(folder))))
     evaluation = _json(folder / "evaluation.json")
+    preprocessing = _json(folder / "preprocessing.json")
+    if not evaluation and preprocessing.get("task") == "classification" and (folder / "model.keras").exists():
+        from ..errors import NnflowError
+        from .score import evaluate
+
+        try:  # a classifier's report has its confusion matrix: evaluate the test split now
+            evaluation = evaluate(folder).to_json()
+        except NnflowError as error:
+            notes.append(f"no confusion matrix: {error}")
     classification = evaluation.get("classification") if isinstance(evaluation.get("classification"), dict) else None
     if classification:
         sections.append("confusion matrix")
@@ -110,7 +121,7 @@ def report(run: str | Path, output: str | Path | None = None) -> ReportResult:
         f"<h1>{_e(name)}</h1>" + "".join(parts) + "<footer>made by nnflow report</footer></body></html>\n"
     )
     write_text_atomic(path, page)
-    return ReportResult(path, folder, sections)
+    return ReportResult(path, folder, sections, notes)
 
 
 _STYLE = (
