@@ -128,6 +128,7 @@ def cli():
     nnflow sweep configs/iris.yaml --grid layers.0.units=8,32 --jobs 2   # a grid of runs, ranked
     nnflow plot runs/iris-mlp           # learning curves (PNG); --gradients for gradient norms
     nnflow report runs/iris-mlp         # one HTML page: curves, metrics, gates, confusion matrix
+    nnflow export runs/iris-mlp -f tflite   # SavedModel, TFLite or ONNX, checked against the run
     nnflow runs                         # the runs under runs/, with status and key metrics
     nnflow compare RUN RUN              # metrics side by side, and how the experiment files differ
     nnflow schema > nnflow.schema.json  # JSON Schema for your editor
@@ -438,6 +439,30 @@ def report(run, output):
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {result.output} ({', '.join(result.sections)})")
+
+
+@cli.command()
+@run_argument
+@click.option("--format", "-f", "export_format", required=True, type=click.Choice(["savedmodel", "tflite", "onnx"]), help="What serving system the export is for.")
+@click.option("--output", "-o", type=click.Path(), help="Where to write it (default: RUN/export/savedmodel, model.tflite or model.onnx).")
+def export(run, export_format, output):
+    """Export a trained RUN's model for serving, checked to predict as the run does.
+
+    savedmodel: a TensorFlow SavedModel (TF Serving, `tf.saved_model.load(...).serve`);
+    tflite: a TensorFlow Lite flatbuffer; onnx: needs `pip install 'nnflow[onnx]'`.
+    The export is written only once its predictions on a few of the run's rows match.
+
+    \b
+    Examples:
+        nnflow export runs/iris-mlp --format savedmodel
+        nnflow export runs/iris-mlp --format tflite -o iris.tflite
+    """
+    from ._tf import quiet_tensorflow
+    from .workflows import export as run_export
+
+    with quiet_tensorflow():
+        result = run_export(run, export_format, output)
+    click.echo(f"wrote {result.output} ({result.format}; {result.rows_checked} rows checked, max difference {result.max_difference:.2g})")
 
 
 @cli.command("runs")

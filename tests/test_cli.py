@@ -19,12 +19,12 @@ def test_version_and_help():
     assert run("--version").output.strip() == f"nnflow {__version__}"
     result = run("--help")
     assert result.exit_code == 0
-    for command in ("check", "compile", "train", "fit", "evaluate", "predict", "sweep", "plot", "report", "runs", "compare", "schema"):
+    for command in ("check", "compile", "train", "fit", "evaluate", "predict", "sweep", "plot", "report", "export", "runs", "compare", "schema"):
         assert command in result.output
     assert "Exit codes" in result.output
 
 
-@pytest.mark.parametrize("command", ["check", "compile", "train", "evaluate", "predict", "sweep", "plot", "report", "runs", "compare", "schema"])
+@pytest.mark.parametrize("command", ["check", "compile", "train", "evaluate", "predict", "sweep", "plot", "report", "export", "runs", "compare", "schema"])
 def test_every_command_has_help_with_an_example(command):
     result = run(command, "--help")
     assert result.exit_code == 0 and "Example" in result.output

@@ -1,0 +1,117 @@
+"""`export`: a trained run's model in the formats serving systems take, checked against the run.
+
+SavedModel through Keras's `model.export`, TFLite through TensorFlow's converter from that
+SavedModel, ONNX through Keras's exporter when its optional packages are installed. Each
+export is written beside its final name and moved into place only after its predictions on a
+few rows match the run's own model.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, Problem
+
+FORMATS = ("savedmodel", "tflite", "onnx")
+DEFAULT_NAMES = {"savedmodel": "savedmodel", "tflite": "model.tflite", "onnx": "model.onnx"}
+TOLERANCE = 1e-4  # largest difference in any output; float32 graphs may round differently
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    output: Path
+    format: str
+    rows_checked: int
+    max_difference: float
+
+
+def export(run, format: str, output: str | Path | None = None) -> ExportResult:
+    """Export RUN's model as `format` (savedmodel, tflite, onnx) and check it predicts as the run does."""
+    from .score import _load_run
+
+    if format not in FORMATS:
+        raise ConfigError(Problem(f"unknown format {format!r}; use one of {', '.join(FORMATS)}.", where="--format"))
+    run_dir, _, _, preprocessing, model = _load_run(run)
+    target = Path(output) if output else run_dir / "export" / DEFAULT_NAMES[format]
+    if target.exists():
+        raise ConfigError(Problem(f"{target} exists already; remove it or give another --output.", where="--output"))
+    rows = _sample_rows(run_dir, preprocessing)
+    expected = np.asarray(model.predict(rows, verbose=0))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        if format == "onnx":
+            produced, predicted = _onnx(model, rows, work)
+        else:
+            saved = work / "savedmodel"
+            model.export(str(saved), format="tf_saved_model", verbose=False)
+            if format == "savedmodel":
+                produced, predicted = saved, _run_savedmodel(saved, rows)
+            else:
+                produced, predicted = _tflite(saved, rows, work)
+        difference = float(np.max(np.abs(np.asarray(predicted).reshape(expected.shape) - expected)))
+        if not difference <= TOLERANCE:
+            raise ConfigError(Problem(f"the {format} export predicts differently from the run (max difference {difference:.3g}); it was not written.", where="--format"))
+        produced.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ExportResult(target, format, len(rows), difference)
+
+
+def _sample_rows(run_dir: Path, preprocessing) -> np.ndarray:
+    """A few real rows from the run's training file, transformed as in training; random ones if it is gone."""
+    from ..data import read_table
+    from ..runs import read_json
+
+    try:
+        train = Path(read_json(run_dir / "run.json")["data"]["train"]["path"])
+        return preprocessing.features(read_table(train, nrows=8), train)
+    except Exception:  # the data moved or changed shape: the check still needs inputs of the right shape
+        return np.random.default_rng(0).normal(size=(8, *preprocessing.input_shape)).astype("float32")
+
+
+def _run_savedmodel(path: Path, rows: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))  # kept while it serves: its variables live in this object
+    return loaded.serve(rows).numpy()
+
+
+def _tflite(saved: Path, rows: np.ndarray, work: Path) -> tuple[Path, np.ndarray]:
+    import tensorflow as tf
+
+    flat = tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert()
+    path = work / "model.tflite"
+    path.write_bytes(flat)
+    with warnings.catch_warnings():  # tf.lite.Interpreter announces its move to ai_edge_litert
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(model_content=flat)
+    source, sink = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.resize_tensor_input(source["index"], rows.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(source["index"], rows)
+    interpreter.invoke()
+    return path, interpreter.get_tensor(sink["index"])
+
+
+def _onnx(model, rows: np.ndarray, work: Path) -> tuple[Path, np.ndarray]:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ConfigError(Problem(
+            "ONNX export needs the packages of the `onnx` extra: pip install 'nnflow[onnx]' (onnx, tf2onnx, onnxruntime).",
+            where="--format onnx",
+        )) from None
+    path = work / "model.onnx"
+    try:
+        model.export(str(path), format="onnx", verbose=False)
+    except ImportError as error:
+        raise ConfigError(Problem(f"ONNX export needs a package that is not installed: {error}. pip install 'nnflow[onnx]'.", where="--format onnx")) from None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return path, session.run(None, {session.get_inputs()[0].name: rows})[0]
