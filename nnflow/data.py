@@ -44,16 +44,22 @@ def table_format(path: Path) -> str:
     raise DataError(f"{path}: unknown file type {last or '(no extension)'!r}; use .csv, .tsv (optionally .gz) or .parquet.")
 
 
+def _existing_table(path: Path) -> str:
+    """The table's format, once the file is known to exist and not to be a folder."""
+    kind = table_format(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file (paths in an experiment's `data:` are relative to the experiment file).")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; expected a CSV or Parquet file.")
+    return kind
+
+
 def read_table(path: Path, *, nrows: int | None = None):
     """Read a table into a DataFrame; every way it can fail is a DataError naming the file."""
     import pandas as pd
 
     path = Path(path)
-    kind = table_format(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file. Paths in `data:` are relative to the experiment file.")
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory; expected a CSV or Parquet file.")
+    kind = _existing_table(path)
     if kind == "parquet":
         try:
             frame = pd.read_parquet(path)
@@ -115,11 +121,7 @@ def iter_table(path: Path, chunk_rows: int, *, parsed_columns=None, text_columns
     import pandas as pd
 
     path = Path(path)
-    kind = table_format(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file.")
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory; expected a CSV or Parquet file.")
+    kind = _existing_table(path)
     if kind == "parquet":
         yield from _iter_parquet(path, chunk_rows, parsed_columns)
         return
