@@ -20,11 +20,11 @@ def _load_run(run):
     """
     from .. import runs
     from ..builder import compile_model
+    from ..modelfile import load_model
     from ..preprocessing import Preprocessing
-    from ..modelfile import check_model_file, load_model
 
     run_dir, info, model_path = runs.open_run(run)
-    check_model_file(model_path)
+    model = load_model(model_path)  # checked before Keras sees it; nothing else of a refused run is read
     try:
         spec = load_spec(run_dir / "experiment.yaml")
     except ConfigError as error:
@@ -33,7 +33,6 @@ def _load_run(run):
         preprocessing = Preprocessing.from_json(runs.read_json(run_dir / "preprocessing.json"))
     except (OSError, ValueError, TypeError) as error:
         raise UnsafeModelError(f"{run_dir / 'preprocessing.json'}: unreadable or from another nnflow version ({error}).") from None
-    model = load_model(model_path)
     _check_model_fits(model, preprocessing, model_path)
     compile_model(model, spec)
     return run_dir, info, spec, preprocessing, model
