@@ -149,7 +149,6 @@ def sweep(
     metric: str | None = None,
     out: str | Path | None = None,
     on_event: Callable[[str, Member], None] | None = None,
-    command: list[str] | None = None,
 ) -> SweepResult:
     """Train every combination of the grid (with `overrides` under it) and rank the runs by `metric`."""
     from .. import runs
