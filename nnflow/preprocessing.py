@@ -140,10 +140,6 @@ class Preprocessing:
             return codes.astype("float32")[:, None]
         return codes.astype("int32")
 
-    def class_of(self, ids: np.ndarray) -> list:
-        """Class names for predicted class ids."""
-        return [self.class_names[int(i)] for i in ids]
-
 
 class UnseenCategories:
     """Counts, per file and column, the rows whose category training never saw (across chunks)."""
