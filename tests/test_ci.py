@@ -171,3 +171,18 @@ def test_markdown_cells_cannot_break_a_table():
     from nnflow.render import _cell
 
     assert _cell("a|b\nc") == "a\\|b c"
+
+
+def test_a_run_whose_process_died_is_listed_as_killed(tmp_path, monkeypatch):
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    folder = tmp_path / "runs" / "x" / "2026-01-01_00-00-00"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({"status": "running", "host": socket.gethostname(), "pid": gone.pid}))
+    monkeypatch.chdir(tmp_path)
+    data = document(invoke("runs", "--json"), "runs")
+    assert [run["status"] for run in data["runs"]] == ["killed"]

@@ -58,13 +58,25 @@ def list_runs(name: str | None = None, root: str | Path = "runs") -> list[RunRow
     return sorted(rows, key=lambda row: (row.started, str(row.folder)))
 
 
+def _status(info: dict) -> str:
+    """run.json's status, except that a `running` run whose process has gone on this machine was killed."""
+    import socket
+
+    from .run import _alive
+
+    status = str(info.get("status", "unknown"))
+    if status == "running" and info.get("host") == socket.gethostname() and not _alive(info.get("pid")):
+        return "killed"
+    return status
+
+
 def _row(folder: Path) -> RunRow:
     info = _read(folder / "run.json")
     return RunRow(
         folder=folder,
         name=str(info.get("name", folder.parent.name)),
         started=str(info.get("started", "")),
-        status=str(info.get("status", "unknown")),
+        status=_status(info),
         epochs=info.get("epochs") if isinstance(info.get("epochs"), dict) else {},
         metrics={k: v for k, v in _read(folder / "metrics.json").items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
         gates=[g for g in info.get("gates", []) if isinstance(g, dict) and isinstance(g.get("metric"), str)]
