@@ -341,14 +341,7 @@ def _numeric(series, path: Path, column: str, role: str):
     import pandas as pd
 
     _check_kind(series, path, column, role)
-    missing = series.isna().to_numpy()
-    if missing.any():
-        first, count = _first_bad(missing)
-        raise DataError(
-            f"{path}: {_row_label(path, series, first)}, {role} {column!r}: missing value"
-            + (f" ({count:,} rows in all)" if count > 1 else "")
-            + ". nnflow does not guess values: fill them or drop those rows, or list the column under `data.drop`."
-        )
+    _check_no_missing(series, path, column, role)
     if _is_number(series) or _is_bool(series):
         values = series.to_numpy(dtype="float64")
     else:
@@ -390,9 +383,7 @@ def _is_text_column(series) -> bool:
 
 def _check_feature(series, path: Path, column: str) -> None:
     _check_kind(series, path, column, "feature")
-    if _is_bool(series):
-        _check_no_missing(series, path, column, "feature")
-    elif _is_text_column(series):
+    if _is_bool(series) or _is_text_column(series):
         _check_no_missing(series, path, column, "feature")
     else:
         _numeric(series, path, column, "feature")
@@ -405,7 +396,8 @@ def _check_no_missing(series, path: Path, column: str, role: str) -> None:
         raise DataError(
             f"{path}: {_row_label(path, series, first)}, {role} {column!r}: missing value"
             + (f" ({count:,} rows in all)" if count > 1 else "")
-            + ". nnflow does not guess values: fill them or drop those rows."
+            + ". nnflow does not guess values: fill them or drop those rows"
+            + (", or list the column under `data.drop`." if role == "feature" else ".")
         )
 
 
