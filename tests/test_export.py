@@ -62,16 +62,25 @@ def test_tflite_predicts_as_the_run(run, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no work folder left behind
 
 
-def test_onnx_says_what_to_install_when_it_is_missing(run, tmp_path):
-    pytest.importorskip("tensorflow")
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        result = invoke("export", run, "-f", "onnx", "-o", tmp_path / "m.onnx")
-        assert result.exit_code == 2 and "pip install 'nnflow[onnx]'" in result.stderr
-        assert not (tmp_path / "m.onnx").exists()
-    else:
-        assert invoke("export", run, "-f", "onnx", "-o", tmp_path / "m.onnx").exit_code == 0
+def test_onnx_predicts_as_the_run(run, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("tf2onnx")
+
+    target = tmp_path / "iris.onnx"
+    result = invoke("export", run, "-f", "onnx", "-o", target)
+    assert result.exit_code == 0, result.output
+    rows, expected = rows_and_expected(run)
+    session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["inputs"]  # the Normalization statistics are constants, not inputs
+    assert np.allclose(session.run(["outputs"], {"inputs": rows})[0], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("missing", ["onnxruntime", "tf2onnx"])
+def test_onnx_says_what_to_install_when_it_is_missing(run, tmp_path, monkeypatch, missing):
+    monkeypatch.setitem(__import__("sys").modules, missing, None)  # import fails as if not installed
+    result = invoke("export", run, "-f", "onnx", "-o", tmp_path / "m.onnx")
+    assert result.exit_code == 2 and "pip install 'nnflow[onnx]'" in result.stderr
+    assert not list(tmp_path.iterdir())  # nothing written, no work folder left
 
 
 def test_unknown_formats_are_refused_by_the_command_line(run):

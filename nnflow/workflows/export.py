@@ -101,17 +101,48 @@ def _tflite(saved: Path, rows: np.ndarray, work: Path) -> tuple[Path, np.ndarray
 
 
 def _onnx(model, rows: np.ndarray, work: Path) -> tuple[Path, np.ndarray]:
+    """The model's forward pass frozen to constants and converted by tf2onnx: input `inputs`, output `outputs`.
+
+    Keras's own ONNX exporter hands tf2onnx a function whose captured constants (the
+    Normalization layer's mean and variance) become extra graph inputs that no caller can
+    feed, so nnflow freezes the function itself first.
+    """
     try:
         import onnxruntime
+        import tf2onnx
     except ImportError:
         raise ConfigError(Problem(
             "ONNX export needs the packages of the `onnx` extra: pip install 'nnflow[onnx]' (onnx, tf2onnx, onnxruntime).",
             where="--format onnx",
         )) from None
+    import logging
+
+    import tensorflow as tf
+    from keras.src.export.tf2onnx_lib import patch_tf2onnx  # tf2onnx 1.17 still uses numpy 1 names
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    spec = tf.TensorSpec((None, *rows.shape[1:]), tf.float32, name="inputs")
+    function = tf.function(lambda inputs: model(inputs, training=False)).get_concrete_function(spec)
+    frozen = convert_variables_to_constants_v2(function)
     path = work / "model.onnx"
+    quiet = [logging.getLogger(name) for name in ("tf2onnx", "tensorflow")]
+    levels = [logger.level for logger in quiet]
     try:
-        model.export(str(path), format="onnx", verbose=False)
-    except ImportError as error:
-        raise ConfigError(Problem(f"ONNX export needs a package that is not installed: {error}. pip install 'nnflow[onnx]'.", where="--format onnx")) from None
+        for logger in quiet:  # tf2onnx reports each rewrite; TensorFlow its v1 deprecations
+            logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            patch_tf2onnx()
+            tf2onnx.convert.from_graph_def(
+                frozen.graph.as_graph_def(),
+                name=model.name,
+                input_names=[frozen.inputs[0].name],
+                output_names=[frozen.outputs[0].name],
+                tensors_to_rename={frozen.inputs[0].name: "inputs", frozen.outputs[0].name: "outputs"},
+                output_path=str(path),
+            )
+    finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return path, session.run(None, {session.get_inputs()[0].name: rows})[0]
+    return path, session.run(["outputs"], {"inputs": rows})[0]
