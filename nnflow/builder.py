@@ -111,11 +111,13 @@ def compile_model(model, spec: Spec, *, steps_per_execution: int | None = None) 
 _PATH_ARGUMENTS = ("filepath", "filename", "log_dir", "backup_dir")
 
 
-def build_callbacks(spec: Spec, *, base_dir=None) -> list:
+def build_callbacks(spec: Spec, *, base_dir=None, every_path: bool = False) -> list:
     """The `fit.callbacks` of the file as Keras callback objects.
 
     With `base_dir` (the run folder), relative file arguments (ModelCheckpoint's
-    `filepath`, CSVLogger's `filename`, TensorBoard's `log_dir`) are placed inside it.
+    `filepath`, CSVLogger's `filename`, TensorBoard's `log_dir`) are placed inside it;
+    with `every_path`, absolute ones too (a multi-worker run's other workers write into
+    a scratch folder, never over the chief's files).
     """
     import dataclasses
     from pathlib import Path
@@ -125,9 +127,9 @@ def build_callbacks(spec: Spec, *, base_dir=None) -> list:
     for callback in spec.fit.callbacks:
         if base_dir is not None:
             moved = {
-                key: str(Path(base_dir) / value)
+                key: str(Path(base_dir) / Path(value).relative_to(Path(value).anchor))
                 for key, value in callback.args.items()
-                if key in _PATH_ARGUMENTS and isinstance(value, str) and not Path(value).is_absolute()
+                if key in _PATH_ARGUMENTS and isinstance(value, str) and (every_path or not Path(value).is_absolute())
             }
             if moved:
                 callback = dataclasses.replace(callback, args={**callback.args, **moved})

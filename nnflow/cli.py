@@ -234,10 +234,12 @@ def train(config, overrides, out, resume, quiet, as_json, summary):
         if as_json:
             emit_json("train", result.to_json())
         elif quiet:
-            click.echo(str(result.run_dir))
+            if result.run_dir is not None:  # a multi-worker run's other workers have none
+                click.echo(str(result.run_dir))
         else:
             click.echo(render.train_summary(result))
-        write_summary(render.train_markdown(result), summary)
+        if result.run_dir is not None:  # the chief's summary speaks for the run
+            write_summary(render.train_markdown(result), summary)
     except KeyboardInterrupt as interrupt:
         run_dir = getattr(interrupt, "run_dir", None)
         click.echo("\nInterrupted." + (f" Continue with: nnflow train --resume {run_dir}" if run_dir else ""), err=True)

@@ -38,7 +38,11 @@ def train_summary(result) -> str:
     epochs = spec.fit.epochs
     ran = f"{result.epochs_completed} of {epochs} epochs (stopped early)" if result.stopped_early else f"{epochs} epochs"
     resumed = f", resumed after epoch {result.resumed_at}" if result.resumed_at else ""
-    lines = [f"Trained {spec.name}: {ran}{resumed} in {result.seconds:.1f} s.", f"Run folder: {result.run_dir}", ""]
+    lines = [f"Trained {spec.name}: {ran}{resumed}{_distribution(result.distribution)} in {result.seconds:.1f} s."]
+    if result.run_dir is not None:
+        lines += [f"Run folder: {result.run_dir}", ""]
+    else:
+        lines += [f"This is {result.distribution['task']}; the chief wrote the run folder.", ""]
     names = [name for name in spec.metric_names]
     rows = []
     for label, prefix in (("train", ""), ("val", "val_"), ("test", "test_")):
@@ -51,6 +55,15 @@ def train_summary(result) -> str:
     if result.gates:
         lines += ["", "Gates:", *_gate_lines(result.gates)]
     return "\n".join(lines)
+
+
+def _distribution(distribution: dict | None) -> str:
+    """` (mirrored, 2 replicas)`, ` (multi_worker, 2 workers, 2 replicas)`, or nothing on one device."""
+    if not distribution:
+        return ""
+    workers = f", {distribution['workers']} workers" if distribution["mode"] == "multi_worker" else ""
+    replicas = distribution["replicas"]
+    return f" ({distribution['mode']}{workers}, {replicas} replica{'s' if replicas != 1 else ''})"
 
 
 def _gate_lines(gates) -> list[str]:
@@ -113,7 +126,7 @@ def train_markdown(result) -> str:
     failed = result.failed_gates
     verdict = "✓ all gates passed" if result.gates and not failed else (f"✗ {len(failed)} gate(s) failed" if failed else "no gates")
     lines = [f"### nnflow train: {spec.name} ({verdict})", ""]
-    lines.append(f"{result.epochs_completed} of {spec.fit.epochs} epochs in {result.seconds:.1f} s; run folder {_cell(result.run_dir)}.")
+    lines.append(f"{result.epochs_completed} of {spec.fit.epochs} epochs{_distribution(result.distribution)} in {result.seconds:.1f} s; run folder {_cell(result.run_dir)}.")
     names = spec.metric_names
     lines += ["", "| split | " + " | ".join(map(_cell, names)) + " |", "| --- |" + " ---: |" * len(names)]
     for label, prefix in (("train", ""), ("validation", "val_"), ("test", "test_")):

@@ -318,6 +318,7 @@ class Checkpointer:
         self.path = Path(run_dir) / CHECKPOINT_FILE
         self.model = model
         self._variables: tuple[list, list] | None = None
+        self.epochs_saved: int | None = None  # the last epoch saved, by this process
 
     def save(self, state: dict, arrays: dict[str, Any]) -> None:
         import numpy as np
@@ -332,6 +333,7 @@ class Checkpointer:
         buffer = io.BytesIO()
         np.savez(buffer, **stored)
         write_bytes_atomic(self.path, buffer.getvalue(), durable=False)
+        self.epochs_saved = state["epochs_completed"]
 
 
 def load_checkpoint(run_dir: Path) -> tuple[dict, dict] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__, catalog
-from .spec import GATE_PATTERN, DEFAULTS
+from .spec import DEFAULTS, DISTRIBUTE_MODES, GATE_PATTERN
 
 SCHEMA_ID = "https://nnflow.dev/schema/experiment.json"
 
@@ -118,6 +118,11 @@ def json_schema() -> dict:
                         "description": "record each weight's gradient norm every epoch (gradients.csv)",
                     },
                 },
+            },
+            "distribute": {
+                "enum": list(DISTRIBUTE_MODES),
+                "default": DEFAULTS["fit"]["distribute"],
+                "description": "tf.distribute strategy: mirrored (local GPUs) or multi_worker (TF_CONFIG)",
             },
         },
     }

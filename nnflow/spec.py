@@ -121,6 +121,7 @@ class FitSpec:
     shuffle: bool
     callbacks: tuple[KerasObject, ...]
     gradient_norms: bool = False  # fit.diagnostics.gradient_norms: record them every epoch
+    distribute: str = "none"  # none | mirrored | multi_worker (tf.distribute)
 
 
 @dataclass(frozen=True)
@@ -224,14 +225,15 @@ def spec_from_document(
 SECTIONS = ("name", "description", "seed", "data", "layers", "compile", "fit", "expect")
 DATA_KEYS = ("train", "target", "features", "drop", "validation", "test", "normalize")
 COMPILE_KEYS = ("optimizer", "loss", "metrics", "steps_per_execution", "jit_compile", "run_eagerly")
-FIT_KEYS = ("batch_size", "epochs", "shuffle", "callbacks", "diagnostics")
+FIT_KEYS = ("batch_size", "epochs", "shuffle", "callbacks", "diagnostics", "distribute")
+DISTRIBUTE_MODES = ("none", "mirrored", "multi_worker")
 DIAGNOSTICS_KEYS = ("gradient_norms",)
 
 DEFAULTS = {
     "seed": 0,
     "data": {"drop": [], "validation": 0.2, "test": 0, "normalize": True, "features": None},
     "compile": {"optimizer": "rmsprop", "metrics": [], "steps_per_execution": "auto", "jit_compile": "auto", "run_eagerly": False},
-    "fit": {"batch_size": 32, "epochs": 1, "shuffle": True, "callbacks": [], "diagnostics": {"gradient_norms": False}},
+    "fit": {"batch_size": 32, "epochs": 1, "shuffle": True, "callbacks": [], "diagnostics": {"gradient_norms": False}, "distribute": "none"},
 }
 
 # Argument names whose values are Keras objects themselves.
@@ -790,10 +792,15 @@ class _Validator:
             self.unknown_keys(diagnostics, DIAGNOSTICS_KEYS, path + ("diagnostics",), "`fit.diagnostics`")
             diagnostics = {**DEFAULTS["fit"]["diagnostics"], **diagnostics}
             gradient_norms = self.boolean(diagnostics["gradient_norms"], path + ("diagnostics", "gradient_norms"))
+        distribute = merged["distribute"]
+        if distribute not in DISTRIBUTE_MODES:
+            hint = did_you_mean(distribute, list(DISTRIBUTE_MODES)) if isinstance(distribute, str) else None
+            self.problem(path + ("distribute",), f"expected one of {', '.join(DISTRIBUTE_MODES)}; received {_describe(distribute)}. {hint or ''}".rstrip())
+            distribute = None
         resolved = {**merged, "diagnostics": diagnostics, "callbacks": [c.to_data() for c in callbacks] if len(callbacks) == len(raw) else raw}
-        if None in (batch_size, epochs, shuffle, gradient_norms) or len(callbacks) != len(raw):
+        if None in (batch_size, epochs, shuffle, gradient_norms, distribute) or len(callbacks) != len(raw):
             return None, resolved
-        return FitSpec(batch_size, epochs, shuffle, tuple(callbacks), gradient_norms), resolved
+        return FitSpec(batch_size, epochs, shuffle, tuple(callbacks), gradient_norms, distribute), resolved
 
     # -- expect -------------------------------------------------------------
 

@@ -94,7 +94,7 @@ def test_defaults_match_keras():
     assert spec.compile.optimizer.name == "rmsprop"  # model.compile()'s default
     assert (spec.fit.batch_size, spec.fit.epochs, spec.fit.shuffle) == (32, 1, True)  # model.fit()'s defaults
     assert spec.seed == 0 and spec.name == "experiment"
-    assert spec.to_dict()["fit"] == {"batch_size": 32, "epochs": 1, "shuffle": True, "callbacks": [], "diagnostics": {"gradient_norms": False}}
+    assert spec.to_dict()["fit"] == {"batch_size": 32, "epochs": 1, "shuffle": True, "callbacks": [], "diagnostics": {"gradient_norms": False}, "distribute": "none"}
 
 
 def test_seed_null_is_kept_for_the_run_to_draw():

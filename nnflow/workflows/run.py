@@ -6,8 +6,10 @@ import json
 import os
 import secrets
 import shlex
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,7 +37,7 @@ class GateResult:
 
 @dataclass(frozen=True)
 class TrainResult:
-    run_dir: Path
+    run_dir: Path | None  # None on a multi-worker run's other workers: only the chief writes one
     spec: Spec
     metrics: dict
     gates: tuple[GateResult, ...]
@@ -45,6 +47,7 @@ class TrainResult:
     seconds: float
     timing: dict
     notes: tuple[str, ...]
+    distribution: dict | None = None  # fit.distribute as it ran: mode, replicas, workers, task, chief
 
     @property
     def failed_gates(self) -> list[GateResult]:
@@ -53,7 +56,7 @@ class TrainResult:
     def to_json(self) -> dict:
         return {
             "ok": not self.failed_gates,
-            "run": str(self.run_dir),
+            "run": str(self.run_dir) if self.run_dir is not None else None,
             "name": self.spec.name,
             "epochs": {"configured": self.spec.fit.epochs, "completed": self.epochs_completed},
             "stopped_early": self.stopped_early,
@@ -62,6 +65,7 @@ class TrainResult:
             "metrics": self.metrics,
             "gates": [gate.to_json() for gate in self.gates],
             "timing": self.timing,
+            "distribute": self.distribution,
             "notes": list(self.notes),
         }
 
@@ -98,7 +102,7 @@ def train(
     Data problems raise before any folder is made. Once the run folder exists, its
     `run.json` always tells the truth: running, completed, failed or interrupted.
     """
-    from .. import runs
+    from .. import distribute, runs
 
     progress = progress or Progress()
     command = list(sys.argv if command is None else command)
@@ -106,18 +110,21 @@ def train(
     if resume is not None:
         run_dir = runs.find_run(resume)
         info = runs.read_json(run_dir / runs.RUN_FILE)
-        _check_resumable(run_dir, info)
-        _check_same_files(run_dir, info)
         spec = load_spec(run_dir / "experiment.yaml")
+        distribution = distribute.start(spec.fit.distribute)
+        _check_resumable(run_dir, info, writer=distribution.chief)
+        _check_same_files(run_dir, info)
         seed = spec.seed
         checkpoint = _read_checkpoint(run_dir)
     else:
         spec = load_spec(config, overrides)
         if spec.data is None:
             raise ConfigError(Problem("`nnflow train` needs a `data:` section: the table to train on (`train:`) and its `target:`.", where=str(spec.source)))
-        if out is not None:
+        distribution = distribute.start(spec.fit.distribute)  # multi_worker: before any other TensorFlow work
+        if out is not None and distribution.chief:
             runs.check_new_folder(out)
         seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
+        seed = distribute.agree_seed(distribution, seed)  # the chief's, when each worker drew its own
         info = None
 
     from ..preprocessing import prepare
@@ -129,7 +136,7 @@ def train(
     if info is not None:
         _check_same_preprocessing(run_dir, prepared)
     resumed = (run_dir, info, checkpoint) if info else None
-    return _run_training(spec, seed, prepared, progress, command, out=out, resumed=resumed)
+    return _run_training(spec, seed, prepared, progress, command, distribution, out=out, resumed=resumed)
 
 
 def _read_checkpoint(run_dir: Path):
@@ -145,13 +152,15 @@ def _read_checkpoint(run_dir: Path):
         )) from None
 
 
-def _check_resumable(run_dir: Path, info: dict) -> None:
+def _check_resumable(run_dir: Path, info: dict, *, writer: bool = True) -> None:
+    """Whether `run_dir` can be continued; `writer` is False for a multi-worker run's other workers,
+    which read the run folder (shared with the chief) but never write it."""
     status = info.get("status")
     if status == "completed":
         raise ConfigError(Problem(f"{run_dir} finished training already; there is nothing to resume. Start a new run with `nnflow train CONFIG`.", where="--resume"))
     if status == "failed":
         raise ConfigError(Problem(f"{run_dir} failed ({info.get('error', 'see run.json')}); resuming would repeat it. Start a new run.", where="--resume"))
-    if status == "running" and info.get("host") == socket.gethostname() and _alive(info.get("pid")):
+    if writer and status == "running" and info.get("host") == socket.gethostname() and _alive(info.get("pid")):
         raise ConfigError(Problem(f"{run_dir} is still being trained by process {info['pid']}; wait for it or stop it first.", where="--resume"))
 
 
@@ -226,8 +235,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, *, out, resumed) -> TrainResult:
-    from .. import runs, training
+def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, distribution, *, out, resumed) -> TrainResult:
+    from .. import distribute, runs, training
     from ..builder import build_callbacks, build_model, normalization_layer
     from ..data import sha256
 
@@ -235,21 +244,33 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
     preprocessing = prepared.preprocessing
     train_split, validation = prepared.train, prepared.validation
     batch_size, epochs = spec.fit.batch_size, spec.fit.epochs
-    steps = training.steps_per_execution(spec.compile.steps_per_execution, train_split.rows, batch_size)
+    steps = _steps_per_execution(spec, train_split.rows, distribution, progress)
+    if resumed:  # checked against the files already
+        hashes = {role: entry["sha256"] for role, entry in resumed[1].get("data", {}).items()}
+    else:
+        hashes = {role: sha256(path) for role, path in prepared.files.items()}
+    distribute.check_same_experiment(distribution, _fingerprint(spec, seed, hashes, preprocessing))
 
     training.seed_everything(seed)
-    normalizer = None
-    if preprocessing.normalize:
-        normalizer = normalization_layer(preprocessing.mean, preprocessing.variance, preprocessing.input_shape)
-    model = build_model(spec, input_shape=tuple(preprocessing.input_shape), normalizer=normalizer, steps_per_execution=steps)
-    training.check_output(model, preprocessing, spec)
+    with distribution.scope():  # variables (model, optimizer, metrics) are the strategy's
+        normalizer = None
+        if preprocessing.normalize:
+            normalizer = normalization_layer(preprocessing.mean, preprocessing.variance, preprocessing.input_shape)
+        model = build_model(spec, input_shape=tuple(preprocessing.input_shape), normalizer=normalizer, steps_per_execution=steps)
+        training.check_output(model, preprocessing, spec)
+        distribute.prepare_model(distribution, model, train_split.x, train_split.y)
 
+    # Only the chief writes the run folder; a multi-worker run's other workers keep what their
+    # callbacks write in a scratch folder that is removed at the end.
+    writer = distribution.chief
+    scratch = None if writer else Path(tempfile.mkdtemp(prefix="nnflow-worker-"))
     checkpoint = None
     if resumed:
         run_dir, info, checkpoint = resumed
-        runs.remove_partial_files(run_dir)
+        if writer:
+            runs.remove_partial_files(run_dir)
         info["resumes"] = [*info.get("resumes", []), {"at": _now(), "command": shlex.join(command)}]
-    else:
+    elif writer:
         run_dir = runs.new_run_dir(spec.name, out)
         info = {
             "format": runs.RUN_FORMAT,
@@ -258,26 +279,33 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
             "command": shlex.join(command),
             "seed": seed,
             "started": _now(),
-            "data": {role: {"path": str(path.resolve()), "sha256": sha256(path)} for role, path in prepared.files.items()},
+            "data": {role: {"path": str(path.resolve()), "sha256": hashes[role]} for role, path in prepared.files.items()},
             "rows": {role: split.rows for role, split in prepared.splits.items()},
             "versions": _versions(),
         }
         runs.write_text_atomic(run_dir / "experiment.yaml", _resolved_yaml(spec, seed))
         runs.write_json(run_dir / "preprocessing.json", preprocessing.to_json())
+    else:
+        run_dir, info = None, {}
     info.update(status="running", pid=os.getpid(), host=socket.gethostname(), steps_per_execution=steps)
     info.update(epochs={"configured": epochs, "completed": info.get("epochs", {}).get("completed", 0)})
+    if distribution.mode != "none":
+        info["distribute"] = {"mode": distribution.mode, "replicas": distribution.replicas, "workers": distribution.workers}
     info.pop("error", None)
-    runs.write_json(run_dir / runs.RUN_FILE, info)
+    if writer:
+        runs.write_json(run_dir / runs.RUN_FILE, info)
 
+    checkpointer = None
     try:
-        user_callbacks = build_callbacks(spec, base_dir=run_dir)
+        user_callbacks = build_callbacks(spec, base_dir=run_dir if writer else scratch, every_path=not writer)
         callbacks = list(user_callbacks)
         history: list[dict] = []
         initial_epoch = 0
         stopped = False
         if checkpoint is not None:
             state, arrays = checkpoint
-            runs.restore_weights(model, arrays)
+            with distribution.scope():
+                runs.restore_weights(model, arrays)
             history = state["history"]
             initial_epoch = state["epochs_completed"]
             stopped = state.get("stopped", False)
@@ -300,18 +328,19 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
             gradients = list(checkpoint[0].get("gradients", [])) if checkpoint is not None else []
             callbacks.append(training.gradient_norms(train_split.x, train_split.y, gradients))
 
-        checkpointer = runs.Checkpointer(run_dir, model)
+        checkpointer = runs.Checkpointer(run_dir, model) if writer else None
 
         def on_epoch(row: dict) -> None:
             # Checkpoint first, then report: every epoch a user has seen reported can be resumed.
-            states, arrays = training.callback_state(user_callbacks)
-            state = {"epochs_completed": row["epoch"], "stopped": bool(model.stop_training), "history": history, "callbacks": states}
-            if gradients is not None:
-                state["gradients"] = gradients
-            checkpointer.save(state, arrays)
-            runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history), durable=False)
-            if gradients is not None:
-                runs.write_text_atomic(run_dir / "gradients.csv", runs.history_csv(gradients), durable=False)
+            if writer:
+                states, arrays = training.callback_state(user_callbacks)
+                state = {"epochs_completed": row["epoch"], "stopped": bool(model.stop_training), "history": history, "callbacks": states}
+                if gradients is not None:
+                    state["gradients"] = gradients
+                checkpointer.save(state, arrays)
+                runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history), durable=False)
+                if gradients is not None:
+                    runs.write_text_atomic(run_dir / "gradients.csv", runs.history_csv(gradients), durable=False)
             if progress.on_epoch:
                 progress.on_epoch(row, epochs)
 
@@ -335,37 +364,48 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
             "rows_per_second": round(train_split.rows * outcome.epochs_run / outcome.fit_seconds, 1) if outcome.fit_seconds else None,
         }
         if outcome.nan_epoch is not None:
-            runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history))
+            if writer:
+                runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history))
             error = training.nan_error(outcome.nan_epoch, history, spec)
-            _finish(run_dir, info, "failed", started_clock, error=str(error))
-            raise type(error)(f"{error} The run {run_dir} is marked failed.")
+            if writer:
+                _finish(run_dir, info, "failed", started_clock, error=str(error))
+                raise type(error)(f"{error} The run {run_dir} is marked failed.")
+            raise error
 
         metrics: dict[str, float] = {}
         for role, prefix in (("train", ""), ("validation", "val_"), ("test", "test_")):
             split = prepared.splits.get(role)
-            if split is not None:
+            if split is not None:  # every worker evaluates: the metrics are summed over them
                 scores = training.evaluate(model, training.evaluation_dataset(split.x, split.y, batch_size))
                 metrics.update({prefix + key: value for key, value in scores.items()})
         gates = check_gates(spec, metrics)
-        runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history))
-        if gradients is not None:
-            runs.write_text_atomic(run_dir / "gradients.csv", runs.history_csv(gradients))
-        runs.write_json(run_dir / "metrics.json", metrics)
-        runs.save_model(model, run_dir / "model.keras")
-        info["gates"] = [gate.to_json() for gate in gates]
-        _finish(run_dir, info, "completed", started_clock)
-        runs.remove_checkpoint(run_dir)
+        if writer:
+            runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history))
+            if gradients is not None:
+                runs.write_text_atomic(run_dir / "gradients.csv", runs.history_csv(gradients))
+            runs.write_json(run_dir / "metrics.json", metrics)
+            runs.save_model(model, run_dir / "model.keras")
+            info["gates"] = [gate.to_json() for gate in gates]
+            _finish(run_dir, info, "completed", started_clock)
+            runs.remove_checkpoint(run_dir)
     except KeyboardInterrupt as interrupt:
-        _finish(run_dir, info, "interrupted", started_clock)
-        interrupt.run_dir = run_dir  # for the message that says how to resume
+        if writer:
+            if checkpointer is not None and checkpointer.epochs_saved is not None:  # what --resume continues after
+                info["epochs"]["completed"] = checkpointer.epochs_saved
+            _finish(run_dir, info, "interrupted", started_clock)
+            interrupt.run_dir = run_dir  # for the message that says how to resume
         raise
     except NnflowError as error:
-        if not isinstance(error, TrainingError):  # a NaN loss has marked the run already
+        if writer and not isinstance(error, TrainingError):  # a NaN loss has marked the run already
             _finish(run_dir, info, "failed", started_clock, error=str(error))
         raise
     except BaseException as error:
-        _finish(run_dir, info, "failed", started_clock, error=f"{type(error).__name__}: {error}")
+        if writer:
+            _finish(run_dir, info, "failed", started_clock, error=f"{type(error).__name__}: {error}")
         raise
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     return TrainResult(
         run_dir=run_dir,
         spec=spec,
@@ -377,7 +417,35 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
         seconds=time.perf_counter() - started_clock,
         timing=info["timing"],
         notes=tuple(prepared.notes),
+        distribution=distribution.to_json() if distribution.mode != "none" else None,
     )
+
+
+def _steps_per_execution(spec: Spec, rows: int, distribution, progress: Progress) -> int:
+    """The file's steps per execution; 1 with several replicas, where Keras 3.15's multi-step
+    loop cannot run the replicas' collective ops (it fails on its first execution)."""
+    from .. import training
+
+    batch_size = spec.fit.batch_size
+    if batch_size < distribution.replicas:
+        raise ConfigError(Problem(
+            f"fit.batch_size is {batch_size}, fewer rows than the {distribution.replicas} replicas training in sync; "
+            f"the batch size is global (split over the replicas): give at least {distribution.replicas}.",
+            where=spec.locations.get("fit.batch_size", str(spec.source)),
+        ))
+    steps = training.steps_per_execution(spec.compile.steps_per_execution, rows, batch_size)
+    if distribution.replicas > 1 and steps > 1:
+        if spec.compile.steps_per_execution != "auto" and progress.on_note:
+            progress.on_note(f"compile.steps_per_execution is {steps}, but with {distribution.replicas} replicas Keras runs one step per execution.")
+        steps = 1
+    return steps
+
+
+def _fingerprint(spec: Spec, seed: int, hashes: dict, preprocessing) -> str:
+    """What every worker of a multi-worker run must share: the experiment, seed, data and encodings."""
+    experiment = spec.to_dict()
+    experiment["data"] = {key: value for key, value in experiment["data"].items() if key not in hashes}
+    return json.dumps({"experiment": experiment, "seed": seed, "data": hashes, "preprocessing": preprocessing.to_json()}, sort_keys=True, default=str)
 
 
 def _finish(run_dir: Path, info: dict, status: str, started_clock: float, *, error: str | None = None) -> None:

@@ -1,0 +1,226 @@
+"""`fit.distribute`: mirrored and multi-worker training, and what is refused before it starts.
+
+The multi-worker tests run real workers: one `nnflow train` process each, on localhost
+ports, with a TF_CONFIG each (a cluster is two processes that must all be running).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import CONFIGS, ROOT
+from nnflow import distribute
+from nnflow.cli import cli
+from nnflow.errors import ConfigError
+
+IRIS = CONFIGS / "iris.yaml"
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def launch_workers(args: list, tmp_path, per_worker_args=None, workers: int = 2) -> list[subprocess.CompletedProcess]:
+    """`nnflow train ARGS` on each worker of a localhost cluster; waits for all of them."""
+    addresses = [f"localhost:{port}" for port in free_ports(workers)]
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    processes = []
+    for index in range(workers):
+        env = {
+            **os.environ,
+            "TF_CONFIG": json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}),
+            "TMPDIR": str(scratch),  # where the other workers' scratch folders go
+        }
+        extra = per_worker_args[index] if per_worker_args else []
+        command = [sys.executable, "-m", "nnflow", "train", *map(str, args), *extra]
+        processes.append(subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = []
+    try:
+        for process in processes:
+            stdout, stderr = process.communicate(timeout=240)
+            results.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    return results
+
+
+def test_two_workers_train_one_run_that_only_the_chief_writes(tmp_path):
+    out = tmp_path / "run"
+    args = [
+        IRIS, "--out", out, "--json",
+        "--set", "fit.distribute=multi_worker", "--set", "fit.epochs=3", "--set", "expect={}",
+        # No seed in the file: each worker draws one and the chief's is used by all of them.
+        "--set", "seed=null",
+        "--set", "fit.callbacks=[{CSVLogger: {filename: epochs.csv}}]",
+    ]
+    chief, worker = launch_workers(args, tmp_path)
+    assert chief.returncode == 0, chief.stderr
+    assert worker.returncode == 0, worker.stderr
+    chief_doc, worker_doc = json.loads(chief.stdout), json.loads(worker.stdout)
+
+    assert chief_doc["run"] == str(out) and worker_doc["run"] is None
+    assert chief_doc["distribute"] == {"mode": "multi_worker", "replicas": 2, "workers": 2, "task": "worker:0", "chief": True}
+    assert worker_doc["distribute"] == {"mode": "multi_worker", "replicas": 2, "workers": 2, "task": "worker:1", "chief": False}
+    assert chief_doc["metrics"] == worker_doc["metrics"]  # evaluated by both, summed over both
+    assert chief_doc["epochs"]["completed"] == 3
+
+    # The chief's run folder is complete, and says how it was trained.
+    names = {path.name for path in out.iterdir()}
+    assert {"run.json", "experiment.yaml", "preprocessing.json", "history.csv", "metrics.json", "model.keras", "epochs.csv"} <= names
+    assert "checkpoint.npz" not in names
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "completed" and info["distribute"] == {"mode": "multi_worker", "replicas": 2, "workers": 2}
+    assert info["steps_per_execution"] == 1
+    assert json.loads((out / "metrics.json").read_text()) == pytest.approx(chief_doc["metrics"])
+    assert len((out / "epochs.csv").read_text().splitlines()) == 4  # header + 3 epochs, written once
+
+    # The other worker wrote nothing that stays: no runs/ folder, no scratch folder left.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "tmp"]
+    assert not list((tmp_path / "tmp").glob("nnflow-*"))  # (TensorFlow's autograph leaves its own files there)
+
+    # The run is an ordinary run: evaluate reproduces the chief's test metrics on one device.
+    evaluated = CliRunner().invoke(cli, ["evaluate", str(out), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout)["metrics"]["accuracy"] == pytest.approx(chief_doc["metrics"]["test_accuracy"])
+
+
+def test_workers_that_disagree_are_all_refused(tmp_path):
+    common = [IRIS, "--set", "fit.distribute=multi_worker", "--set", "fit.epochs=2"]
+    results = launch_workers(common, tmp_path, per_worker_args=[["--set", "fit.batch_size=16"], ["--set", "fit.batch_size=32"]])
+    for result in results:
+        assert result.returncode == 2, result.stderr
+        assert "not training the same experiment" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_mirrored_over_two_devices_splits_each_global_batch(tmp_path):
+    """Two logical CPU devices stand in for two GPUs (TensorFlow allows that split only at start-up)."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import nnflow
+        from nnflow.errors import ConfigError
+        overrides = ["fit.distribute=mirrored", "fit.epochs=3", "expect={{}}", "fit.diagnostics.gradient_norms=true"]
+        result = nnflow.train({str(IRIS)!r}, overrides, out=sys.argv[1])
+        try:
+            nnflow.train({str(IRIS)!r}, [*overrides, "fit.batch_size=1"], out=sys.argv[1] + "-small")
+        except ConfigError as error:
+            refused = str(error)
+        print(json.dumps({{"result": result.to_json(), "refused": refused}}))
+    """)
+    out = tmp_path / "run"
+    completed = subprocess.run([sys.executable, "-c", script, str(out)], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    result = report["result"]
+    assert result["distribute"] == {"mode": "mirrored", "replicas": 2, "workers": 1, "task": None, "chief": True}
+    assert result["epochs"]["completed"] == 3 and result["metrics"]["test_accuracy"] > 0.5
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "completed" and info["distribute"]["replicas"] == 2 and info["steps_per_execution"] == 1
+    assert (out / "model.keras").is_file() and len((out / "gradients.csv").read_text().splitlines()) > 3
+    assert "fit.batch_size is 1, fewer rows than the 2 replicas" in report["refused"]
+    assert not (tmp_path / "run-small").exists()
+
+
+def test_mirrored_on_this_machine_trains_and_says_so(tmp_path):
+    result = CliRunner().invoke(cli, ["train", str(IRIS), "--set", "fit.distribute=mirrored", "--set", "fit.epochs=2", "--out", str(tmp_path / "run")])
+    assert result.exit_code in (0, 5), result.output
+    assert "(mirrored, 1 replica)" in result.stdout  # no GPU here: the one CPU device
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["distribute"] == {"mode": "mirrored", "replicas": 1, "workers": 1}
+
+
+# ---------------------------------------------------------------------------
+# Refused before any TensorFlow work: TF_CONFIG, the setting itself.
+
+
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        (None, "TF_CONFIG is not set"),
+        ("{cluster: 1}", "TF_CONFIG is not JSON"),
+        ('{"cluster": {"worker": ["a:1"]}}', "needs a `cluster` and a `task`"),
+        ('{"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}', "uses only `chief` and `worker`"),
+        ('{"cluster": {"worker": "a:1"}, "task": {"type": "worker", "index": 0}}', 'list of "host:port" addresses'),
+        ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}', "0 to 1"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "not a job of its cluster"),
+    ],
+)
+def test_bad_tf_config_is_a_clear_usage_error(tf_config, message, tmp_path, monkeypatch):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    result = CliRunner().invoke(cli, ["train", str(IRIS), "--set", "fit.distribute=multi_worker", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "TF_CONFIG" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_chief_is_chief_0_or_else_worker_0():
+    cluster = {"worker": ["a:1", "b:1"]}
+    assert distribute.is_chief({"cluster": cluster, "task": {"type": "worker", "index": 0}})
+    assert not distribute.is_chief({"cluster": cluster, "task": {"type": "worker", "index": 1}})
+    with_chief = {"chief": ["c:1"], **cluster}
+    assert distribute.is_chief({"cluster": with_chief, "task": {"type": "chief", "index": 0}})
+    assert not distribute.is_chief({"cluster": with_chief, "task": {"type": "worker", "index": 0}})
+
+
+def test_disagreement_is_found_whatever_the_fingerprints(monkeypatch):
+    contributions = []
+
+    def summed(distribution, values):  # the all-reduce, over the fingerprints given below
+        return [sum(column) for column in zip(*contributions)]
+
+    monkeypatch.setattr(distribute, "_sum_over_workers", summed)
+    two = distribute.Distribution("multi_worker", workers=2, replicas=2)
+    for fingerprints, agree in ((["a", "a"], True), (["a", "b"], False), (["a", "a", "b"], False)):
+        numbers = [int(hashlib.sha256(x.encode()).hexdigest()[:5], 16) for x in fingerprints]
+        contributions[:] = [[f, f * f, 1] for f in numbers]
+        if agree:
+            distribute.check_same_experiment(two, "a")
+        else:
+            with pytest.raises(ConfigError, match="not training the same experiment"):
+                distribute.check_same_experiment(two, "a")
+
+
+def test_distribute_is_checked_with_the_file(write):
+    result = CliRunner().invoke(cli, ["check", str(IRIS), "--set", "fit.distribute=multiworker"])
+    assert result.exit_code == 2
+    assert "fit.distribute: expected one of none, mirrored, multi_worker" in result.stderr and "Did you mean 'multi_worker'?" in result.stderr
+
+
+def test_other_workers_keep_callback_files_in_their_scratch_folder(tmp_path):
+    from nnflow.builder import build_callbacks
+    from nnflow.spec import load_spec
+
+    logs = tmp_path / "shared" / "log.csv"
+    spec = load_spec(IRIS, [f"fit.callbacks=[{{CSVLogger: {{filename: {logs}}}}}, {{TensorBoard: {{log_dir: tb}}}}]"])
+    chief = build_callbacks(spec, base_dir=tmp_path / "run")
+    assert chief[0].filename == str(logs) and chief[1].log_dir == str(tmp_path / "run" / "tb")
+    other = build_callbacks(spec, base_dir=tmp_path / "scratch", every_path=True)
+    assert other[0].filename == str(tmp_path / "scratch" / logs.relative_to("/"))
+    assert other[1].log_dir == str(tmp_path / "scratch" / "tb")
