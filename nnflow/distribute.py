@@ -219,3 +219,23 @@ def patch_keras() -> None:
 
     reduce_per_replica.nnflow = True
     trainer.reduce_per_replica = reduce_per_replica
+
+
+# ---------------------------------------------------------------------------
+# A worker lost mid-run
+
+
+def lost_worker(distribution: Distribution, error: BaseException) -> str | None:
+    """What to tell the user when `error` is TensorFlow aborting the collective ops because a
+    worker stopped (it stops sending heartbeats; the others fail within seconds); else None."""
+    if distribution.mode != "multi_worker":
+        return None
+    import re
+
+    import tensorflow as tf
+
+    if not isinstance(error, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError)):
+        return None
+    tasks = sorted(set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", str(error))))
+    lost = ", ".join(f"{job}:{index}" for job, index in tasks if f"{job}:{index}" != distribution.task) or "another worker"
+    return f"lost contact with {lost} ({type(error).__name__}: TensorFlow aborted the collective ops)"

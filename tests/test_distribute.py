@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -36,32 +37,35 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def launch_workers(args: list, tmp_path, per_worker_args=None, workers: int = 2) -> list[subprocess.CompletedProcess]:
-    """`nnflow train ARGS` on each worker of a localhost cluster; waits for all of them."""
-    addresses = [f"localhost:{port}" for port in free_ports(workers)]
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
+def start_workers(args: list, cwd, addresses: list[str], *, per_worker_args=None, env=None) -> list[subprocess.Popen]:
+    """`nnflow train ARGS` on each worker of a localhost cluster, with its TF_CONFIG."""
     processes = []
-    for index in range(workers):
-        env = {
+    for index in range(len(addresses)):
+        worker_env = {
             **os.environ,
+            **(env or {}),
             "TF_CONFIG": json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}),
-            "TMPDIR": str(scratch),  # where the other workers' scratch folders go
         }
         extra = per_worker_args[index] if per_worker_args else []
         command = [sys.executable, "-m", "nnflow", "train", *map(str, args), *extra]
-        processes.append(subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    results = []
+        processes.append(subprocess.Popen(command, cwd=cwd, env=worker_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return processes
+
+
+def finish(processes: list[subprocess.Popen], timeout: float = 240) -> list[tuple[int, str, str]]:
+    """(exit code, stdout, stderr) of each worker; none is left running."""
     try:
-        for process in processes:
-            stdout, stderr = process.communicate(timeout=240)
-            results.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+        outputs = [process.communicate(timeout=timeout) for process in processes]
+        return [(process.returncode, *output) for process, output in zip(processes, outputs)]
     finally:
         for process in processes:
             if process.poll() is None:
                 process.kill()
                 process.communicate()
-    return results
+
+
+def localhost_cluster(workers: int = 2) -> list[str]:
+    return [f"localhost:{port}" for port in free_ports(workers)]
 
 
 def test_two_workers_train_one_run_that_only_the_chief_writes(tmp_path):
@@ -73,10 +77,14 @@ def test_two_workers_train_one_run_that_only_the_chief_writes(tmp_path):
         "--set", "seed=null",
         "--set", "fit.callbacks=[{CSVLogger: {filename: epochs.csv}}]",
     ]
-    chief, worker = launch_workers(args, tmp_path)
-    assert chief.returncode == 0, chief.stderr
-    assert worker.returncode == 0, worker.stderr
-    chief_doc, worker_doc = json.loads(chief.stdout), json.loads(worker.stdout)
+    scratch = tmp_path / "tmp"  # where the other worker's scratch folder goes
+    scratch.mkdir()
+    (chief_code, chief_out, chief_err), (worker_code, worker_out, worker_err) = finish(
+        start_workers(args, tmp_path, localhost_cluster(), env={"TMPDIR": str(scratch)})
+    )
+    assert chief_code == 0, chief_err
+    assert worker_code == 0, worker_err
+    chief_doc, worker_doc = json.loads(chief_out), json.loads(worker_out)
 
     assert chief_doc["run"] == str(out) and worker_doc["run"] is None
     assert chief_doc["distribute"] == {"mode": "multi_worker", "replicas": 2, "workers": 2, "task": "worker:0", "chief": True}
@@ -104,13 +112,39 @@ def test_two_workers_train_one_run_that_only_the_chief_writes(tmp_path):
     assert json.loads(evaluated.stdout)["metrics"]["accuracy"] == pytest.approx(chief_doc["metrics"]["test_accuracy"])
 
 
+def test_a_lost_worker_leaves_a_run_every_worker_can_resume(tmp_path):
+    out = tmp_path / "run"
+    addresses = localhost_cluster()
+    args = [IRIS, "--out", out, "--set", "fit.distribute=multi_worker", "--set", "fit.epochs=40", "--set", "expect={}", "--set", "fit.callbacks=[]"]
+    chief, worker = start_workers(args, tmp_path, addresses)
+    deadline = time.monotonic() + 120
+    history = out / "history.csv"
+    while not (history.is_file() and len(history.read_text().splitlines()) > 3) and time.monotonic() < deadline and chief.poll() is None:
+        time.sleep(0.05)
+    worker.kill()  # a machine lost mid-run
+    (code, _, stderr), _ = finish([chief, worker])
+    assert code == 4, stderr
+    assert "lost contact with worker:1" in stderr and f"nnflow train --resume {out}" in stderr and "Traceback" not in stderr
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["epochs"]["completed"] >= 3
+    assert (out / "checkpoint.npz").is_file() and not (out / "model.keras").exists()
+
+    results = finish(start_workers(["--resume", out, "--json"], tmp_path, addresses))
+    for code, stdout, stderr in results:
+        assert code == 0, stderr
+    assert json.loads(results[0][1])["resumed_after"] == info["epochs"]["completed"]
+    assert json.loads((out / "run.json").read_text())["status"] == "completed"
+    epochs = [int(line.split(",")[0]) for line in history.read_text().splitlines()[1:]]
+    assert epochs == list(range(1, 41))  # none lost, none repeated
+
+
 def test_workers_that_disagree_are_all_refused(tmp_path):
     common = [IRIS, "--set", "fit.distribute=multi_worker", "--set", "fit.epochs=2"]
-    results = launch_workers(common, tmp_path, per_worker_args=[["--set", "fit.batch_size=16"], ["--set", "fit.batch_size=32"]])
-    for result in results:
-        assert result.returncode == 2, result.stderr
-        assert "not training the same experiment" in result.stderr
-        assert "Traceback" not in result.stderr
+    results = finish(start_workers(common, tmp_path, localhost_cluster(), per_worker_args=[["--set", "fit.batch_size=16"], ["--set", "fit.batch_size=32"]]))
+    for code, _, stderr in results:
+        assert code == 2, stderr
+        assert "not training the same experiment" in stderr
+        assert "Traceback" not in stderr
     assert not (tmp_path / "runs").exists()
 
 

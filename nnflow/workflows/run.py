@@ -400,9 +400,21 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
             _finish(run_dir, info, "failed", started_clock, error=str(error))
         raise
     except BaseException as error:
+        lost = distribute.lost_worker(distribution, error)
+        if lost is None:
+            if writer:
+                _finish(run_dir, info, "failed", started_clock, error=f"{type(error).__name__}: {error}")
+            raise
+        # Not this run's fault: keep it resumable, from the last epoch every worker finished.
         if writer:
-            _finish(run_dir, info, "failed", started_clock, error=f"{type(error).__name__}: {error}")
-        raise
+            if checkpointer is not None and checkpointer.epochs_saved is not None:
+                info["epochs"]["completed"] = checkpointer.epochs_saved
+            _finish(run_dir, info, "interrupted", started_clock, error=lost)
+        run = str(run_dir) if run_dir is not None else "RUN (the chief's run folder)"
+        raise TrainingError(
+            f"{lost}; training stopped. The run is kept as interrupted: start every worker again "
+            f"with `nnflow train --resume {run}` (each with its TF_CONFIG) to continue it."
+        ) from None
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
