@@ -1,11 +1,11 @@
 # Two entry points, each creating .venv if it is missing:
 #   make demo   install nnflow and train the bundled iris example (runs/iris-mlp/...)
-#   make test   install nnflow with its test extras and run the test suite
+#   make test   install nnflow with its test and onnx extras and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install install-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +14,14 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test,onnx]"
+
 demo: install
 	$(BIN)/nnflow check configs/iris.yaml
 	$(BIN)/nnflow train configs/iris.yaml
 
-test: install
+test: install-test
 	$(BIN)/python -m pytest
 
 bench: install

@@ -203,7 +203,10 @@ def train(config, overrides, out, resume, quiet, as_json, summary):
     (runs/NAME/TIMESTAMP) holds model.keras, the resolved experiment.yaml,
     preprocessing.json, history.csv, metrics.json and run.json.
 
-    Exit codes: 3 bad data, 4 the loss became NaN, 5 a gate failed.
+    With `fit.distribute: multi_worker`, start the same command on every worker, each
+    with its TF_CONFIG; only the chief writes the run folder (docs/distributed.md).
+
+    Exit codes: 3 bad data, 4 the loss became NaN (or a worker was lost), 5 a gate failed.
 
     \b
     Examples:
@@ -451,7 +454,7 @@ def export(run, export_format, output):
     """Export a trained RUN's model for serving, checked to predict as the run does.
 
     savedmodel: a TensorFlow SavedModel (TF Serving, `tf.saved_model.load(...).serve`);
-    tflite: a TensorFlow Lite flatbuffer; onnx: needs `pip install 'nnflow[onnx]'`.
+    tflite: a TensorFlow Lite flatbuffer; onnx: input `inputs`, output `outputs`; needs `pip install 'nnflow[onnx]'`.
     The export is written only once its predictions on a few of the run's rows match.
 
     \b

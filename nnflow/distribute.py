@@ -125,6 +125,8 @@ def start(mode: str) -> Distribution:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if "startup" in message or "initialized" in message:
             message += ". Run multi_worker training as `nnflow train` in a process of its own."
+        elif "gRPC server" in message:
+            message += f" (is port {address.rsplit(':', 1)[1]} in use by another process?)"
         raise ConfigError(Problem(f"could not start this worker ({task['type']}:{task.get('index', 0)} at {address}): {message}", where="TF_CONFIG")) from None
     patch_keras()
     workers = sum(len(addresses) for addresses in config["cluster"].values())

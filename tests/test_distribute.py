@@ -214,6 +214,23 @@ def test_bad_tf_config_is_a_clear_usage_error(tf_config, message, tmp_path, monk
     assert not (tmp_path / "run").exists()
 
 
+def test_a_port_in_use_is_said_so(tmp_path):
+    """Run in a process of its own: a strategy can only start before TensorFlow has run anything."""
+    with socket.socket() as taken:
+        taken.bind(("localhost", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        tf_config = {"cluster": {"worker": [f"localhost:{port}", "localhost:1"]}, "task": {"type": "worker", "index": 0}}
+        completed = subprocess.run(
+            [sys.executable, "-m", "nnflow", "train", str(IRIS), "--set", "fit.distribute=multi_worker"],
+            cwd=tmp_path, env={**os.environ, "TF_CONFIG": json.dumps(tf_config)}, capture_output=True, text=True, timeout=120,
+        )
+    code, stderr = completed.returncode, completed.stderr
+    assert code == 2, stderr
+    assert f"could not start this worker (worker:0 at localhost:{port})" in stderr and f"is port {port} in use" in stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_the_chief_is_chief_0_or_else_worker_0():
     cluster = {"worker": ["a:1", "b:1"]}
     assert distribute.is_chief({"cluster": cluster, "task": {"type": "worker", "index": 0}})

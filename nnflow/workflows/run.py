@@ -112,6 +112,7 @@ def train(
         info = runs.read_json(run_dir / runs.RUN_FILE)
         spec = load_spec(run_dir / "experiment.yaml")
         distribution = distribute.start(spec.fit.distribute)
+        _announce(distribution, progress)
         _check_resumable(run_dir, info, writer=distribution.chief)
         _check_same_files(run_dir, info)
         seed = spec.seed
@@ -121,6 +122,7 @@ def train(
         if spec.data is None:
             raise ConfigError(Problem("`nnflow train` needs a `data:` section: the table to train on (`train:`) and its `target:`.", where=str(spec.source)))
         distribution = distribute.start(spec.fit.distribute)  # multi_worker: before any other TensorFlow work
+        _announce(distribution, progress)
         if out is not None and distribution.chief:
             runs.check_new_folder(out)
         seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
@@ -137,6 +139,13 @@ def train(
         _check_same_preprocessing(run_dir, prepared)
     resumed = (run_dir, info, checkpoint) if info else None
     return _run_training(spec, seed, prepared, progress, command, distribution, out=out, resumed=resumed)
+
+
+def _announce(distribution, progress: Progress) -> None:
+    """Say which worker this is before waiting for the others (a worker alone waits for them)."""
+    if distribution.mode == "multi_worker" and progress.on_note:
+        role = "the chief: it writes the run folder" if distribution.chief else "the chief writes the run folder"
+        progress.on_note(f"this is {distribution.task} of {distribution.workers} workers ({role}); training starts when all of them have joined.")
 
 
 def _read_checkpoint(run_dir: Path):
