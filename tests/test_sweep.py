@@ -80,6 +80,14 @@ def test_a_bad_override_fails_only_its_member(tmp_path):
     assert "completed" in board and "failed (exit 2)" in board
 
 
+def test_multi_worker_members_are_refused_before_they_run(tmp_path):
+    result = invoke("sweep", CONFIGS / "iris.yaml", "--out", tmp_path / "s", "--set", "expect={}",
+                    "--grid", "fit.distribute=multi_worker", "--grid", "fit.batch_size=16,32")
+    assert result.exit_code == 2
+    assert result.stderr.count("multi_worker members would all claim the ports of one TF_CONFIG") == 2
+    assert "failed (exit 2)" in result.stdout and "completed" not in result.stdout
+
+
 def test_a_wrong_sweep_is_refused_before_anything_runs(tmp_path):
     result = invoke("sweep", CONFIGS / "iris.yaml", "--out", tmp_path / "s", "--grid", "fit.epochs=1", "--metric", "val_auc")
     assert result.exit_code == 2 and "'val_auc' is not a metric these runs report" in result.stderr

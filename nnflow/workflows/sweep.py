@@ -184,7 +184,13 @@ def sweep(
     ]
     for member in members:  # a bad override fails its member here, before anything runs
         try:
-            load_spec(config, [*overrides, *member.overrides])
+            member_spec = load_spec(config, [*overrides, *member.overrides])
+            if member_spec.fit.distribute == "multi_worker":
+                raise ConfigError(Problem(
+                    "a sweep trains its members on this machine, and multi_worker members would all claim the ports of one "
+                    "TF_CONFIG; sweep with fit.distribute none or mirrored, or launch multi_worker runs one at a time.",
+                    where="fit.distribute",
+                ))
         except ConfigError as error:
             member.status, member.exit_code, member.error = "failed", error.exit_code, str(error)
 
