@@ -127,7 +127,7 @@ def build_callbacks(spec: Spec, *, base_dir=None, every_path: bool = False) -> l
     for callback in spec.fit.callbacks:
         if base_dir is not None:
             moved = {
-                key: str(Path(base_dir) / Path(value).relative_to(Path(value).anchor))
+                key: str(Path(base_dir) / (_inside(value) if every_path else value))
                 for key, value in callback.args.items()
                 if key in _PATH_ARGUMENTS and isinstance(value, str) and (every_path or not Path(value).is_absolute())
             }
@@ -135,6 +135,13 @@ def build_callbacks(spec: Spec, *, base_dir=None, every_path: bool = False) -> l
                 callback = dataclasses.replace(callback, args={**callback.args, **moved})
         callbacks.append(_instantiate(keras, callback, spec))
     return callbacks
+
+
+def _inside(path: str):
+    """`path` as a relative path that stays inside whatever folder it is joined to."""
+    from pathlib import Path
+
+    return Path(*[part for part in Path(path).parts if part not in (Path(path).anchor, "..", ".")] or ["."])
 
 
 def instantiate(obj: KerasObject, spec: Spec):

@@ -31,7 +31,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError, Problem
+from .errors import ConfigError, DataError, NnflowError, Problem, TrainingError, UnsafeModelError
 
 TF_CONFIG_EXAMPLE = (
     "TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", \"host2:12345\"]}, "
@@ -49,6 +49,7 @@ class Distribution:
     workers: int = 1
     task: str | None = None  # "worker:1" under multi_worker
     chief: bool = True  # writes the run folder
+    tasks: tuple[str, ...] = ()  # every task of the cluster, chief first (multi_worker)
 
     def scope(self):
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
@@ -91,9 +92,14 @@ def read_tf_config(environ=os.environ) -> dict:
             f"TF_CONFIG's task index {index!r} is not in the cluster: `{kind}` has {len(cluster[kind])} address(es), so 0 to {len(cluster[kind]) - 1}.",
             where="TF_CONFIG",
         ))
-    if kind == "chief" and len(cluster["chief"]) != 1:
+    if len(cluster.get("chief", [None])) != 1:
         raise ConfigError(Problem("TF_CONFIG's cluster may have one chief at most.", where="TF_CONFIG"))
     return config
+
+
+def task_names(config: dict) -> list[str]:
+    """Every task of the cluster, chief first: `chief:0`, `worker:0`, `worker:1`, ..."""
+    return [f"{job}:{index}" for job in ("chief", "worker") for index in range(len(config["cluster"].get(job, [])))]
 
 
 def is_chief(config: dict) -> bool:
@@ -104,8 +110,12 @@ def is_chief(config: dict) -> bool:
     return task["type"] == "worker" and task.get("index", 0) == 0
 
 
-def start(mode: str) -> Distribution:
-    """The strategy of `fit.distribute`. For multi_worker, call before any other TensorFlow work."""
+def start(mode: str, on_note=None) -> Distribution:
+    """The strategy of `fit.distribute`. For multi_worker, call before any other TensorFlow work.
+
+    A multi-worker strategy waits, inside TensorFlow and deaf to Ctrl-C, until every worker
+    of the cluster has started; `on_note` hears which worker this is before that wait.
+    """
     if mode == "none":
         return Distribution("none")
     import tensorflow as tf
@@ -118,7 +128,13 @@ def start(mode: str) -> Distribution:
         return Distribution("mirrored", strategy, replicas=strategy.num_replicas_in_sync)
     config = read_tf_config()
     task = config["task"]
+    name = f"{task['type']}:{task.get('index', 0)}"
     address = config["cluster"][task["type"]][task.get("index", 0)]
+    tasks = task_names(config)
+    chief = is_chief(config)
+    if on_note is not None and len(tasks) > 1:
+        role = "the chief: it writes the run folder" if chief else "the chief writes the run folder"
+        on_note(f"this is {name} of {len(tasks)} workers ({role}); training starts when all of them have joined.")
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     except (RuntimeError, ValueError, tf.errors.OpError) as error:
@@ -127,17 +143,9 @@ def start(mode: str) -> Distribution:
             message += ". Run multi_worker training as `nnflow train` in a process of its own."
         elif "gRPC server" in message:
             message += f" (is port {address.rsplit(':', 1)[1]} in use by another process?)"
-        raise ConfigError(Problem(f"could not start this worker ({task['type']}:{task.get('index', 0)} at {address}): {message}", where="TF_CONFIG")) from None
+        raise ConfigError(Problem(f"could not start this worker ({name} at {address}): {message}", where="TF_CONFIG")) from None
     patch_keras()
-    workers = sum(len(addresses) for addresses in config["cluster"].values())
-    return Distribution(
-        "multi_worker",
-        strategy,
-        replicas=strategy.num_replicas_in_sync,
-        workers=workers,
-        task=f"{task['type']}:{task.get('index', 0)}",
-        chief=is_chief(config),
-    )
+    return Distribution("multi_worker", strategy, replicas=strategy.num_replicas_in_sync, workers=len(tasks), task=name, chief=chief, tasks=tuple(tasks))
 
 
 # ---------------------------------------------------------------------------
@@ -150,31 +158,55 @@ def _sum_over_workers(distribution: Distribution, values: list[int]) -> list[int
 
     strategy = distribution.strategy
     local = tf.constant(values, tf.int64)
+    per_worker = distribution.replicas // distribution.workers  # every local replica contributes once
 
-    @tf.function  # run eagerly, a strategy warns of its overhead
+    @tf.function  # a strategy run outside a function warns of its overhead
     def total():
         return strategy.reduce("SUM", strategy.run(lambda: tf.identity(local)), axis=None)
 
-    return [int(v) for v in total().numpy()]
+    return [int(v) // per_worker for v in total().numpy()]
 
 
-def agree_seed(distribution: Distribution, seed: int) -> int:
-    """The chief's seed, on every worker (each drew its own when the file has none)."""
+def exchange(distribution: Distribution, values: list[int], failure: BaseException | None = None) -> list[int]:
+    """`values` summed over the workers; and if any worker failed, every worker stops.
+
+    A worker whose own checks failed (its data file is missing, the chief's --out folder
+    exists) still takes part, so that the others do not wait for it for ever; then it raises
+    its own error, and the others one that names it, with its exit code.
+    """
     if distribution.mode != "multi_worker" or distribution.workers == 1:
-        return seed
-    return _sum_over_workers(distribution, [seed if distribution.chief else 0])[0]
+        if failure is not None:
+            raise failure
+        return list(values)
+    code = (failure.exit_code if isinstance(failure, NnflowError) else 1) if failure is not None else 0
+    codes = [0] * distribution.workers
+    codes[distribution.tasks.index(distribution.task)] = code
+    summed = _sum_over_workers(distribution, [*values, *codes])
+    if failure is not None:
+        raise failure
+    failed = [(task, code) for task, code in zip(distribution.tasks, summed[len(values):]) if code]
+    if failed:
+        task, code = failed[0]
+        error = {2: ConfigError, 3: DataError, 4: TrainingError, 6: UnsafeModelError}.get(code, NnflowError)
+        raise error(f"{task} stopped (exit {code}; its output says why), so this worker stops too.")
+    return summed[: len(values)]
 
 
-def check_same_experiment(distribution: Distribution, fingerprint: str) -> None:
+def agree_seed(distribution: Distribution, seed: int, failure: BaseException | None = None) -> int:
+    """The chief's seed, on every worker (each drew its own when the file has none)."""
+    if distribution.mode != "multi_worker":
+        return exchange(distribution, [seed], failure)[0]
+    return exchange(distribution, [seed if distribution.chief else 0], failure)[0]
+
+
+def check_same_experiment(distribution: Distribution, fingerprint: str, failure: BaseException | None = None) -> None:
     """Refuse to train when the workers' experiments or data differ (on every worker at once).
 
     Each worker contributes a 20-bit number f from its fingerprint; the sums of f and f²
     over n workers satisfy n·Σf² = (Σf)² exactly when every f is the same.
     """
-    if distribution.mode != "multi_worker" or distribution.workers == 1:
-        return
     f = int(hashlib.sha256(fingerprint.encode()).hexdigest()[:5], 16)
-    total, squares, count = _sum_over_workers(distribution, [f, f * f, 1])
+    total, squares, count = exchange(distribution, [f, f * f, 1], failure)
     if count * squares != total * total:
         raise ConfigError(Problem(
             "the workers are not training the same experiment: their experiment files, --set options or data files differ. "

@@ -42,7 +42,7 @@ def start_workers(args: list, cwd, addresses: list[str], *, per_worker_args=None
     processes = []
     for index in range(len(addresses)):
         worker_env = {
-            **os.environ,
+            **{key: value for key, value in os.environ.items() if key != "GITHUB_STEP_SUMMARY"},  # not CI's real summary
             **(env or {}),
             "TF_CONFIG": json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}),
         }
@@ -132,7 +132,9 @@ def test_a_lost_worker_leaves_a_run_every_worker_can_resume(tmp_path):
     results = finish(start_workers(["--resume", out, "--json"], tmp_path, addresses))
     for code, stdout, stderr in results:
         assert code == 0, stderr
-    assert json.loads(results[0][1])["resumed_after"] == info["epochs"]["completed"]
+    chief_doc, worker_doc = (json.loads(stdout) for _, stdout, _ in results)
+    assert chief_doc["resumed_after"] == worker_doc["resumed_after"] == info["epochs"]["completed"]
+    assert chief_doc["run"] == str(out) and worker_doc["run"] is None  # it read the run folder, but the chief owns it
     assert json.loads((out / "run.json").read_text())["status"] == "completed"
     epochs = [int(line.split(",")[0]) for line in history.read_text().splitlines()[1:]]
     assert epochs == list(range(1, 41))  # none lost, none repeated
@@ -146,6 +148,18 @@ def test_workers_that_disagree_are_all_refused(tmp_path):
         assert "not training the same experiment" in stderr
         assert "Traceback" not in stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_chief_that_refuses_to_start_stops_the_other_workers_too(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("the user's")
+    args = [IRIS, "--out", out, "--set", "fit.distribute=multi_worker"]
+    (chief_code, _, chief_err), (worker_code, _, worker_err) = finish(start_workers(args, tmp_path, localhost_cluster()))
+    assert chief_code == 2 and "already exists and is not an empty folder" in chief_err, chief_err
+    assert worker_code == 2 and "worker:0 stopped (exit 2; its output says why), so this worker stops too." in worker_err, worker_err
+    assert "Traceback" not in chief_err + worker_err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
 def test_mirrored_over_two_devices_splits_each_global_batch(tmp_path):
@@ -182,9 +196,12 @@ def test_mirrored_over_two_devices_splits_each_global_batch(tmp_path):
 def test_mirrored_on_this_machine_trains_and_says_so(tmp_path):
     result = CliRunner().invoke(cli, ["train", str(IRIS), "--set", "fit.distribute=mirrored", "--set", "fit.epochs=2", "--out", str(tmp_path / "run")])
     assert result.exit_code in (0, 5), result.output
-    assert "(mirrored, 1 replica)" in result.stdout  # no GPU here: the one CPU device
+    import tensorflow as tf
+
+    replicas = len(tf.config.list_logical_devices("GPU")) or 1  # without a GPU, the one CPU device
+    assert f"(mirrored, {replicas} replica" in result.stdout
     info = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert info["distribute"] == {"mode": "mirrored", "replicas": 1, "workers": 1}
+    assert info["distribute"] == {"mode": "mirrored", "replicas": replicas, "workers": 1}
 
 
 # ---------------------------------------------------------------------------
@@ -240,22 +257,45 @@ def test_the_chief_is_chief_0_or_else_worker_0():
     assert not distribute.is_chief({"cluster": with_chief, "task": {"type": "worker", "index": 0}})
 
 
-def test_disagreement_is_found_whatever_the_fingerprints(monkeypatch):
-    contributions = []
-
-    def summed(distribution, values):  # the all-reduce, over the fingerprints given below
-        return [sum(column) for column in zip(*contributions)]
+def fake_cluster(monkeypatch, others: list[list[int]], workers: int):
+    """This process as worker:0 of a cluster whose other workers contribute `others` to each all-reduce."""
+    def summed(distribution, values):
+        return [sum(column) for column in zip(values, *others)]
 
     monkeypatch.setattr(distribute, "_sum_over_workers", summed)
-    two = distribute.Distribution("multi_worker", workers=2, replicas=2)
-    for fingerprints, agree in ((["a", "a"], True), (["a", "b"], False), (["a", "a", "b"], False)):
-        numbers = [int(hashlib.sha256(x.encode()).hexdigest()[:5], 16) for x in fingerprints]
-        contributions[:] = [[f, f * f, 1] for f in numbers]
-        if agree:
-            distribute.check_same_experiment(two, "a")
-        else:
-            with pytest.raises(ConfigError, match="not training the same experiment"):
-                distribute.check_same_experiment(two, "a")
+    tasks = tuple(f"worker:{i}" for i in range(workers))
+    return distribute.Distribution("multi_worker", replicas=workers, workers=workers, task="worker:0", chief=True, tasks=tasks)
+
+
+def contribution(fingerprint: str, code: int = 0, workers: int = 2, rank: int = 1) -> list[int]:
+    f = int(hashlib.sha256(fingerprint.encode()).hexdigest()[:5], 16)
+    codes = [0] * workers
+    codes[rank] = code
+    return [f, f * f, 1, *codes]
+
+
+@pytest.mark.parametrize("others, agree", [(["a"], True), (["b"], False), (["a", "b"], False), (["b", "b"], False)])
+def test_workers_that_differ_are_found(monkeypatch, others, agree):
+    workers = len(others) + 1
+    cluster = fake_cluster(monkeypatch, [contribution(x, workers=workers, rank=i + 1) for i, x in enumerate(others)], workers)
+    if agree:
+        distribute.check_same_experiment(cluster, "a")
+    else:
+        with pytest.raises(ConfigError, match="not training the same experiment"):
+            distribute.check_same_experiment(cluster, "a")
+
+
+def test_a_worker_that_failed_its_checks_stops_all_of_them(monkeypatch):
+    from nnflow.errors import DataError
+
+    cluster = fake_cluster(monkeypatch, [contribution("a", code=3)], 2)  # worker:1 could not read its data
+    with pytest.raises(DataError, match=r"worker:1 stopped \(exit 3; its output says why\)"):
+        distribute.check_same_experiment(cluster, "a")
+    cluster = fake_cluster(monkeypatch, [contribution("a")], 2)
+    with pytest.raises(DataError, match="train.csv is missing"):  # its own error, after telling the others
+        distribute.check_same_experiment(cluster, "", DataError("train.csv is missing"))
+    cluster = fake_cluster(monkeypatch, [[0, 0, 0]], 2)  # the seed: the chief's, whatever the others drew
+    assert distribute.agree_seed(cluster, 1234) == 1234
 
 
 def test_distribute_is_checked_with_the_file(write):

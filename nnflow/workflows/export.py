@@ -1,9 +1,9 @@
 """`export`: a trained run's model in the formats serving systems take, checked against the run.
 
 SavedModel through Keras's `model.export`, TFLite through TensorFlow's converter from that
-SavedModel, ONNX through Keras's exporter when its optional packages are installed. Each
-export is written beside its final name and moved into place only after its predictions on a
-few rows match the run's own model.
+SavedModel, ONNX through tf2onnx from the frozen forward pass when the `onnx` extra is
+installed. Each export is written beside its final name and moved into place only after its
+predictions on a few rows match the run's own model.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def export(run, format: str, output: str | Path | None = None) -> ExportResult:
 
     if format not in FORMATS:
         raise ConfigError(Problem(f"unknown format {format!r}; use one of {', '.join(FORMATS)}.", where="--format"))
+    if format == "onnx":
+        _onnx_packages()  # before the model is loaded: say what to install first
     run_dir, _, _, preprocessing, model = _load_run(run)
     target = Path(output) if output else run_dir / "export" / DEFAULT_NAMES[format]
     if target.exists():
@@ -107,19 +109,17 @@ def _onnx(model, rows: np.ndarray, work: Path) -> tuple[Path, np.ndarray]:
     Normalization layer's mean and variance) become extra graph inputs that no caller can
     feed, so nnflow freezes the function itself first.
     """
-    try:
-        import onnxruntime
-        import tf2onnx
-    except ImportError:
-        raise ConfigError(Problem(
-            "ONNX export needs the packages of the `onnx` extra: pip install 'nnflow[onnx]' (onnx, tf2onnx, onnxruntime).",
-            where="--format onnx",
-        )) from None
+    onnxruntime, tf2onnx = _onnx_packages()
     import logging
 
     import tensorflow as tf
-    from keras.src.export.tf2onnx_lib import patch_tf2onnx  # tf2onnx 1.17 still uses numpy 1 names
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    try:  # tf2onnx 1.17 still uses numpy 1 names; Keras ships the patch it applies for its own exporter
+        from keras.src.export.tf2onnx_lib import patch_tf2onnx
+    except ImportError:
+        def patch_tf2onnx():
+            return None
 
     spec = tf.TensorSpec((None, *rows.shape[1:]), tf.float32, name="inputs")
     function = tf.function(lambda inputs: model(inputs, training=False)).get_concrete_function(spec)
@@ -141,8 +141,26 @@ def _onnx(model, rows: np.ndarray, work: Path) -> tuple[Path, np.ndarray]:
                 tensors_to_rename={frozen.inputs[0].name: "inputs", frozen.outputs[0].name: "outputs"},
                 output_path=str(path),
             )
+    except Exception as error:  # an operation tf2onnx cannot convert, say
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ConfigError(Problem(
+            f"tf2onnx could not convert this model ({type(error).__name__}: {first}); export it as savedmodel or tflite instead.",
+            where="--format onnx",
+        )) from None
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return path, session.run(["outputs"], {"inputs": rows})[0]
+
+
+def _onnx_packages():
+    try:
+        import onnxruntime
+        import tf2onnx
+    except ImportError:
+        raise ConfigError(Problem(
+            "ONNX export needs the packages of the `onnx` extra: pip install 'nnflow[onnx]' (onnx, tf2onnx, onnxruntime).",
+            where="--format onnx",
+        )) from None
+    return onnxruntime, tf2onnx

@@ -103,49 +103,57 @@ def train(
     `run.json` always tells the truth: running, completed, failed or interrupted.
     """
     from .. import distribute, runs
+    from ..data import sha256
+    from ..preprocessing import prepare
 
     progress = progress or Progress()
     command = list(sys.argv if command is None else command)
-    checkpoint = None
+    checkpoint = info = None
     if resume is not None:
         run_dir = runs.find_run(resume)
         info = runs.read_json(run_dir / runs.RUN_FILE)
         spec = load_spec(run_dir / "experiment.yaml")
-        distribution = distribute.start(spec.fit.distribute)
-        _announce(distribution, progress)
-        _check_resumable(run_dir, info, writer=distribution.chief)
-        _check_same_files(run_dir, info)
-        seed = spec.seed
-        checkpoint = _read_checkpoint(run_dir)
     else:
         spec = load_spec(config, overrides)
         if spec.data is None:
             raise ConfigError(Problem("`nnflow train` needs a `data:` section: the table to train on (`train:`) and its `target:`.", where=str(spec.source)))
-        distribution = distribute.start(spec.fit.distribute)  # multi_worker: before any other TensorFlow work
-        _announce(distribution, progress)
-        if out is not None and distribution.chief:
+    # multi_worker: before any other TensorFlow work. From here on, a worker whose checks fail
+    # tells the others at the next agreement, so that none of them waits for it for ever.
+    distribution = distribute.start(spec.fit.distribute, on_note=progress.on_note)
+
+    failure = None
+    try:
+        if resume is not None:
+            _check_resumable(run_dir, info, writer=distribution.chief)
+            _check_same_files(run_dir, info)
+            checkpoint = _read_checkpoint(run_dir)
+        elif out is not None and distribution.chief:
             runs.check_new_folder(out)
-        seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
-        seed = distribute.agree_seed(distribution, seed)  # the chief's, when each worker drew its own
-        info = None
+    except Exception as error:
+        failure = error
+    seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
+    seed = distribute.agree_seed(distribution, seed, failure)  # the chief's, when each worker drew its own
 
-    from ..preprocessing import prepare
+    failure = prepared = steps = hashes = None
+    try:
+        prepared = prepare(spec, seed)
+        for note in prepared.notes:
+            if progress.on_note:
+                progress.on_note(note)
+        if info is not None:
+            _check_same_preprocessing(run_dir, prepared)
+        steps = _steps_per_execution(spec, prepared.train.rows, distribution, progress)
+        if info is not None:  # checked against the files already
+            hashes = {role: entry["sha256"] for role, entry in info.get("data", {}).items()}
+        else:
+            hashes = {role: sha256(path) for role, path in prepared.files.items()}
+        fingerprint = _fingerprint(spec, seed, hashes, prepared.preprocessing)
+    except Exception as error:
+        failure, fingerprint = error, ""
+    distribute.check_same_experiment(distribution, fingerprint, failure)
 
-    prepared = prepare(spec, seed)
-    for note in prepared.notes:
-        if progress.on_note:
-            progress.on_note(note)
-    if info is not None:
-        _check_same_preprocessing(run_dir, prepared)
     resumed = (run_dir, info, checkpoint) if info else None
-    return _run_training(spec, seed, prepared, progress, command, distribution, out=out, resumed=resumed)
-
-
-def _announce(distribution, progress: Progress) -> None:
-    """Say which worker this is before waiting for the others (a worker alone waits for them)."""
-    if distribution.mode == "multi_worker" and progress.on_note:
-        role = "the chief: it writes the run folder" if distribution.chief else "the chief writes the run folder"
-        progress.on_note(f"this is {distribution.task} of {distribution.workers} workers ({role}); training starts when all of them have joined.")
+    return _run_training(spec, seed, prepared, steps, hashes, progress, command, distribution, out=out, resumed=resumed)
 
 
 def _read_checkpoint(run_dir: Path):
@@ -244,21 +252,14 @@ def _now() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, distribution, *, out, resumed) -> TrainResult:
+def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, progress: Progress, command, distribution, *, out, resumed) -> TrainResult:
     from .. import distribute, runs, training
     from ..builder import build_callbacks, build_model, normalization_layer
-    from ..data import sha256
 
     started_clock = time.perf_counter()
     preprocessing = prepared.preprocessing
     train_split, validation = prepared.train, prepared.validation
     batch_size, epochs = spec.fit.batch_size, spec.fit.epochs
-    steps = _steps_per_execution(spec, train_split.rows, distribution, progress)
-    if resumed:  # checked against the files already
-        hashes = {role: entry["sha256"] for role, entry in resumed[1].get("data", {}).items()}
-    else:
-        hashes = {role: sha256(path) for role, path in prepared.files.items()}
-    distribute.check_same_experiment(distribution, _fingerprint(spec, seed, hashes, preprocessing))
 
     training.seed_everything(seed)
     with distribution.scope():  # variables (model, optimizer, metrics) are the strategy's
@@ -384,16 +385,22 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
         metrics: dict[str, float] = {}
         for role, prefix in (("train", ""), ("validation", "val_"), ("test", "test_")):
             split = prepared.splits.get(role)
-            if split is not None:  # every worker evaluates: the metrics are summed over them
+            if split is not None:  # every worker evaluates its share: the metrics combine all of them
                 scores = training.evaluate(model, training.evaluation_dataset(split.x, split.y, batch_size))
                 metrics.update({prefix + key: value for key, value in scores.items()})
         gates = check_gates(spec, metrics)
+        failure = None
         if writer:
-            runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history))
-            if gradients is not None:
-                runs.write_text_atomic(run_dir / "gradients.csv", runs.history_csv(gradients))
-            runs.write_json(run_dir / "metrics.json", metrics)
-            runs.save_model(model, run_dir / "model.keras")
+            try:
+                runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history))
+                if gradients is not None:
+                    runs.write_text_atomic(run_dir / "gradients.csv", runs.history_csv(gradients))
+                runs.write_json(run_dir / "metrics.json", metrics)
+                runs.save_model(model, run_dir / "model.keras")
+            except Exception as error:
+                failure = error
+        distribute.exchange(distribution, [], failure)  # the other workers end as the chief's writing did
+        if writer:
             info["gates"] = [gate.to_json() for gate in gates]
             _finish(run_dir, info, "completed", started_clock)
             runs.remove_checkpoint(run_dir)
@@ -419,16 +426,16 @@ def _run_training(spec: Spec, seed: int, prepared, progress: Progress, command, 
             if checkpointer is not None and checkpointer.epochs_saved is not None:
                 info["epochs"]["completed"] = checkpointer.epochs_saved
             _finish(run_dir, info, "interrupted", started_clock, error=lost)
-        run = str(run_dir) if run_dir is not None else "RUN (the chief's run folder)"
+        how = f"`nnflow train --resume {run_dir}`" if run_dir is not None else "`nnflow train --resume` and the chief's run folder"
         raise TrainingError(
             f"{lost}; training stopped. The run is kept as interrupted: start every worker again "
-            f"with `nnflow train --resume {run}` (each with its TF_CONFIG) to continue it."
+            f"with {how} (each with its TF_CONFIG) to continue it."
         ) from None
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     return TrainResult(
-        run_dir=run_dir,
+        run_dir=run_dir if writer else None,  # a resumed run's other workers know it, but do not write it
         spec=spec,
         metrics=metrics,
         gates=gates,
