@@ -270,18 +270,13 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
         training.check_output(model, preprocessing, spec)
         distribute.prepare_model(distribution, model, train_split.x, train_split.y)
 
-    # Only the chief writes the run folder; a multi-worker run's other workers keep what their
-    # callbacks write in a scratch folder that is removed at the end.
-    writer = distribution.chief
-    scratch = None if writer else Path(tempfile.mkdtemp(prefix="nnflow-worker-"))
     checkpoint = None
     if resumed:
         run_dir, info, checkpoint = resumed
-        if writer:
-            runs.remove_partial_files(run_dir)
         info["resumes"] = [*info.get("resumes", []), {"at": _now(), "command": shlex.join(command)}]
-    elif writer:
-        run_dir = runs.new_run_dir(spec.name, out)
+        record = RunRecord(run_dir, info, started_clock, writes=distribution.chief)
+        record.clean()
+    elif distribution.chief:
         info = {
             "format": runs.RUN_FORMAT,
             "name": spec.name,
@@ -293,21 +288,20 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
             "rows": {role: split.rows for role, split in prepared.splits.items()},
             "versions": _versions(),
         }
-        runs.write_text_atomic(run_dir / "experiment.yaml", _resolved_yaml(spec, seed))
-        runs.write_json(run_dir / "preprocessing.json", preprocessing.to_json())
+        record = RunRecord(runs.new_run_dir(spec.name, out), info, started_clock)
+        record.write_experiment(_resolved_yaml(spec, seed), preprocessing)
     else:
-        run_dir, info = None, {}
+        record = RunRecord(None, {}, started_clock, writes=False)
+    info = record.info
     info.update(status="running", pid=os.getpid(), host=socket.gethostname(), steps_per_execution=steps)
     info.update(epochs={"configured": epochs, "completed": info.get("epochs", {}).get("completed", 0)})
     if distribution.mode != "none":
         info["distribute"] = {"mode": distribution.mode, "replicas": distribution.replicas, "workers": distribution.workers}
     info.pop("error", None)
-    if writer:
-        runs.write_json(run_dir / runs.RUN_FILE, info)
+    record.save_info()
 
-    checkpointer = None
     try:
-        user_callbacks = build_callbacks(spec, base_dir=run_dir if writer else scratch, every_path=not writer)
+        user_callbacks = build_callbacks(spec, base_dir=record.callbacks_dir, every_path=not record.writes)
         callbacks = list(user_callbacks)
         history: list[dict] = []
         initial_epoch = 0
@@ -338,19 +332,14 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
             gradients = list(checkpoint[0].get("gradients", [])) if checkpoint is not None else []
             callbacks.append(training.gradient_norms(train_split.x, train_split.y, gradients))
 
-        checkpointer = runs.Checkpointer(run_dir, model) if writer else None
-
         def on_epoch(row: dict) -> None:
             # Checkpoint first, then report: every epoch a user has seen reported can be resumed.
-            if writer:
+            if record.writes:
                 states, arrays = training.callback_state(user_callbacks)
                 state = {"epochs_completed": row["epoch"], "stopped": bool(model.stop_training), "history": history, "callbacks": states}
                 if gradients is not None:
                     state["gradients"] = gradients
-                checkpointer.save(state, arrays)
-                runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history), durable=False)
-                if gradients is not None:
-                    runs.write_text_atomic(run_dir / "gradients.csv", runs.history_csv(gradients), durable=False)
+                record.save_epoch(model, state, arrays, history, gradients)
             if progress.on_epoch:
                 progress.on_epoch(row, epochs)
 
@@ -374,13 +363,10 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
             "rows_per_second": round(train_split.rows * outcome.epochs_run / outcome.fit_seconds, 1) if outcome.fit_seconds else None,
         }
         if outcome.nan_epoch is not None:
-            if writer:
-                runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history))
+            record.save_history(history)
             error = training.nan_error(outcome.nan_epoch, history, spec)
-            if writer:
-                _finish(run_dir, info, "failed", started_clock, error=str(error))
-                raise type(error)(f"{error} The run {run_dir} is marked failed.")
-            raise error
+            record.finish("failed", error=str(error))
+            raise type(error)(f"{error} The run {record.run_dir} is marked failed." if record.writes else str(error))
 
         metrics: dict[str, float] = {}
         for role, prefix in (("train", ""), ("validation", "val_"), ("test", "test_")):
@@ -390,52 +376,39 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
                 metrics.update({prefix + key: value for key, value in scores.items()})
         gates = check_gates(spec, metrics)
         failure = None
-        if writer:
-            try:
-                runs.write_text_atomic(run_dir / "history.csv", runs.history_csv(history))
-                if gradients is not None:
-                    runs.write_text_atomic(run_dir / "gradients.csv", runs.history_csv(gradients))
-                runs.write_json(run_dir / "metrics.json", metrics)
-                runs.save_model(model, run_dir / "model.keras")
-            except Exception as error:
-                failure = error
+        try:
+            record.save_results(history, gradients, metrics, model)
+        except Exception as error:
+            failure = error
         distribute.exchange(distribution, [], failure)  # the other workers end as the chief's writing did
-        if writer:
-            info["gates"] = [gate.to_json() for gate in gates]
-            _finish(run_dir, info, "completed", started_clock)
-            runs.remove_checkpoint(run_dir)
+        info["gates"] = [gate.to_json() for gate in gates]
+        record.finish("completed")
     except KeyboardInterrupt as interrupt:
-        if writer:
-            if checkpointer is not None and checkpointer.epochs_saved is not None:  # what --resume continues after
-                info["epochs"]["completed"] = checkpointer.epochs_saved
-            _finish(run_dir, info, "interrupted", started_clock)
-            interrupt.run_dir = run_dir  # for the message that says how to resume
+        record.finish("interrupted", checkpointed=True)
+        if record.writes:
+            interrupt.run_dir = record.run_dir  # for the message that says how to resume
         raise
     except NnflowError as error:
-        if writer and not isinstance(error, TrainingError):  # a NaN loss has marked the run already
-            _finish(run_dir, info, "failed", started_clock, error=str(error))
+        if not isinstance(error, TrainingError):  # a NaN loss has marked the run already
+            record.finish("failed", error=str(error))
         raise
     except BaseException as error:
         lost = distribute.lost_worker(distribution, error)
         if lost is None:
-            if writer:
-                _finish(run_dir, info, "failed", started_clock, error=f"{type(error).__name__}: {error}")
+            record.finish("failed", error=f"{type(error).__name__}: {error}")
             raise
         # Not this run's fault: keep it resumable, from the last epoch every worker finished.
-        if writer:
-            if checkpointer is not None and checkpointer.epochs_saved is not None:
-                info["epochs"]["completed"] = checkpointer.epochs_saved
-            _finish(run_dir, info, "interrupted", started_clock, error=lost)
+        record.finish("interrupted", error=lost, checkpointed=True)
+        run_dir = record.run_dir
         how = f"`nnflow train --resume {run_dir}`" if run_dir is not None else "`nnflow train --resume` and the chief's run folder"
         raise TrainingError(
             f"{lost}; training stopped. The run is kept as interrupted: start every worker again "
             f"with {how} (each with its TF_CONFIG) to continue it."
         ) from None
     finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+        record.close()
     return TrainResult(
-        run_dir=run_dir if writer else None,  # a resumed run's other workers know it, but do not write it
+        run_dir=record.run_dir if record.writes else None,  # a resumed run's other workers know it, but do not write it
         spec=spec,
         metrics=metrics,
         gates=gates,
@@ -447,6 +420,97 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
         notes=tuple(prepared.notes),
         distribution=distribution.to_json() if distribution.mode != "none" else None,
     )
+
+
+class RunRecord:
+    """The run folder as training writes it: `run.json`, the checkpoint, history, results.
+
+    Only the chief writes one. A multi-worker run's other workers hold a record that writes
+    nothing (`writes` is False); what their callbacks write goes to a scratch folder that
+    `close` removes.
+    """
+
+    def __init__(self, run_dir: Path | None, info: dict, started_clock: float, *, writes: bool = True):
+        self.run_dir = run_dir
+        self.info = info
+        self.started_clock = started_clock
+        self.writes = writes
+        self.scratch = None if writes else Path(tempfile.mkdtemp(prefix="nnflow-worker-"))
+        self.checkpointer = None
+
+    @property
+    def callbacks_dir(self) -> Path:
+        """Where relative callback file arguments (CSVLogger's log, ...) land."""
+        return self.run_dir if self.writes else self.scratch
+
+    def clean(self) -> None:
+        """Temporary files a killed process left beside their final names."""
+        from .. import runs
+
+        if self.writes:
+            runs.remove_partial_files(self.run_dir)
+
+    def write_experiment(self, resolved_yaml: str, preprocessing) -> None:
+        from .. import runs
+
+        runs.write_text_atomic(self.run_dir / "experiment.yaml", resolved_yaml)
+        runs.write_json(self.run_dir / "preprocessing.json", preprocessing.to_json())
+
+    def save_info(self) -> None:
+        from .. import runs
+
+        if self.writes:
+            runs.write_json(self.run_dir / runs.RUN_FILE, self.info)
+
+    def save_epoch(self, model, state: dict, arrays: dict, history: list[dict], gradients: list[dict] | None) -> None:
+        """The checkpoint of the epoch just completed, then history.csv (and gradients.csv)."""
+        from .. import runs
+
+        if self.checkpointer is None:
+            self.checkpointer = runs.Checkpointer(self.run_dir, model)
+        self.checkpointer.save(state, arrays)
+        runs.write_text_atomic(self.run_dir / "history.csv", runs.history_csv(history), durable=False)
+        if gradients is not None:
+            runs.write_text_atomic(self.run_dir / "gradients.csv", runs.history_csv(gradients), durable=False)
+
+    def save_history(self, history: list[dict]) -> None:
+        from .. import runs
+
+        if self.writes:
+            runs.write_text_atomic(self.run_dir / "history.csv", runs.history_csv(history))
+
+    def save_results(self, history: list[dict], gradients: list[dict] | None, metrics: dict, model) -> None:
+        """history, gradients, metrics.json and, last, model.keras (its presence means a finished run)."""
+        from .. import runs
+
+        if not self.writes:
+            return
+        self.save_history(history)
+        if gradients is not None:
+            runs.write_text_atomic(self.run_dir / "gradients.csv", runs.history_csv(gradients))
+        runs.write_json(self.run_dir / "metrics.json", metrics)
+        runs.save_model(model, self.run_dir / "model.keras")
+
+    def finish(self, status: str, *, error: str | None = None, checkpointed: bool = False) -> None:
+        """`run.json` says how the run ended; `checkpointed`: the epochs a --resume continues after."""
+        from .. import runs
+
+        if not self.writes:
+            return
+        info = self.info
+        if checkpointed and self.checkpointer is not None and self.checkpointer.epochs_saved is not None:
+            info["epochs"]["completed"] = self.checkpointer.epochs_saved
+        elapsed = time.perf_counter() - self.started_clock
+        info.update(status=status, ended=_now(), duration_seconds=round(info.get("duration_seconds", 0) + elapsed, 3))
+        if error:
+            info["error"] = error
+        runs.write_json(self.run_dir / runs.RUN_FILE, info)
+        if status == "completed":
+            runs.remove_checkpoint(self.run_dir)
+
+    def close(self) -> None:
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def _steps_per_execution(spec: Spec, rows: int, distribution, progress: Progress) -> int:
@@ -474,15 +538,6 @@ def _fingerprint(spec: Spec, seed: int, hashes: dict, preprocessing) -> str:
     experiment = spec.to_dict()
     experiment["data"] = {key: value for key, value in experiment["data"].items() if key not in hashes}
     return json.dumps({"experiment": experiment, "seed": seed, "data": hashes, "preprocessing": preprocessing.to_json()}, sort_keys=True, default=str)
-
-
-def _finish(run_dir: Path, info: dict, status: str, started_clock: float, *, error: str | None = None) -> None:
-    from .. import runs
-
-    info.update(status=status, ended=_now(), duration_seconds=round(info.get("duration_seconds", 0) + time.perf_counter() - started_clock, 3))
-    if error:
-        info["error"] = error
-    runs.write_json(run_dir / runs.RUN_FILE, info)
 
 
 def _resolved_yaml(spec: Spec, seed: int) -> str:
