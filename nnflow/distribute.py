@@ -93,7 +93,7 @@ def read_tf_config(environ=os.environ) -> dict:
             where="TF_CONFIG",
         ))
     if len(cluster.get("chief", [None])) != 1:
-        raise ConfigError(Problem("TF_CONFIG's cluster may have one chief at most.", where="TF_CONFIG"))
+        raise ConfigError(Problem("TF_CONFIG's cluster.chief must list exactly one address (or leave the chief out: worker 0 is then the chief).", where="TF_CONFIG"))
     return config
 
 
@@ -181,7 +181,13 @@ def exchange(distribution: Distribution, values: list[int], failure: BaseExcepti
     code = (failure.exit_code if isinstance(failure, NnflowError) else 1) if failure is not None else 0
     codes = [0] * distribution.workers
     codes[distribution.tasks.index(distribution.task)] = code
-    summed = _sum_over_workers(distribution, [*values, *codes])
+    try:
+        summed = _sum_over_workers(distribution, [*values, *codes])
+    except Exception as error:  # a worker died (or was stopped) while the others waited here
+        lost = lost_worker(distribution, error)
+        if lost is None:
+            raise
+        raise TrainingError(f"{lost}; training stopped. Start every worker again.") from None
     if failure is not None:
         raise failure
     failed = [(task, code) for task, code in zip(distribution.tasks, summed[len(values):]) if code]

@@ -218,6 +218,7 @@ def test_mirrored_on_this_machine_trains_and_says_so(tmp_path):
         ('{"cluster": {"worker": "a:1"}, "task": {"type": "worker", "index": 0}}', 'list of "host:port" addresses'),
         ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}', "0 to 1"),
         ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "not a job of its cluster"),
+        ('{"cluster": {"chief": ["a:1", "b:1"], "worker": ["c:1"]}, "task": {"type": "worker", "index": 0}}', "exactly one address"),
     ],
 )
 def test_bad_tf_config_is_a_clear_usage_error(tf_config, message, tmp_path, monkeypatch):
@@ -296,6 +297,20 @@ def test_a_worker_that_failed_its_checks_stops_all_of_them(monkeypatch):
         distribute.check_same_experiment(cluster, "", DataError("train.csv is missing"))
     cluster = fake_cluster(monkeypatch, [[0, 0, 0]], 2)  # the seed: the chief's, whatever the others drew
     assert distribute.agree_seed(cluster, 1234) == 1234
+
+
+def test_a_worker_lost_while_the_others_agree_is_a_clear_error(monkeypatch):
+    import tensorflow as tf
+
+    from nnflow.errors import TrainingError
+
+    def lost(distribution, values):
+        raise tf.errors.UnavailableError(None, None, "The following tasks are unhealthy (stopped sending heartbeats):\n/job:worker/replica:0/task:1")
+
+    cluster = fake_cluster(monkeypatch, [], 2)
+    monkeypatch.setattr(distribute, "_sum_over_workers", lost)
+    with pytest.raises(TrainingError, match="lost contact with worker:1 .*Start every worker again"):
+        distribute.agree_seed(cluster, 7)
 
 
 def test_distribute_is_checked_with_the_file(write):

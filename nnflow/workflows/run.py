@@ -288,8 +288,7 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
             "rows": {role: split.rows for role, split in prepared.splits.items()},
             "versions": _versions(),
         }
-        record = RunRecord(runs.new_run_dir(spec.name, out), info, started_clock)
-        record.write_experiment(_resolved_yaml(spec, seed), preprocessing)
+        record = RunRecord(None, info, started_clock)
     else:
         record = RunRecord(None, {}, started_clock, writes=False)
     info = record.info
@@ -298,9 +297,17 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
     if distribution.mode != "none":
         info["distribute"] = {"mode": distribution.mode, "replicas": distribution.replicas, "workers": distribution.workers}
     info.pop("error", None)
-    record.save_info()
 
     try:
+        failure = None
+        try:
+            if record.writes and record.run_dir is None:  # a new run: its folder, experiment and encodings
+                record.run_dir = runs.new_run_dir(spec.name, out)
+                record.write_experiment(_resolved_yaml(spec, seed), preprocessing)
+            record.save_info()
+        except Exception as error:
+            failure = error
+        distribute.exchange(distribution, [], failure)  # the other workers train once the chief has its folder
         user_callbacks = build_callbacks(spec, base_dir=record.callbacks_dir, every_path=not record.writes)
         callbacks = list(user_callbacks)
         history: list[dict] = []
@@ -375,21 +382,21 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
                 scores = training.evaluate(model, training.evaluation_dataset(split.x, split.y, batch_size))
                 metrics.update({prefix + key: value for key, value in scores.items()})
         gates = check_gates(spec, metrics)
+        info["gates"] = [gate.to_json() for gate in gates]
         failure = None
         try:
             record.save_results(history, gradients, metrics, model)
+            record.finish("completed")
         except Exception as error:
             failure = error
         distribute.exchange(distribution, [], failure)  # the other workers end as the chief's writing did
-        info["gates"] = [gate.to_json() for gate in gates]
-        record.finish("completed")
     except KeyboardInterrupt as interrupt:
         record.finish("interrupted", checkpointed=True)
         if record.writes:
             interrupt.run_dir = record.run_dir  # for the message that says how to resume
         raise
     except NnflowError as error:
-        if not isinstance(error, TrainingError):  # a NaN loss has marked the run already
+        if not record.finished:  # a NaN loss has marked the run already
             record.finish("failed", error=str(error))
         raise
     except BaseException as error:
@@ -437,6 +444,7 @@ class RunRecord:
         self.writes = writes
         self.scratch = None if writes else Path(tempfile.mkdtemp(prefix="nnflow-worker-"))
         self.checkpointer = None
+        self.finished = False  # run.json says how the run ended
 
     @property
     def callbacks_dir(self) -> Path:
@@ -453,6 +461,8 @@ class RunRecord:
     def write_experiment(self, resolved_yaml: str, preprocessing) -> None:
         from .. import runs
 
+        if not self.writes:
+            return
         runs.write_text_atomic(self.run_dir / "experiment.yaml", resolved_yaml)
         runs.write_json(self.run_dir / "preprocessing.json", preprocessing.to_json())
 
@@ -466,6 +476,8 @@ class RunRecord:
         """The checkpoint of the epoch just completed, then history.csv (and gradients.csv)."""
         from .. import runs
 
+        if not self.writes:
+            return
         if self.checkpointer is None:
             self.checkpointer = runs.Checkpointer(self.run_dir, model)
         self.checkpointer.save(state, arrays)
@@ -495,7 +507,7 @@ class RunRecord:
         """`run.json` says how the run ended; `checkpointed`: the epochs a --resume continues after."""
         from .. import runs
 
-        if not self.writes:
+        if not self.writes or self.run_dir is None:  # no folder yet: nothing to mark
             return
         info = self.info
         if checkpointed and self.checkpointer is not None and self.checkpointer.epochs_saved is not None:
@@ -505,6 +517,7 @@ class RunRecord:
         if error:
             info["error"] = error
         runs.write_json(self.run_dir / runs.RUN_FILE, info)
+        self.finished = True
         if status == "completed":
             runs.remove_checkpoint(self.run_dir)
 
