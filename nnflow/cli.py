@@ -37,6 +37,9 @@ class _Group(click.Group):
             if command:
                 emit_json(command, {"ok": False, "exit_code": error.exit_code, "error": _error_json(error)})
             sys.exit(error.exit_code)
+        except KeyboardInterrupt:  # a command that keeps no state to save: Ctrl-C is 130, not click's "Aborted!" (1)
+            click.echo("\nInterrupted.", err=True)
+            sys.exit(130)
 
 
 def _error_json(error: NnflowError) -> dict:

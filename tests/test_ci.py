@@ -144,6 +144,13 @@ def test_every_exit_code_from_the_command_line(two_runs, tmp_path, monkeypatch):
     result = invoke("check", CONFIGS / "iris.yaml")
     assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)  # a bug: the traceback is kept
 
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nnflow.workflows, "check", ctrl_c)  # Ctrl-C before a command has anything to save
+    result = invoke("check", CONFIGS / "iris.yaml")
+    assert result.exit_code == 130 and "Interrupted." in result.stderr and "Aborted!" not in result.output
+
 
 def test_a_summary_that_cannot_be_written_is_a_warning_not_a_failure(tmp_path):
     result = invoke("train", CONFIGS / "iris.yaml", "--set", "fit.epochs=1", "--set", "expect={}", "--out", tmp_path / "r",
