@@ -1,11 +1,12 @@
 # Two entry points, each creating .venv if it is missing:
 #   make demo   install nnflow and train the bundled iris example (runs/iris-mlp/...)
 #   make test   install nnflow with its test and onnx extras and run the test suite
+#   (make test-fast skips the tests marked slow)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test bench clean
+.PHONY: demo test test-fast install install-test bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,9 @@ demo: install
 
 test: install-test
 	$(BIN)/python -m pytest
+
+test-fast: install-test
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: install
 	$(BIN)/python benchmarks/startup.py

@@ -107,34 +107,82 @@ def compile_model(model, spec: Spec, *, steps_per_execution: int | None = None) 
         raise ConfigError(Problem(f"Keras refused to compile the model: {_keras_message(error)}", path="compile", where=_where(spec, "compile"))) from None
 
 
-# Callback arguments that name files: relative ones are put inside the run folder.
-_PATH_ARGUMENTS = ("filepath", "filename", "log_dir", "backup_dir")
+def callback_paths(spec: Spec, base_dir, *, every_path: bool = False, protected=()) -> list[KerasObject]:
+    """The file's callbacks with their path arguments placed, each checked to stay where it belongs.
 
-
-def build_callbacks(spec: Spec, *, base_dir=None, every_path: bool = False) -> list:
-    """The `fit.callbacks` of the file as Keras callback objects.
-
-    With `base_dir` (the run folder), relative file arguments (ModelCheckpoint's
-    `filepath`, CSVLogger's `filename`, TensorBoard's `log_dir`) are placed inside it;
-    with `every_path`, absolute ones too (a multi-worker run's other workers write into
-    a scratch folder, never over the chief's files).
+    A relative path (ModelCheckpoint's `filepath`, CSVLogger's `filename`, TensorBoard's
+    `log_dir`) is joined to `base_dir`, the run folder, and must still be inside it once `..`
+    and symbolic links are resolved (a link inside a resumed run's folder could point anywhere).
+    An absolute path is kept, for callbacks that only write (a shared TensorBoard folder), but
+    never over one of the `protected` files (the experiment file, the data). With `every_path`,
+    absolute paths are put inside `base_dir` too (a multi-worker run's other workers write into
+    a scratch folder, never over the chief's files). Raises a located ConfigError (exit 2).
     """
     import dataclasses
+    import os
     from pathlib import Path
 
+    from .spec import CALLBACK_PATH_ARGUMENTS
+
+    base = Path(os.path.realpath(base_dir))
+    protected = {os.path.realpath(path) for path in protected}
+    placed = []
+    for index, callback in enumerate(spec.fit.callbacks):
+        moved = {}
+        for key, value in callback.args.items():
+            if key not in CALLBACK_PATH_ARGUMENTS or not isinstance(value, str):
+                continue
+            where = spec.locations.get(f"{callback.path}.{callback.name}.{key}", spec.locations.get(callback.path, str(spec.source or "")))
+            path = f"{callback.path}.{callback.name}.{key}"
+            if Path(value).is_absolute() and not every_path:
+                if os.path.realpath(value) in protected:
+                    raise ConfigError(Problem(
+                        f"{callback.name} would write over {value}, which this run reads (the experiment file or its data); "
+                        "give it a path of its own.", path=path, where=where))
+                continue
+            relative = _inside(value) if every_path else Path(value)
+            resolved = Path(os.path.realpath(base / relative))
+            if resolved == base or base not in resolved.parents:
+                raise ConfigError(Problem(
+                    f"{value!r} resolves to {resolved}, outside the run folder {base} (through `..` or a symbolic link). "
+                    "Relative paths land inside the run folder; give an absolute path to write elsewhere.",
+                    path=path, where=where))
+            moved[key] = str(base / relative)
+        placed.append(dataclasses.replace(callback, args={**callback.args, **moved}) if moved else callback)
+    return placed
+
+
+def build_callbacks(spec: Spec, *, base_dir=None, every_path: bool = False, protected=()) -> list:
+    """The `fit.callbacks` of the file as Keras callback objects, their paths placed by `callback_paths`."""
     keras = import_keras()
-    callbacks = []
-    for callback in spec.fit.callbacks:
-        if base_dir is not None:
-            moved = {
-                key: str(Path(base_dir) / (_inside(value) if every_path else value))
-                for key, value in callback.args.items()
-                if key in _PATH_ARGUMENTS and isinstance(value, str) and (every_path or not Path(value).is_absolute())
-            }
-            if moved:
-                callback = dataclasses.replace(callback, args={**callback.args, **moved})
-        callbacks.append(_instantiate(keras, callback, spec))
-    return callbacks
+    callbacks = spec.fit.callbacks
+    if base_dir is not None:
+        callbacks = callback_paths(spec, base_dir, every_path=every_path, protected=protected)
+        _make_folders(spec, callbacks, base_dir)
+    return [_instantiate(keras, callback, spec) for callback in callbacks]
+
+
+def _make_folders(spec: Spec, callbacks, base_dir) -> None:
+    """The folders of files callbacks write (CSVLogger does not make them): made inside the run
+    folder; an absolute path's folder must exist already (a typo must not make folders anywhere)."""
+    import os
+    from pathlib import Path
+
+    for callback in callbacks:
+        for key in ("filepath", "filename"):
+            value = callback.args.get(key)
+            if not isinstance(value, str):
+                continue
+            folder = Path(value).parent
+            if Path(base_dir).resolve() in [folder.resolve(), *folder.resolve().parents]:
+                folder.mkdir(parents=True, exist_ok=True)
+            elif not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+                state = "is not writable" if folder.is_dir() else "does not exist"
+                raise ConfigError(Problem(
+                    f"{callback.name} writes {value}, but the folder {folder} {state}; make it first, or give a path inside the run folder.",
+                    path=f"{callback.path}.{callback.name}.{key}",
+                    where=spec.locations.get(f"{callback.path}.{callback.name}.{key}", spec.locations.get(callback.path, str(spec.source or ""))),
+                ))
 
 
 def _inside(path: str):

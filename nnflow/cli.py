@@ -6,15 +6,18 @@ TensorFlow, Keras or pandas.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 
 import click
 
 from . import __version__
 from . import render
-from .errors import NnflowError
+from .errors import NnflowError, Terminated, interrupt_exit_code
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -30,16 +33,39 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with sigterm_raises():
+                return super().invoke(ctx)
         except NnflowError as error:
             click.echo(f"Error: {error}", err=True)
             command = ctx.meta.get("nnflow.json")
             if command:
                 emit_json(command, {"ok": False, "exit_code": error.exit_code, "error": _error_json(error)})
             sys.exit(error.exit_code)
-        except KeyboardInterrupt:  # a command that keeps no state to save: Ctrl-C is 130, not click's "Aborted!" (1)
-            click.echo("\nInterrupted.", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as interrupt:  # a command that keeps no state to save: 130 (143 for SIGTERM), not click's "Aborted!" (1)
+            click.echo("\n" + _interrupted(interrupt) + ".", err=True)
+            sys.exit(interrupt_exit_code(interrupt))
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """While a command runs, SIGTERM raises `Terminated` (a KeyboardInterrupt) where the process is,
+    so that it gets the clean-up Ctrl-C gets and exits 143. The previous handler comes back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(interrupt: BaseException) -> str:
+    return "Terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "Interrupted"
 
 
 def _error_json(error: NnflowError) -> dict:
@@ -248,8 +274,8 @@ def train(config, overrides, out, resume, quiet, as_json, summary):
             write_summary(render.train_markdown(result), summary)
     except KeyboardInterrupt as interrupt:
         run_dir = getattr(interrupt, "run_dir", None)
-        click.echo("\nInterrupted." + (f" Continue with: nnflow train --resume {run_dir}" if run_dir else ""), err=True)
-        sys.exit(130)
+        click.echo(f"\n{_interrupted(interrupt)}." + (f" Continue with: nnflow train --resume {run_dir}" if run_dir else ""), err=True)
+        sys.exit(interrupt_exit_code(interrupt))
     raise_failed_gates(result)
 
 
@@ -393,8 +419,8 @@ def sweep(config, grids, overrides, jobs, metric, out, as_json, summary):
         result = getattr(interrupt, "sweep", None)
         if result is not None:
             click.echo(render.leaderboard(result), err=True)
-        click.echo("\nInterrupted: running members were stopped and marked interrupted; finished runs are intact.", err=True)
-        sys.exit(130)
+        click.echo(f"\n{_interrupted(interrupt)}: running members were stopped and marked interrupted; finished runs are intact.", err=True)
+        sys.exit(interrupt_exit_code(interrupt))
     if as_json:
         emit_json("sweep", {"ok": result.exit_code == 0, **result.to_json()})
     else:
@@ -530,9 +556,13 @@ def schema(output):
     Example:
         nnflow schema -o nnflow.schema.json
     """
+    from .errors import ConfigError, Problem
+    from .fileio import output_problem
     from .runs import write_text_atomic
     from .schema import json_schema
 
+    if output and (problem := output_problem(output)):
+        raise ConfigError(Problem(f"cannot write {output}: {problem}.", where="--output"))
     text = json.dumps(json_schema(), indent=1) + "\n"
     if output:
         write_text_atomic(output, text)
@@ -543,13 +573,8 @@ def schema(output):
 
 def main(argv=None):
     """Entry point of the `nnflow` console script."""
-    try:
-        cli.main(args=argv, prog_name="nnflow")
-    except SystemExit as stop:
-        code = stop.code
-    else:
-        code = 0
-    if "tensorflow" in sys.modules and isinstance(code, (int, type(None))):
+    code = run(argv)
+    if "tensorflow" in sys.modules:
         # Tearing TensorFlow down at interpreter exit takes half a second and does nothing
         # for us: every file we keep is already written, fsynced and renamed. Flush, then go.
         import logging
@@ -560,5 +585,36 @@ def main(argv=None):
                 stream.flush()
             except (OSError, ValueError):
                 pass
-        os._exit(code or 0)
+        os._exit(code)
     sys.exit(code)
+
+
+def run(argv=None) -> int:
+    """Run the command line `argv` and return its exit code (without exiting).
+
+    Click runs without its standalone mode so that a Ctrl-C (or SIGTERM) that lands while
+    it parses the command line is exit 130 (143), not click's "Aborted!" with exit 1.
+    """
+    try:
+        with sigterm_raises():
+            code = cli.main(args=argv, prog_name="nnflow", standalone_mode=False)
+    except SystemExit as stop:
+        code = stop.code
+    except click.exceptions.Abort as abort:  # Ctrl-C or SIGTERM before a command ran
+        interrupt = abort.__cause__ if isinstance(abort.__cause__, KeyboardInterrupt) else KeyboardInterrupt()
+        click.echo(f"{_interrupted(interrupt)}.", err=True)  # click has ended the ^C line
+        return interrupt_exit_code(interrupt)
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except KeyboardInterrupt as interrupt:
+        click.echo(f"\n{_interrupted(interrupt)}.", err=True)
+        return interrupt_exit_code(interrupt)
+    if code is None:
+        return 0
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code
+    if isinstance(code, str):  # sys.exit("message"): printed, exit 1 (as Python does)
+        click.echo(code, err=True)
+        return 1
+    return 0  # a command's return value, not an exit code

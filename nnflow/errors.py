@@ -1,4 +1,4 @@
-"""nnflow's exceptions: one class per exit code of SPEC.md. Standard library only."""
+"""nnflow's exceptions: one class per exit code of SPEC.md (and 7, an output not written). Standard library only."""
 
 from __future__ import annotations
 
@@ -77,7 +77,44 @@ class GateError(NnflowError):
 
 
 class UnsafeModelError(NnflowError):
-    """A model file was refused as unsafe or corrupt (exit 6)."""
+    """A model or run file was refused as unsafe or damaged (exit 6)."""
 
     exit_code = 6
     title = "model refused"
+
+
+class DamagedRunError(UnsafeModelError):
+    """A file of a run folder (run.json, checkpoint.npz, history.csv, ...) is damaged (exit 6).
+
+    The message names the file and what is wrong with it. A damaged file never changes
+    the run's status: the run is left as it was.
+    """
+
+    title = "run file damaged"
+
+
+class OutputError(NnflowError):
+    """An output could not be written part-way (disk full, I/O error) (exit 7).
+
+    Nothing is left half-written under the output's name; an output path that cannot be
+    used at all (under a regular file, in a read-only folder) is a ConfigError (exit 2),
+    raised before any work.
+    """
+
+    exit_code = 7
+    title = "output not written"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by nnflow's own handler where the process was (exit 143).
+
+    A KeyboardInterrupt, so that every clean-up a Ctrl-C gets runs for it too: a run is
+    marked interrupted and can be resumed, a half-written output is removed.
+    """
+
+    exit_code = 143
+
+
+def interrupt_exit_code(interrupt: BaseException) -> int:
+    """143 for SIGTERM (`Terminated`), 130 for Ctrl-C."""
+    return Terminated.exit_code if isinstance(interrupt, Terminated) else 130

@@ -25,7 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, Problem
+from .errors import ConfigError, OutputError, Problem
+from .fileio import os_reason
 
 RUN_FILE = "run.json"
 RUN_FORMAT = 1  # the layout of a run folder; raise it when an older nnflow could misread a new one
@@ -49,11 +50,16 @@ def write_text_atomic(path: str | Path, text: str, *, durable: bool = True) -> P
 
 
 def write_bytes_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> Path:
-    """Atomic against a killed process; with `durable` (fsync) against a power cut too."""
+    """Atomic against a killed process; with `durable` (fsync) against a power cut too.
+
+    An OS error on the way (a full disk, an I/O error) is an `OutputError` (exit 7) naming
+    the file; the temporary file is removed and whatever stood under `path` is untouched.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.fchmod(handle, FILE_MODE)
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -61,10 +67,20 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, durable: bool = True) -
             if durable:
                 os.fsync(stream.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        if temporary is not None:
+            _remove(temporary)
+        raise output_error(path, error) from None
     except BaseException:
-        _remove(temporary)
+        if temporary is not None:
+            _remove(temporary)
         raise
     return path
+
+
+def output_error(path: str | Path, error: OSError) -> OutputError:
+    """`cannot write PATH: no space left on the device (the disk is full).` (exit 7)"""
+    return OutputError(f"cannot write {path}: {os_reason(error)}.")
 
 
 def append_text(path: str | Path, text: str) -> None:
@@ -78,7 +94,13 @@ def write_json(path: Path, data: Any, *, durable: bool = True) -> Path:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A JSON file of a run folder, read bounded and only if regular; anything else is a DamagedRunError.
+
+    Its shape is not checked here: `runfiles.read_run_info` and its siblings do that.
+    """
+    from .runfiles import read_json_file
+
+    return read_json_file(path)
 
 
 def finite(value: Any) -> Any:
@@ -151,6 +173,14 @@ class TableWriter:
             self.handle = open(self.temporary, "w", encoding="utf-8", newline="")
 
     def write(self, frame) -> None:
+        try:
+            self._write(frame)
+        except OSError as error:
+            if self.output is None or isinstance(error, BrokenPipeError):
+                raise
+            raise output_error(self.output, error) from None
+
+    def _write(self, frame) -> None:
         first = self.handle is None and self.parquet is None
         if first:
             self._open()
@@ -169,17 +199,22 @@ class TableWriter:
         self.rows += len(frame)
 
     def close(self) -> None:
-        if self.parquet is not None:
-            self.parquet.close()
-        if self.handle is not None:
-            self.handle.flush()
-            if self.output is not None:
-                os.fsync(self.handle.fileno())
-                self.handle.close()
-        if self.temporary is not None:
-            os.chmod(self.temporary, FILE_MODE)
-            os.replace(self.temporary, self.output)
-            self.temporary = None
+        try:
+            if self.parquet is not None:
+                self.parquet.close()
+            if self.handle is not None:
+                self.handle.flush()
+                if self.output is not None:
+                    os.fsync(self.handle.fileno())
+                    self.handle.close()
+            if self.temporary is not None:
+                os.chmod(self.temporary, FILE_MODE)
+                os.replace(self.temporary, self.output)
+                self.temporary = None
+        except OSError as error:
+            if self.output is None:  # the stream (stdout) went away: `| head`, a closed pipe
+                raise
+            raise output_error(self.output, error) from None
 
     def abort(self) -> None:
         try:
@@ -194,7 +229,10 @@ class TableWriter:
 
 def save_model(model, path: Path) -> Path:
     """`model.save` to a temporary `.keras` file beside `path`, then rename it into place."""
-    handle, temporary = tempfile.mkstemp(prefix=".model.", suffix=".keras", dir=path.parent)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=".model.", suffix=".keras", dir=path.parent)
+    except OSError as error:
+        raise output_error(path, error) from None
     os.close(handle)
     try:
         model.save(temporary)
@@ -202,6 +240,9 @@ def save_model(model, path: Path) -> Path:
         with open(temporary, "rb") as stream:
             os.fsync(stream.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        _remove(temporary)
+        raise output_error(path, error) from None
     except BaseException:
         _remove(temporary)
         raise
@@ -216,6 +257,9 @@ def check_new_folder(out: str | Path) -> None:
     """`--out` must be a new or empty folder that can be made (checked before any work)."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        holder = lock_holder(out) if out.is_dir() else None
+        if holder is not None:
+            raise ConfigError(Problem(f"{out} is being trained by {holder}; choose a new --out folder, or wait for it.", where="--out"))
         raise ConfigError(Problem(f"{out} already exists and is not an empty folder; choose a new --out folder.", where="--out"))
     parent = out
     while not parent.exists():
@@ -249,57 +293,144 @@ def new_run_dir(name: str, out: str | Path | None = None, *, now: datetime | Non
     raise ConfigError(f"cannot make a new run folder in {parent}")
 
 
+# ---------------------------------------------------------------------------
+# One process trains a run at a time
+
+
+LOCK_FILE = ".nnflow.lock"
+
+
+class RunLock:
+    """An exclusive OS lock (flock) on a run folder's `.nnflow.lock`, which holds the owner's pid.
+
+    The OS releases it when the process ends, however it ends, so a killed run never stays
+    locked. Taken by `lock_run`; `release(remove=True)` also deletes the file, for a run that
+    has ended for good (completed or failed: nothing will train it again).
+    """
+
+    def __init__(self, path: Path, descriptor: int):
+        self.path = path
+        self.descriptor: int | None = descriptor
+
+    def release(self, *, remove: bool = False) -> None:
+        if self.descriptor is None:
+            return
+        if remove:
+            _remove(self.path)  # while still holding it: a racing locker re-checks the file it locked
+        os.close(self.descriptor)
+        self.descriptor = None
+
+
+def lock_run(run_dir: str | Path, *, where: str) -> RunLock:
+    """Lock `run_dir` for this process, or raise a ConfigError naming the process that holds it."""
+    import fcntl
+
+    path = Path(run_dir) / LOCK_FILE
+    while True:
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+        except OSError as error:
+            raise ConfigError(Problem(f"cannot lock {run_dir} for training ({os_reason(error)}).", where=where)) from None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            who = _who(_lock_pid(descriptor))
+            os.close(descriptor)
+            raise ConfigError(Problem(f"{run_dir} is being trained by {who} right now; wait for it to finish or stop it first.", where=where)) from None
+        try:
+            same = os.fstat(descriptor).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:  # the owner finished and removed it between our open and our lock
+            same = False
+        if not same:
+            os.close(descriptor)
+            continue
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        return RunLock(path, descriptor)
+
+
+def lock_holder(run_dir: str | Path) -> str | None:
+    """Who trains `run_dir` now (`process 1234`), or None when nobody holds its lock."""
+    import fcntl
+
+    try:
+        descriptor = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return _who(_lock_pid(descriptor))
+    else:
+        return None
+    finally:
+        os.close(descriptor)
+
+
+def _who(pid: int | None) -> str:
+    return f"process {pid}" if pid else "another process"
+
+
+def _lock_pid(descriptor: int) -> int | None:
+    try:
+        text = os.pread(descriptor, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
 def find_run(run: str | Path) -> Path:
-    """A run folder, its `model.keras`, or the newest run inside `runs/NAME` (by start time)."""
+    """A run folder, its `model.keras`, or the newest run inside `runs/NAME` (by start time).
+
+    A folder whose run.json is there but is not a regular file (a FIFO, a broken link) is a
+    damaged run (DamagedRunError), never read: it would block or fail later.
+    """
     path = Path(run)
-    if path.is_file() and (path.parent / RUN_FILE).is_file():  # a model file inside a run folder
-        return path.parent
-    if (path / RUN_FILE).is_file():
-        return path
+    if path.is_file() and os.path.lexists(path.parent / RUN_FILE):  # a model file inside a run folder
+        return _checked_run_dir(path.parent)
+    if os.path.lexists(path / RUN_FILE):
+        return _checked_run_dir(path)
     if not path.exists():
         raise ConfigError(Problem(f"{path}: no such run folder. Runs are in runs/NAME/TIMESTAMP; `runs/NAME` means the newest.", where="RUN"))
-    candidates = [child for child in path.iterdir() if (child / RUN_FILE).is_file()] if path.is_dir() else []
+    candidates = [child for child in path.iterdir() if os.path.lexists(child / RUN_FILE)] if path.is_dir() else []
     if not candidates:
         raise ConfigError(Problem(f"{path}: not a run folder (no {RUN_FILE}) and holds no runs.", where="RUN"))
-    return max(candidates, key=lambda child: (_started(child), child.name))
+    return _checked_run_dir(max(candidates, key=lambda child: (_started(child), child.name)))
+
+
+def _checked_run_dir(run_dir: Path) -> Path:
+    from .fileio import NotReadable, open_regular
+    from .runfiles import damaged
+
+    try:
+        open_regular(run_dir / RUN_FILE).close()  # without blocking, even on a FIFO
+    except NotReadable as error:
+        raise damaged(run_dir / RUN_FILE, error.reason) from None
+    return run_dir
 
 
 def open_run(run: str | Path) -> tuple[Path, dict, Path]:
-    """(run folder, its run.json, the model file) of a finished run that this nnflow can read.
+    """(run folder, its run.json checked, the model file) of a finished run that this nnflow can read.
 
-    RUN may name a model file inside a run folder; then that file is the model.
+    RUN may name a model file inside a run folder; then that file is the model. A damaged
+    run.json is a DamagedRunError; one from a newer nnflow an UnsafeModelError (both exit 6).
     """
-    from . import __version__
-    from .errors import UnsafeModelError
+    from .runfiles import read_run_info
 
     run_dir = find_run(run)
-    try:
-        info = read_json(run_dir / RUN_FILE)
-    except (OSError, ValueError) as error:
-        raise UnsafeModelError(f"{run_dir / RUN_FILE}: unreadable ({error}); the run folder is damaged.") from None
-    if not isinstance(info, dict):
-        raise UnsafeModelError(f"{run_dir / RUN_FILE}: not an nnflow run record; the run folder is damaged.")
-    run_format = info.get("format", 1)
-    if not isinstance(run_format, int) or run_format > RUN_FORMAT:
-        versions = info.get("versions")
-        written_by = versions.get("nnflow", "?") if isinstance(versions, dict) else "?"
-        raise UnsafeModelError(
-            f"{run_dir} was written by nnflow {written_by} (run format {run_format}); "
-            f"this nnflow ({__version__}) reads run format {RUN_FORMAT}. Use a newer nnflow, or train the run again."
-        )
+    info = read_run_info(run_dir)
     model_path = Path(run) if Path(run).is_file() else run_dir / "model.keras"
-    if not model_path.exists():
-        status = info.get("status", "unknown")
+    if not os.path.lexists(model_path):
+        status = info["status"]
         hint = f" Continue it with `nnflow train --resume {run_dir}`." if status in ("running", "interrupted") else ""
         raise ConfigError(Problem(f"{run_dir} has no model.keras: its training did not finish (status: {status}).{hint}", where="RUN"))
     return run_dir, info, model_path
 
 
 def _started(run_dir: Path) -> str:
-    try:
-        return str(read_json(run_dir / RUN_FILE).get("started", ""))
-    except (OSError, ValueError):
-        return ""
+    from .runfiles import run_started
+
+    return run_started(run_dir)
 
 
 # ---------------------------------------------------------------------------
@@ -337,23 +468,83 @@ class Checkpointer:
 
 
 def load_checkpoint(run_dir: Path) -> tuple[dict, dict] | None:
-    """(state, arrays) of the last completed epoch, or None if no epoch completed."""
+    """(state, arrays) of the last completed epoch, checked; None if no epoch completed.
+
+    A checkpoint that is not a regular file, does not load, or lacks what a resume needs
+    (its epochs, history, callback states, the arrays they name) is a DamagedRunError.
+    Whether its arrays fit the model is checked by `restore_weights`.
+    """
+    import zipfile
+
     import numpy as np
 
+    from .errors import DamagedRunError
+    from .fileio import NotReadable, open_regular
+    from .runfiles import check_checkpoint, damaged
+
     path = Path(run_dir) / CHECKPOINT_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
-    with np.load(path, allow_pickle=False) as stored:
-        arrays = {key: stored[key] for key in stored.files}
-    return json.loads(str(arrays.pop("state"))), arrays
+    try:
+        stream = open_regular(path)
+    except NotReadable as error:
+        raise damaged(path, error.reason) from None
+    with stream:
+        try:
+            with zipfile.ZipFile(stream) as archive:
+                for member in archive.infolist():  # np.savez stores; a member that inflates far is a bomb
+                    if member.file_size > 1 << 20 and member.file_size > 100 * max(member.compress_size, 1):
+                        raise damaged(path, f"its member {member.filename} expands to {member.file_size:,} bytes (a zip bomb?)")
+            stream.seek(0)
+            with np.load(stream, allow_pickle=False) as stored:
+                arrays = {key: stored[key] for key in stored.files}
+        except DamagedRunError:
+            raise
+        except Exception as error:  # a truncated or foreign file: whatever zipfile or numpy raise
+            raise damaged(path, f"not a readable checkpoint ({type(error).__name__}: {_short(error)})") from None
+    if not isinstance(arrays, dict) or "state" not in arrays:
+        raise damaged(path, "it holds no `state` (the epochs, history and callback states of a resume)")
+    state_array = arrays.pop("state")
+    if state_array.shape != () or state_array.dtype.kind != "U":
+        raise damaged(path, f"its `state` must be JSON text; received an array of {state_array.dtype} shaped {list(state_array.shape)}")
+    try:
+        state = json.loads(str(state_array))
+    except (ValueError, RecursionError) as error:
+        raise damaged(path, f"its `state` is not valid JSON ({_short(error)})") from None
+    return check_checkpoint(path, state, arrays), arrays
 
 
-def restore_weights(model, arrays: dict) -> None:
-    """Put the checkpoint's model and optimizer variables back (the optimizer is built first)."""
+def _short(error: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def restore_weights(model, arrays: dict, *, path: str | Path = CHECKPOINT_FILE) -> None:
+    """Put the checkpoint's model and optimizer variables back (the optimizer is built first).
+
+    Every array is checked against the model before any is assigned: a wrong count or shape
+    is a DamagedRunError naming `path` (the checkpoint), and the model is left as it was.
+    """
+    from .runfiles import damaged
+
     model.optimizer.build(model.trainable_variables)
-    for prefix, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
+    assignments = []
+    for prefix, variables in (("model", list(model.variables)), ("optimizer", list(model.optimizer.variables))):
+        stored = [name for name in arrays if name.startswith(prefix + ".") and name[len(prefix) + 1:].isdigit()]
+        if len(stored) != len(variables):
+            raise damaged(path, f"it holds {len(stored)} {prefix} arrays, but the run's model has {len(variables)} {prefix} variables")
         for index, variable in enumerate(variables):
-            variable.assign(arrays[f"{prefix}.{index}"])
+            name = f"{prefix}.{index}"
+            if name not in arrays:
+                raise damaged(path, f"the array {name} is missing")
+            array = arrays[name]
+            wanted = tuple(int(size) for size in variable.shape)
+            if tuple(array.shape) != wanted:
+                label = getattr(variable, "path", None) or variable.name
+                raise damaged(path, f"the array {name} has shape {list(array.shape)}, but the model's {label} has shape {list(wanted)}")
+            assignments.append((variable, array))
+    for variable, array in assignments:
+        variable.assign(array)
 
 
 def remove_partial_files(run_dir: Path) -> list[Path]:

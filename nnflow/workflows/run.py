@@ -103,15 +103,15 @@ def train(
     `run.json` always tells the truth: running, completed, failed or interrupted.
     """
     from .. import distribute, runs
+    from ..builder import callback_paths
     from ..data import sha256
     from ..preprocessing import prepare
 
     progress = progress or Progress()
     command = list(sys.argv if command is None else command)
-    checkpoint = info = None
+    checkpoint = info = run_dir = None
     if resume is not None:
         run_dir = runs.find_run(resume)
-        info = runs.read_json(run_dir / runs.RUN_FILE)
         spec = load_spec(run_dir / "experiment.yaml")
     else:
         spec = load_spec(config, overrides)
@@ -119,54 +119,85 @@ def train(
             raise ConfigError(Problem("`nnflow train` needs a `data:` section: the table to train on (`train:`) and its `target:`.", where=str(spec.source)))
     # multi_worker: before any other TensorFlow work. From here on, a worker whose checks fail
     # tells the others at the next agreement, so that none of them waits for it for ever.
-    distribution = distribute.start(spec.fit.distribute, on_note=progress.on_note)
+    distribution = distribute.start(spec.fit.distribute, on_note=progress.on_note, join_timeout=spec.fit.join_timeout)
 
-    failure = None
+    lock = None  # the chief's hold on the run folder, handed to its RunRecord
     try:
-        if resume is not None:
-            _check_resumable(run_dir, info, writer=distribution.chief)
-            _check_same_files(run_dir, info)
-            checkpoint = _read_checkpoint(run_dir)
-        elif out is not None and distribution.chief:
-            runs.check_new_folder(out)
-    except Exception as error:
-        failure = error
-    seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
-    seed = distribute.agree_seed(distribution, seed, failure)  # the chief's, when each worker drew its own
+        failure = None
+        try:
+            if resume is not None:
+                if distribution.chief:  # every worker resumes the same folder: one lock, the chief's
+                    lock = runs.lock_run(run_dir, where="--resume")
+                from ..runfiles import read_run_info
 
-    failure = prepared = steps = hashes = None
-    try:
-        prepared = prepare(spec, seed)
-        for note in prepared.notes:
-            if progress.on_note:
-                progress.on_note(note)
-        if info is not None:
-            _check_same_preprocessing(run_dir, prepared)
-        steps = _steps_per_execution(spec, prepared.train.rows, distribution, progress)
-        if info is not None:  # checked against the files already
-            hashes = {role: entry["sha256"] for role, entry in info.get("data", {}).items()}
-        else:
-            hashes = {role: sha256(path) for role, path in prepared.files.items()}
-        fingerprint = _fingerprint(spec, seed, hashes, prepared.preprocessing)
-    except Exception as error:
-        failure, fingerprint = error, ""
-    distribute.check_same_experiment(distribution, fingerprint, failure)
+                info = read_run_info(run_dir)  # read again under the lock
+                _check_resumable(run_dir, info, writer=distribution.chief)
+                _check_same_files(run_dir, info)
+                checkpoint = _read_checkpoint(run_dir)
+                callback_paths(spec, run_dir, protected=_protected_files(spec))  # links planted in the folder since
+            elif out is not None and distribution.chief:
+                runs.check_new_folder(out)
+        except Exception as error:
+            failure = error
+        seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
+        seed = distribute.agree_seed(distribution, seed, failure)  # the chief's, when each worker drew its own
 
-    resumed = (run_dir, info, checkpoint) if info else None
-    return _run_training(spec, seed, prepared, steps, hashes, progress, command, distribution, out=out, resumed=resumed)
+        failure = prepared = steps = hashes = None
+        try:
+            prepared = prepare(spec, seed)
+            for note in prepared.notes:
+                if progress.on_note:
+                    progress.on_note(note)
+            if info is not None:
+                _check_same_preprocessing(run_dir, prepared)
+            steps = _steps_per_execution(spec, prepared.train.rows, distribution, progress)
+            if info is not None:  # checked against the files already
+                hashes = {role: entry["sha256"] for role, entry in info.get("data", {}).items()}
+            else:
+                hashes = {role: sha256(path) for role, path in prepared.files.items()}
+            fingerprint = _fingerprint(spec, seed, hashes, prepared.preprocessing)
+        except Exception as error:
+            failure, fingerprint = error, ""
+        distribute.check_same_experiment(distribution, fingerprint, failure)
+
+        resumed = Resumed(run_dir, info, checkpoint) if info else None
+        handed, lock = lock, None
+        return _run_training(spec, seed, prepared, steps, hashes, progress, command, distribution, out=out, resumed=resumed, lock=handed)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A run being continued: its folder, its run.json and its last checkpoint (None: no epoch completed)."""
+
+    run_dir: Path
+    info: dict
+    checkpoint: tuple[dict, dict] | None
+
+
+def _protected_files(spec: Spec) -> list[Path]:
+    """What a run reads and a callback must never write over: the experiment file and the data."""
+    files = [spec.source] if spec.source else []
+    if spec.data is not None:
+        files += [value for value in (spec.data.train, spec.data.validation, spec.data.test) if isinstance(value, Path)]
+    return files
 
 
 def _read_checkpoint(run_dir: Path):
     from .. import runs
+    from ..errors import DamagedRunError
 
     try:
         return runs.load_checkpoint(run_dir)
+    except DamagedRunError:
+        raise
     except Exception as error:  # a truncated or foreign file: whatever numpy raises
-        raise ConfigError(Problem(
+        raise DamagedRunError(
             f"{run_dir / runs.CHECKPOINT_FILE} cannot be read ({type(error).__name__}: {error}); "
-            "the run cannot be resumed. Start a new run with `nnflow train CONFIG`.",
-            where="--resume",
-        )) from None
+            "the run cannot be resumed (its status is unchanged). Start a new run with `nnflow train CONFIG`."
+        ) from None
 
 
 def _check_resumable(run_dir: Path, info: dict, *, writer: bool = True) -> None:
@@ -252,9 +283,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, progress: Progress, command, distribution, *, out, resumed) -> TrainResult:
+def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, progress: Progress, command, distribution, *, out, resumed: Resumed | None, lock) -> TrainResult:
     from .. import distribute, runs, training
     from ..builder import build_callbacks, build_model, normalization_layer
+    from ..errors import DamagedRunError, OutputError
 
     started_clock = time.perf_counter()
     preprocessing = prepared.preprocessing
@@ -272,9 +304,9 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
 
     checkpoint = None
     if resumed:
-        run_dir, info, checkpoint = resumed
+        run_dir, info, checkpoint = resumed.run_dir, resumed.info, resumed.checkpoint
         info["resumes"] = [*info.get("resumes", []), {"at": _now(), "command": shlex.join(command)}]
-        record = RunRecord(run_dir, info, started_clock, writes=distribution.chief)
+        record = RunRecord(run_dir, info, started_clock, writes=distribution.chief, lock=lock)
         record.clean()
     elif distribution.chief:
         info = {
@@ -300,27 +332,28 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
 
     try:
         failure = None
+        history: list[dict] = []
+        initial_epoch = 0
+        stopped = False
         try:
-            if record.writes and record.run_dir is None:  # a new run: its folder, experiment and encodings
-                record.run_dir = runs.new_run_dir(spec.name, out)
+            if record.writes and record.run_dir is None:  # a new run: its folder (locked), experiment and encodings
+                record.create(spec.name, out)
                 record.write_experiment(_resolved_yaml(spec, seed), preprocessing)
+            # Placed and checked once the run folder is known, before anything trains.
+            user_callbacks = build_callbacks(spec, base_dir=record.callbacks_dir, every_path=not record.writes, protected=_protected_files(spec))
+            callbacks = list(user_callbacks)
+            if checkpoint is not None:  # checked whole before the run is marked running: damage changes nothing
+                state, arrays = checkpoint
+                with distribution.scope():
+                    runs.restore_weights(model, arrays)
+                history = state["history"]
+                initial_epoch = state["epochs_completed"]
+                stopped = state.get("stopped", False)
+                callbacks.append(training.restore_callbacks(user_callbacks, state["callbacks"], arrays, initial_epoch))
             record.save_info()
         except Exception as error:
             failure = error
         distribute.exchange(distribution, [], failure)  # the other workers train once the chief has its folder
-        user_callbacks = build_callbacks(spec, base_dir=record.callbacks_dir, every_path=not record.writes)
-        callbacks = list(user_callbacks)
-        history: list[dict] = []
-        initial_epoch = 0
-        stopped = False
-        if checkpoint is not None:
-            state, arrays = checkpoint
-            with distribution.scope():
-                runs.restore_weights(model, arrays)
-            history = state["history"]
-            initial_epoch = state["epochs_completed"]
-            stopped = state.get("stopped", False)
-            callbacks.append(training.restore_callbacks(user_callbacks, state["callbacks"], arrays, initial_epoch))
 
         stream = training.TrainingStream(
             train_split.x,
@@ -390,11 +423,21 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
         except Exception as error:
             failure = error
         distribute.exchange(distribution, [], failure)  # the other workers end as the chief's writing did
-    except KeyboardInterrupt as interrupt:
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (errors.Terminated)
         record.finish("interrupted", checkpointed=True)
-        if record.writes:
+        if record.writes and record.running:
             interrupt.run_dir = record.run_dir  # for the message that says how to resume
         raise
+    except OutputError as error:  # a full disk: every file written so far is whole, the checkpoint too
+        record.finish("interrupted", error=str(error), checkpointed=True, best_effort=True)
+        if record.running:
+            raise OutputError(
+                f"{error} Training stopped; the run is kept as interrupted. Free some space, then continue it "
+                f"with `nnflow train --resume {record.run_dir}`."
+            ) from None
+        raise
+    except DamagedRunError:
+        raise  # a run file is damaged: the run's status stays as it was
     except NnflowError as error:
         if not record.finished:  # a NaN loss has marked the run already
             record.finish("failed", error=str(error))
@@ -413,6 +456,7 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
             f"with {how} (each with its TF_CONFIG) to continue it."
         ) from None
     finally:
+        record.discard()  # a new run stopped before it started: no half-made folder (a no-op otherwise)
         record.close()
     return TrainResult(
         run_dir=record.run_dir if record.writes else None,  # a resumed run's other workers know it, but do not write it
@@ -437,14 +481,47 @@ class RunRecord:
     `close` removes.
     """
 
-    def __init__(self, run_dir: Path | None, info: dict, started_clock: float, *, writes: bool = True):
+    def __init__(self, run_dir: Path | None, info: dict, started_clock: float, *, writes: bool = True, lock=None):
         self.run_dir = run_dir
         self.info = info
         self.started_clock = started_clock
         self.writes = writes
+        self.lock = lock  # runs.RunLock: this process alone trains the folder (the chief's)
         self.scratch = None if writes else Path(tempfile.mkdtemp(prefix="nnflow-worker-"))
         self.checkpointer = None
+        self.created: list[Path] = []  # folders this process made for a new run, deepest last
+        self.running = False  # run.json says running: from here on it always says how the run ended
         self.finished = False  # run.json says how the run ended
+
+    def create(self, name: str, out) -> None:
+        """A new run's folder, locked before anything is written into it."""
+        from .. import runs
+
+        existing = Path(out) if out is not None else None
+        made = [] if existing is None or existing.exists() else [existing]
+        run_dir = runs.new_run_dir(name, out)
+        self.created = made if out is not None else [run_dir]
+        self.lock = runs.lock_run(run_dir, where="--out" if out is not None else "run folder")
+        self.run_dir = run_dir
+
+    def discard(self) -> None:
+        """Remove a new run's folder that never started (what this process wrote, and the folder it made)."""
+        if not self.writes or self.running or self.run_dir is None or self.info.get("resumes"):
+            return
+        if self.lock is None:  # another process's folder (it holds the lock): not ours to touch
+            return
+        for name in ("experiment.yaml", "preprocessing.json"):
+            (self.run_dir / name).unlink(missing_ok=True)
+        from .. import runs
+
+        runs.remove_partial_files(self.run_dir)
+        self.lock.release(remove=True)
+        for folder in self.created:
+            try:
+                folder.rmdir()  # only if empty: nothing but what this run wrote was there
+            except OSError:
+                pass
+        self.run_dir = None
 
     @property
     def callbacks_dir(self) -> Path:
@@ -471,6 +548,7 @@ class RunRecord:
 
         if self.writes:
             runs.write_json(self.run_dir / runs.RUN_FILE, self.info)
+            self.running = True
 
     def save_epoch(self, model, state: dict, arrays: dict, history: list[dict], gradients: list[dict] | None) -> None:
         """The checkpoint of the epoch just completed, then history.csv (and gradients.csv)."""
@@ -503,11 +581,18 @@ class RunRecord:
         runs.write_json(self.run_dir / "metrics.json", metrics)
         runs.save_model(model, self.run_dir / "model.keras")
 
-    def finish(self, status: str, *, error: str | None = None, checkpointed: bool = False) -> None:
-        """`run.json` says how the run ended; `checkpointed`: the epochs a --resume continues after."""
-        from .. import runs
+    def finish(self, status: str, *, error: str | None = None, checkpointed: bool = False, best_effort: bool = False) -> None:
+        """`run.json` says how the run ended; `checkpointed`: the epochs a --resume continues after.
 
-        if not self.writes or self.run_dir is None:  # no folder yet: nothing to mark
+        Only a run this process marked running is marked again: a run whose resume stopped
+        before it started (a damaged checkpoint, a locked folder) keeps its status. With
+        `best_effort` (the disk is full), a run.json that cannot be written stays `running`,
+        which `nnflow runs` shows as killed and `--resume` continues all the same.
+        """
+        from .. import runs
+        from ..errors import OutputError
+
+        if not self.writes or self.run_dir is None or not self.running:  # not ours to mark
             return
         info = self.info
         if checkpointed and self.checkpointer is not None and self.checkpointer.epochs_saved is not None:
@@ -516,12 +601,21 @@ class RunRecord:
         info.update(status=status, ended=_now(), duration_seconds=round(info.get("duration_seconds", 0) + elapsed, 3))
         if error:
             info["error"] = error
-        runs.write_json(self.run_dir / runs.RUN_FILE, info)
+        try:
+            runs.write_json(self.run_dir / runs.RUN_FILE, info)
+        except OutputError:
+            if not best_effort:
+                raise
+            return
         self.finished = True
         if status == "completed":
             runs.remove_checkpoint(self.run_dir)
 
     def close(self) -> None:
+        """Release the run folder (its lock file goes once nothing will train the run again) and the scratch folder."""
+        if self.lock is not None:
+            self.lock.release(remove=self.finished and self.info.get("status") in ("completed", "failed"))
+            self.lock = None
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
 

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..errors import ConfigError, Problem
+from ..errors import ConfigError, Problem, Terminated
 from ..spec import load_spec
 
 # The worst outcome decides the sweep's exit code: a bug, an interruption, a failed training,
@@ -232,7 +232,7 @@ def _run_members(config, overrides, members: list[Member], jobs: int, on_event) 
     env = _child_environment(jobs, len(waiting))
 
     def stop(signum, frame):
-        raise KeyboardInterrupt
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
     previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGHUP)}
     try:

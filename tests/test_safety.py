@@ -1,0 +1,286 @@
+"""Nothing outside a run is touched, one process trains a run, a full disk or a signal leaves it resumable.
+
+Trainings run in-process on iris with a few epochs; the signal tests need a process to signal.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import CONFIGS, DATA, ROOT
+from nnflow import runs
+from nnflow.cli import cli, run
+from nnflow.errors import OutputError
+from nnflow.workflows import Progress, train
+
+QUICK = ["fit.epochs=4", "expect={}"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def status(run_dir: Path) -> str:
+    return json.loads((run_dir / "run.json").read_text())["status"]
+
+
+def interrupted_run(run_dir: Path, overrides=(), at: int = 2) -> Path:
+    """A run of iris stopped by Ctrl-C after epoch `at` (checkpointed, resumable)."""
+
+    def stop(row, epochs):
+        if row["epoch"] == at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(CONFIGS / "iris.yaml", [*QUICK, *overrides], out=run_dir, progress=Progress(on_epoch=stop))
+    assert status(run_dir) == "interrupted"
+    return run_dir
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+# ---------------------------------------------------------------------------
+# Callback files stay inside the run folder
+
+
+def test_a_symbolic_link_planted_in_a_run_folder_cannot_lead_a_callback_out(tmp_path):
+    outside = tmp_path / "project"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    log = ["fit.callbacks=[{CSVLogger: {filename: logs/epochs.csv}}]"]
+    run_dir = interrupted_run(tmp_path / "run", log)
+    (run_dir / "logs" / "epochs.csv").unlink()
+    (run_dir / "logs").rmdir()
+    (run_dir / "logs").symlink_to(outside)
+
+    result = invoke("train", "--resume", run_dir)
+    assert result.exit_code == 2, result.output
+    assert "fit.callbacks[0].CSVLogger.filename" in result.stderr
+    assert f"outside the run folder {run_dir.resolve()}" in result.stderr and "Traceback" not in result.output
+    assert tree(outside) == {"keep.txt": b"mine"}
+    assert status(run_dir) == "interrupted"  # refused before it started: resumable once the link is gone
+    (run_dir / "logs").unlink()
+    assert invoke("train", "--resume", run_dir, "-q").exit_code == 0 and status(run_dir) == "completed"
+
+
+@pytest.mark.parametrize("argument", ["CSVLogger: {filename: %s}", "CSVLogger: {filename: %s, append: true}"])
+def test_a_callback_never_writes_over_the_files_the_run_reads(tmp_path, argument):
+    data = tmp_path / "iris.csv"
+    data.write_bytes((DATA / "iris.csv").read_bytes())
+    config = tmp_path / "iris.yaml"
+    config.write_text((CONFIGS / "iris.yaml").read_text().replace("../data/iris.csv", "iris.csv"))
+    before = tree(tmp_path)
+    for target in (data, config):
+        result = invoke("train", config, "--out", tmp_path / "run", *sum((["--set", o] for o in QUICK), []),
+                        "--set", "fit.callbacks=[{%s}]" % (argument % target))
+        assert result.exit_code == 2, result.output
+        assert f"would write over {target}, which this run reads" in result.stderr
+    assert tree(tmp_path) == before and not (tmp_path / "run").exists()  # no run folder left half-made
+
+
+def test_absolute_callback_paths_still_write_where_they_say(tmp_path):
+    shared = tmp_path / "shared" / "iris-epochs.csv"
+    result = invoke("train", CONFIGS / "iris.yaml", "--out", tmp_path / "run", "--set", f"fit.callbacks=[{{CSVLogger: {{filename: {shared}}}}}]")
+    assert result.exit_code == 2 and f"the folder {shared.parent} does not exist; make it first" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # refused before training: no run folder left
+    shared.parent.mkdir()
+    result = train(CONFIGS / "iris.yaml", [*QUICK, f"fit.callbacks=[{{CSVLogger: {{filename: {shared}}}}}]"], out=tmp_path / "run")
+    assert result.run_dir == tmp_path / "run"
+    assert len(shared.read_text().splitlines()) == 5  # the header and four epochs
+
+
+# ---------------------------------------------------------------------------
+# One process trains a run at a time
+
+
+def test_a_locked_run_is_not_resumed_twice(tmp_path):
+    run_dir = interrupted_run(tmp_path / "run")
+    lock = runs.lock_run(run_dir, where="test")  # as a second `train --resume` holds it
+    try:
+        result = invoke("train", "--resume", run_dir)
+        assert result.exit_code == 2, result.output
+        assert f"is being trained by process {os.getpid()} right now" in result.stderr
+        assert status(run_dir) == "interrupted"
+    finally:
+        lock.release()
+    assert invoke("train", "--resume", run_dir, "-q").exit_code == 0
+    assert not (run_dir / runs.LOCK_FILE).exists()  # completed: nothing will train it again
+
+
+def test_two_trainings_into_one_out_folder(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    lock = runs.lock_run(out, where="test")  # the first training took it a moment ago
+    try:
+        result = invoke("train", CONFIGS / "iris.yaml", "--out", out, "--set", "fit.epochs=1")
+        assert result.exit_code == 2, result.output
+        assert f"{out} is being trained by process {os.getpid()}" in result.stderr
+        assert sorted(p.name for p in out.iterdir()) == [runs.LOCK_FILE]
+    finally:
+        lock.release(remove=True)
+
+
+def test_the_lock_goes_with_its_process(tmp_path):
+    """An OS lock: a trainer killed with SIGKILL holds nothing."""
+    code = f"import sys, time; from nnflow.runs import lock_run; lock_run({str(tmp_path)!r}, where='x'); print('locked', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        assert runs.lock_holder(tmp_path) == f"process {holder.pid}"
+        with pytest.raises(Exception, match=f"is being trained by process {holder.pid}"):
+            runs.lock_run(tmp_path, where="x")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert runs.lock_holder(tmp_path) is None
+    runs.lock_run(tmp_path, where="x").release(remove=True)
+
+
+# ---------------------------------------------------------------------------
+# A full disk: exit 7, nothing half-written, the run resumable
+
+
+def full_disk_after(monkeypatch, files: set[str], allowed: int):
+    """os.replace fails with ENOSPC for `files` once `allowed` of them have been written."""
+    real = os.replace
+    written = {"count": 0}
+
+    def replace(source, target, *args, **kwargs):
+        if Path(target).name in files:
+            written["count"] += 1
+            if written["count"] > allowed:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+        return real(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def test_a_disk_that_fills_up_while_training_leaves_the_run_interrupted(tmp_path, monkeypatch):
+    reference = train(CONFIGS / "iris.yaml", QUICK, out=tmp_path / "reference")
+    run_dir = tmp_path / "run"
+    full_disk_after(monkeypatch, {runs.CHECKPOINT_FILE}, allowed=2)
+    with pytest.raises(OutputError) as caught:
+        train(CONFIGS / "iris.yaml", QUICK, out=run_dir)
+    message = str(caught.value)
+    assert f"cannot write {run_dir / runs.CHECKPOINT_FILE}: no space left on the device" in message
+    assert f"continue it with `nnflow train --resume {run_dir}`" in message
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["epochs"]["completed"] == 2
+    assert not list(run_dir.glob(".*.tmp"))
+    monkeypatch.undo()
+    resumed = train(resume=run_dir)
+    assert resumed.resumed_at == 2 and resumed.metrics == reference.metrics
+
+
+def test_a_disk_full_for_every_file_still_leaves_a_resumable_run(tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    full_disk_after(monkeypatch, {runs.CHECKPOINT_FILE, "history.csv", "run.json"}, allowed=6)  # run.json, then 2 epochs
+    result = invoke("train", CONFIGS / "iris.yaml", "--out", run_dir, *sum((["--set", o] for o in QUICK), []))
+    assert result.exit_code == 7, result.output
+    assert "Traceback" not in result.output and "no space left on the device" in result.stderr
+    assert status(run_dir) == "running"  # run.json could not say more: `nnflow runs` shows it killed
+    monkeypatch.undo()
+    assert invoke("train", "--resume", run_dir, "-q").exit_code == 0 and status(run_dir) == "completed"
+
+
+def test_schema_output_on_a_full_disk_or_under_a_file(tmp_path, monkeypatch):
+    (tmp_path / "file.txt").write_text("x")
+    result = invoke("schema", "-o", tmp_path / "file.txt" / "schema.json")
+    assert result.exit_code == 2 and "file.txt is a file, not a folder" in result.stderr
+    full_disk_after(monkeypatch, {"schema.json"}, allowed=0)
+    result = invoke("schema", "-o", tmp_path / "schema.json")
+    assert result.exit_code == 7 and "no space left on the device" in result.stderr and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+# ---------------------------------------------------------------------------
+# Signals: SIGINT is 130 and SIGTERM 143, after the same clean-up
+
+
+@pytest.mark.parametrize("interrupt, code, said", [(KeyboardInterrupt, 130, "Interrupted."), (signal.SIGTERM, 143, "Terminated (SIGTERM).")])
+def test_an_interrupt_while_the_command_line_is_parsed(monkeypatch, capsys, interrupt, code, said):
+    from nnflow.errors import Terminated
+
+    def parse(*args, **kwargs):
+        raise Terminated() if interrupt == signal.SIGTERM else KeyboardInterrupt()
+
+    monkeypatch.setattr(cli, "make_context", parse)
+    assert run(["check", str(CONFIGS / "iris.yaml")]) == code
+    assert said in capsys.readouterr().err
+
+
+def test_the_sigterm_handler_is_scoped_to_the_command():
+    before = signal.getsignal(signal.SIGTERM)
+    assert invoke("check", CONFIGS / "iris.yaml").exit_code == 0
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def wait_for(condition, process, seconds=120):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "the command did not get going"
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_training_like_ctrl_c(tmp_path):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nnflow", "train", str(CONFIGS / "iris.yaml"), "--out", str(run_dir), "--set", "fit.epochs=2000",
+         "--set", "fit.callbacks=[]", "--set", "expect={}", "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        wait_for(lambda: (run_dir / runs.CHECKPOINT_FILE).exists(), process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, stderr
+    assert f"Terminated (SIGTERM). Continue with: nnflow train --resume {run_dir}" in stderr and "Traceback" not in stderr
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["epochs"]["completed"] >= 1
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_no_half_written_predictions(tmp_path):
+    run_dir = train(CONFIGS / "iris.yaml", ["fit.epochs=1", "expect={}"], out=tmp_path / "run").run_dir
+    rows = (DATA / "iris.csv").read_text().splitlines()
+    big = tmp_path / "big.csv"
+    with open(big, "w") as stream:
+        stream.write(rows[0] + "\n")
+        for _ in range(4000):
+            stream.write("\n".join(rows[1:]) + "\n")
+    out = tmp_path / "out" / "predictions.csv"
+    out.parent.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nnflow", "predict", str(run_dir), "-i", str(big), "-o", str(out), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        wait_for(lambda: any(out.parent.glob(".predictions.csv.*.tmp")), process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, stderr
+    assert "Terminated (SIGTERM)." in stderr and "Traceback" not in stderr
+    assert list(out.parent.iterdir()) == []  # neither the output nor its temporary file
