@@ -163,18 +163,23 @@ def cli():
     nnflow schema > nnflow.schema.json  # JSON Schema for your editor
 
     Exit codes: 0 ok, 1 internal error, 2 bad command line or experiment file,
-    3 bad data, 4 training failed, 5 an expect: gate failed, 6 model file refused.
+    3 bad data, 4 training failed, 5 an expect: gate failed, 6 model or run file
+    refused (unsafe or damaged), 7 an output could not be written (disk full),
+    130 Ctrl-C, 143 SIGTERM.
     """
 
 
 @cli.command()
 @config_argument
 @set_option
+@click.option("--no-data", "no_data", is_flag=True, help="Do not read the data files' headers (for a file whose data does not exist yet).")
 @json_option
-def check(config, overrides, as_json):
-    """Validate CONFIG without importing TensorFlow.
+def check(config, overrides, no_data, as_json):
+    """Validate CONFIG, and its data files' headers, without importing TensorFlow.
 
-    Every problem in the file is reported, with its line, column and key path.
+    Every problem in the file is reported, with its line, column and key path. The data
+    files must exist (exit 3 otherwise); their headers must hold the target, `features`
+    and `drop` columns. --no-data skips the data files.
 
     \b
     Example:
@@ -183,14 +188,22 @@ def check(config, overrides, as_json):
     from .workflows import check as run_check
 
     json_mode("check", as_json)
-    result = run_check(config, overrides)
+    result = run_check(config, overrides, data=not no_data)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     if as_json:
         emit_json("check", result.to_json())
         return
     spec = result.spec
     input_shape = f"input {list(spec.input_shape)}" if spec.input_shape else "input from data"
+    data = ""
+    if result.data is not None:
+        count = len(result.data.features)
+        data = f"; data: {count} feature column{'s' if count != 1 else ''}, target {spec.data.target!r}"
+    elif spec.data is not None and no_data:
+        data = "; data not read (--no-data)"
     click.echo(f"{config}: OK - {spec.name}: {len(spec.layers)} layers, {input_shape}, loss {spec.compile.loss.name}"
-               + (f", {len(spec.expect)} gate(s)" if spec.expect else ""))
+               + (f", {len(spec.expect)} gate(s)" if spec.expect else "") + data)
 
 
 @cli.command("compile")

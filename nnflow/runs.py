@@ -16,6 +16,7 @@ at any moment leaves each file either complete or absent (never half-written).
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
@@ -81,6 +82,20 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, durable: bool = True) -
 def output_error(path: str | Path, error: OSError) -> OutputError:
     """`cannot write PATH: no space left on the device (the disk is full).` (exit 7)"""
     return OutputError(f"cannot write {path}: {os_reason(error)}.")
+
+
+# What a write that fails part-way says: exit 7, not a bug (exit 1).
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
+
+
+def disk_error(error: OSError) -> OutputError | None:
+    """An OSError from a write that the disk refused (full, quota, I/O), as an OutputError; else None.
+
+    For writes nnflow does not make itself: a callback's CSV log, Keras's own files.
+    """
+    if error.errno not in DISK_ERRNOS:
+        return None
+    return output_error(error.filename or "a file", error)
 
 
 def append_text(path: str | Path, text: str) -> None:

@@ -284,3 +284,43 @@ def test_sigterm_leaves_no_half_written_predictions(tmp_path):
     assert process.returncode == 143, stderr
     assert "Terminated (SIGTERM)." in stderr and "Traceback" not in stderr
     assert list(out.parent.iterdir()) == []  # neither the output nor its temporary file
+
+
+def test_a_callback_whose_own_file_hits_a_full_disk(tmp_path, monkeypatch):
+    """Keras's CSVLogger writes its file itself: its ENOSPC is exit 7 too, and the run stays resumable."""
+    import keras
+
+    real = keras.callbacks.CSVLogger.on_epoch_end
+
+    def full(self, epoch, logs=None):
+        if epoch == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.filename)
+        return real(self, epoch, logs)
+
+    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", full)
+    run_dir = tmp_path / "run"
+    result = invoke("train", CONFIGS / "iris.yaml", "--out", run_dir, *sum((["--set", o] for o in QUICK), []),
+                    "--set", "fit.callbacks=[{CSVLogger: {filename: epochs.csv}}]")
+    assert result.exit_code == 7, result.output
+    assert f"cannot write {run_dir / 'epochs.csv'}: no space left on the device" in result.stderr
+    assert status(run_dir) == "interrupted"
+    monkeypatch.undo()
+    assert invoke("train", "--resume", run_dir, "-q").exit_code == 0 and status(run_dir) == "completed"
+
+
+@pytest.mark.parametrize("command, target", [
+    (["check", str(CONFIGS / "iris.yaml")], "nnflow.workflows.check"),
+    (["runs"], "nnflow.workflows.list_runs"),
+    (["schema"], "nnflow.schema.json_schema"),
+])
+@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "Interrupted."), (signal.SIGTERM, 143, "Terminated (SIGTERM).")])
+def test_every_command_exits_130_or_143_on_a_signal(monkeypatch, command, target, signum, code, said):
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signum)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("the signal was not delivered")
+
+    monkeypatch.setattr(target, signalled)
+    result = invoke(*command)
+    assert result.exit_code == code, result.output
+    assert said in result.stderr and "Traceback" not in result.output

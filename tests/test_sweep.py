@@ -140,3 +140,18 @@ def test_stopping_a_sweep_stops_every_member_and_keeps_finished_runs(tmp_path, s
     # No member is left running.
     leftovers = subprocess.run(["pgrep", "-f", str(sweep_dir)], capture_output=True, text=True).stdout.split()
     assert leftovers == []
+
+
+@pytest.mark.parametrize("code", [130, 143, -signal.SIGTERM])
+def test_a_member_stopped_before_its_run_folder_is_not_told_to_resume(tmp_path, code):
+    from nnflow.workflows.sweep import Member, _collect
+
+    (tmp_path / "logs").mkdir()
+    member = Member(1, {"fit.epochs": "1"}, tmp_path / "01-epochs=1")
+    _collect(member, code, 0.2)
+    assert member.status == "interrupted" and "--resume" not in member.error and "no run to resume" in member.error
+
+    member.folder.mkdir()
+    (member.folder / "run.json").write_text(json.dumps({"status": "interrupted"}))
+    _collect(member, code, 0.2)
+    assert member.error == f"stopped; resume with nnflow train --resume {member.folder}"

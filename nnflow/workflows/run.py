@@ -428,14 +428,20 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
         if record.writes and record.running:
             interrupt.run_dir = record.run_dir  # for the message that says how to resume
         raise
-    except OutputError as error:  # a full disk: every file written so far is whole, the checkpoint too
-        record.finish("interrupted", error=str(error), checkpointed=True, best_effort=True)
+    except (OutputError, OSError) as error:
+        full = error if isinstance(error, OutputError) else runs.disk_error(error)
+        if full is None:  # not a write that failed: a bug
+            record.finish("failed", error=f"{type(error).__name__}: {error}")
+            raise
+        # A full disk (nnflow's writes, or a callback's own file): every file nnflow wrote is whole,
+        # the last checkpoint too, so the run is resumable once there is space.
+        record.finish("interrupted", error=str(full), checkpointed=True, best_effort=True)
         if record.running:
             raise OutputError(
-                f"{error} Training stopped; the run is kept as interrupted. Free some space, then continue it "
+                f"{full} Training stopped; the run is kept as interrupted. Free some space, then continue it "
                 f"with `nnflow train --resume {record.run_dir}`."
             ) from None
-        raise
+        raise full from None
     except DamagedRunError:
         raise  # a run file is damaged: the run's status stays as it was
     except NnflowError as error:

@@ -302,8 +302,12 @@ def _collect(member: Member, code: int, seconds: float) -> None:
             f"{g.get('metric')} = {g['value']:.4g}, expected {g.get('condition')}" if isinstance(g.get("value"), (int, float))
             else f"{g.get('metric')} not reported" for g in member.gates if not g.get("passed")
         )
-    elif code in (130, -signal.SIGINT) or info.get("status") == "interrupted":
-        member.status, member.exit_code, member.error = "interrupted", 130, "stopped by Ctrl-C; resume with nnflow train --resume"
+    elif code in (130, 143, -signal.SIGINT, -signal.SIGTERM) or info.get("status") == "interrupted":
+        member.status, member.exit_code = "interrupted", 130
+        if info:  # it has a run folder to continue
+            member.error = f"stopped; resume with nnflow train --resume {member.folder}"
+        else:
+            member.error = "stopped before it started training: it has no run to resume"
     elif code < 0:
         name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
         member.status, member.exit_code = "failed", 1
