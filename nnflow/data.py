@@ -8,18 +8,29 @@ the first bad row. `preprocessing.py` fits and applies the encodings on top of t
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
+import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from .catalog import close_matches
 from .errors import DataError
-from .spec import DataSpec
+from .headers import (  # noqa: F401  (COMPRESSION_SUFFIXES, feature_columns, _missing_message: used from here by others)
+    CELL_LIMIT,
+    COMPRESSION_SUFFIXES,
+    arrow_kind,
+    csv_header,
+    existing_table,
+    feature_columns,
+    kind_message,
+    missing_message as _missing_message,
+    one_line as _one_line,
+    open_table,
+    row_line,
+    table_format,
+    undecodable,
+)
 
-COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst")
 # What a CSV cell may say to be missing. Not pandas's longer default list: `NA` (Namibia)
 # and `None` are words in real categorical columns.
 MISSING_MARKERS = ["", "nan", "NaN", "NAN", "null", "NULL", "N/A", "n/a", "#N/A"]
@@ -27,31 +38,9 @@ MISSING_MARKERS = ["", "nan", "NaN", "NAN", "null", "NULL", "N/A", "n/a", "#N/A"
 
 # ---------------------------------------------------------------------------
 # Reading
-
-
-def table_format(path: Path) -> str:
-    """'csv', 'tsv' or 'parquet' from the file name, or DataError."""
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in COMPRESSION_SUFFIXES:
-        suffixes = suffixes[:-1]
-    last = suffixes[-1] if suffixes else ""
-    if last in (".parquet", ".pq"):
-        return "parquet"
-    if last == ".tsv":
-        return "tsv"
-    if last in (".csv", ".txt"):
-        return "csv"
-    raise DataError(f"{path}: unknown file type {last or '(no extension)'!r}; use .csv, .tsv (optionally .gz) or .parquet.")
-
-
-def _existing_table(path: Path) -> str:
-    """The table's format, once the file is known to exist and not to be a folder."""
-    kind = table_format(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file (paths in an experiment's `data:` are relative to the experiment file).")
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory; expected a CSV or Parquet file.")
-    return kind
+#
+# Files are opened by `headers.open_table` (regular files only, decompressed there) and handed
+# to pandas and pyarrow as open streams: a path would let them open a FIFO and wait for ever.
 
 
 def read_table(path: Path, *, nrows: int | None = None):
@@ -59,55 +48,29 @@ def read_table(path: Path, *, nrows: int | None = None):
     import pandas as pd
 
     path = Path(path)
-    kind = _existing_table(path)
+    kind = existing_table(path)
     if kind == "parquet":
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as error:  # pyarrow raises its own ArrowInvalid/OSError family
-            raise DataError(f"{path}: not a readable Parquet file ({_one_line(error)}).") from None
+        with open_table(path, decompress=False) as stream:
+            try:
+                frame = pd.read_parquet(stream)
+            except Exception as error:  # pyarrow raises its own ArrowInvalid/OSError family
+                raise DataError(f"{path}: not a readable Parquet file ({_one_line(error)}).") from None
         frame = frame if nrows is None else frame.head(nrows)
     else:
         sep = "\t" if kind == "tsv" else ","
-        with _csv_errors(path, kind):
-            _check_text(path)
+        csv_header(path, kind)  # bounded, and what `nnflow check` says about it
+        with _csv_errors(path, kind), open_table(path) as stream:
             frame = pd.read_csv(
-                path, sep=sep, nrows=nrows, encoding="utf-8", low_memory=False,
+                stream, sep=sep, nrows=nrows, encoding="utf-8", low_memory=False, compression=None,
                 keep_default_na=False, na_values=MISSING_MARKERS,
             )
-            _check_header(path, sep)
+        _check_cell_lengths(frame, path)
     if len(frame.columns) == 0:
         raise DataError(f"{path}: no columns; expected a header row naming the columns.")
     if len(frame) == 0:
         raise DataError(f"{path}: has a header but no data rows.")
     frame.columns = [str(c) for c in frame.columns]
     return frame
-
-
-def _open_binary(path: Path):
-    """The file's bytes, decompressed as its suffix says (as pandas reads it)."""
-    suffix = path.suffix.lower()
-    if suffix == ".gz":
-        import gzip
-
-        return gzip.open(path, "rb")
-    if suffix == ".bz2":
-        import bz2
-
-        return bz2.open(path, "rb")
-    if suffix == ".xz":
-        import lzma
-
-        return lzma.open(path, "rb")
-    if suffix == ".zip":
-        import zipfile
-
-        archive = zipfile.ZipFile(path)
-        return archive.open(archive.namelist()[0])
-    if suffix == ".zst":
-        import zstandard  # pandas needs it too; read_csv reports its absence
-
-        return zstandard.open(path, "rb")
-    return open(path, "rb")
 
 
 def iter_table(path: Path, chunk_rows: int, *, parsed_columns=None, text_columns=()):
@@ -121,18 +84,17 @@ def iter_table(path: Path, chunk_rows: int, *, parsed_columns=None, text_columns
     import pandas as pd
 
     path = Path(path)
-    kind = _existing_table(path)
+    kind = existing_table(path)
     if kind == "parquet":
         yield from _iter_parquet(path, chunk_rows, parsed_columns)
         return
     sep = "\t" if kind == "tsv" else ","
-    with _csv_errors(path, kind):
-        _check_text(path)
-        header = _check_header(path, sep)
-        parsed = set(header) if parsed_columns is None else set(parsed_columns)
-        raw = [c for c in header if c not in parsed]
+    header = csv_header(path, kind)
+    parsed = set(header) if parsed_columns is None else set(parsed_columns)
+    raw = [c for c in header if c not in parsed]
+    with _csv_errors(path, kind), open_table(path) as stream:
         reader = pd.read_csv(
-            path, sep=sep, chunksize=chunk_rows, encoding="utf-8", low_memory=False,
+            stream, sep=sep, chunksize=chunk_rows, encoding="utf-8", low_memory=False, compression=None,
             keep_default_na=False, na_values={c: MISSING_MARKERS for c in header if c in parsed},
             dtype={c: str for c in [*raw, *text_columns] if c in header},
         )
@@ -141,6 +103,7 @@ def iter_table(path: Path, chunk_rows: int, *, parsed_columns=None, text_columns
             if len(frame) == 0:
                 continue
             frame.columns = [str(c) for c in frame.columns]
+            _check_cell_lengths(frame, path)
             produced = True
             yield frame
         if not produced:
@@ -157,109 +120,91 @@ def _csv_errors(path: Path, kind: str):
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; expected a header row and data rows.") from None
     except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({_undecodable(path, error)}); save it as UTF-8.") from None
+        raise DataError(f"{path}: not UTF-8 text ({undecodable(path, error)}); save it as UTF-8.") from None
     except pd.errors.ParserError as error:
         raise DataError(f"{path}: not a well-formed {kind.upper()} table: {_one_line(error)}.") from None
-    except ImportError as error:  # .zst needs the zstandard package
-        raise DataError(f"{path}: reading it needs a package that is not installed ({_one_line(error)}).") from None
     except (ValueError, OSError, EOFError) as error:
         raise DataError(f"{path}: cannot read it as {kind.upper()}: {_one_line(error)}.") from None
+
+
+def _check_cell_lengths(frame, path: Path) -> None:
+    """A cell longer than CELL_LIMIT is refused, as in the header (a quote left open swallows rows)."""
+    import pandas as pd
+
+    for column in frame.columns:
+        series = frame[column]
+        if not (series.dtype == object or isinstance(series.dtype, pd.StringDtype)):
+            continue
+        try:
+            lengths = series.str.len().to_numpy(dtype="float64", na_value=0.0)
+        except (AttributeError, TypeError):  # an object column that is not text
+            continue
+        if len(lengths) and np.nanmax(lengths) > CELL_LIMIT:
+            first, count = _first_bad(lengths > CELL_LIMIT)
+            raise DataError(
+                f"{path}: {_row_label(path, series, first)}, column {column!r}: a cell of {int(lengths[first]):,} characters"
+                + (f" ({count:,} such cells)" if count > 1 else "")
+                + f"; cells may hold at most {CELL_LIMIT:,} characters. Is a quote left open?"
+            )
 
 
 def _iter_parquet(path: Path, chunk_rows: int, parsed_columns):
     import pandas as pd
     import pyarrow.parquet as pq
 
-    try:
-        parquet = pq.ParquetFile(path)
-    except Exception as error:  # pyarrow's ArrowInvalid/OSError family
-        raise DataError(f"{path}: not a readable Parquet file ({_one_line(error)}).") from None
-    names = [str(name) for name in parquet.schema_arrow.names]
-    duplicated = sorted({name for name in names if names.count(name) > 1})
-    if duplicated:
-        raise DataError(f"{path}: names column(s) {', '.join(map(repr, duplicated))} twice; give each column its own name.")
-    if parquet.metadata.num_rows == 0:
-        raise DataError(f"{path}: has no rows.")
-    offset = 0
-    try:
-        for batch in parquet.iter_batches(batch_size=chunk_rows):
-            frame = batch.to_pandas()
-            frame.columns = names
-            if parsed_columns is not None:  # carried columns keep their Arrow types in every chunk
-                for position, name in enumerate(names):
-                    if name not in parsed_columns:
-                        frame[name] = pd.arrays.ArrowExtensionArray(batch.column(position))
-            frame.index = pd.RangeIndex(offset, offset + len(frame))
-            offset += len(frame)
-            yield frame
-    except DataError:
-        raise
-    except Exception as error:  # a damaged row group
-        raise DataError(f"{path}: not a readable Parquet file ({_one_line(error)}).") from None
+    with open_table(path, decompress=False) as stream:
+        try:
+            parquet = pq.ParquetFile(stream)
+        except Exception as error:  # pyarrow's ArrowInvalid/OSError family
+            raise DataError(f"{path}: not a readable Parquet file ({_one_line(error)}).") from None
+        names = [str(name) for name in parquet.schema_arrow.names]
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise DataError(f"{path}: names column(s) {', '.join(map(repr, duplicated))} twice; give each column its own name.")
+        if parquet.metadata.num_rows == 0:
+            raise DataError(f"{path}: has no rows.")
+        offset = 0
+        try:
+            for batch in parquet.iter_batches(batch_size=chunk_rows):
+                frame = batch.to_pandas()
+                frame.columns = names
+                if parsed_columns is not None:  # carried columns keep their Arrow types in every chunk
+                    for position, name in enumerate(names):
+                        if name not in parsed_columns:
+                            frame[name] = pd.arrays.ArrowExtensionArray(batch.column(position))
+                frame.index = pd.RangeIndex(offset, offset + len(frame))
+                offset += len(frame)
+                yield frame
+        except DataError:
+            raise
+        except Exception as error:  # a damaged row group
+            raise DataError(f"{path}: not a readable Parquet file ({_one_line(error)}).") from None
 
 
 def table_rows(path: Path) -> int | None:
     """The number of rows when the file says it without being read (Parquet), else None."""
     if table_format(Path(path)) != "parquet":
         return None
-    import pyarrow.parquet as pq
-
     try:
-        return pq.ParquetFile(path).metadata.num_rows
+        import pyarrow.parquet as pq
+
+        with open_table(path, decompress=False) as stream:
+            return pq.ParquetFile(stream).metadata.num_rows
     except Exception:  # iter_table reports an unreadable file properly
         return None
 
 
-def _check_text(path: Path) -> None:
-    try:
-        with _open_binary(path) as stream:
-            head = stream.read(8192)
-    except ImportError:
-        return  # read_csv says what is missing
-    except Exception as error:  # a corrupt archive: gzip.BadGzipFile, zipfile.BadZipFile, EOFError, ...
-        raise DataError(f"{path}: cannot be decompressed ({_one_line(error)}).") from None
-    if b"\x00" in head:
-        raise DataError(f"{path}: holds binary data, not a text table. Is it a Parquet or compressed file with the wrong extension?")
-
-
-def _undecodable(path: Path, error: UnicodeDecodeError) -> str:
-    """Where the first byte that is not UTF-8 is: `byte 0xe9 on line 2`."""
-    try:
-        with _open_binary(path) as stream:
-            for number, line in enumerate(stream, start=1):
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError as bad:
-                    return f"byte 0x{line[bad.start]:02x} on line {number}"
-    except (OSError, ImportError, EOFError):
-        pass
-    return f"byte 0x{error.object[error.start]:02x}"
-
-
-def _check_header(path: Path, sep: str) -> list[str]:
-    """The header's column names; a name given twice is an error (pandas would rename it `x.1`)."""
-    with _open_binary(path) as stream:
-        first = stream.readline().decode("utf-8-sig", "replace")
-    header = next(csv.reader(io.StringIO(first), delimiter=sep), [])
-    seen = set()
-    for name in header:
-        if name in seen:
-            raise DataError(f"{path}: the header names column {name!r} twice; give each column its own name.")
-        seen.add(name)
-    return header
-
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split()).rstrip(".") or type(error).__name__
-
-
 def sha256(path: Path) -> str:
+    """The file's sha256; a file that is not a regular file is a DataError (a FIFO would never end)."""
     import hashlib
 
     digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
+    with open_table(path, decompress=False) as stream:
+        try:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+        except OSError as error:
+            raise DataError(f"{path}: cannot be read ({_one_line(error)}).") from None
     return digest.hexdigest()
 
 
@@ -267,38 +212,18 @@ def sha256(path: Path) -> str:
 # Columns
 
 
-def feature_columns(data: DataSpec, columns: Sequence[str], path: Path) -> list[str]:
-    """The input columns: `features`, or every column but the target and `drop`."""
-    wanted = [data.target, *(data.features or ()), *data.drop]
-    missing = [c for c in dict.fromkeys(wanted) if c not in columns]
-    if missing:
-        raise DataError(f"{path}: {_missing_message(missing, columns)}")
-    if data.features is not None:
-        return list(data.features)
-    features = [c for c in columns if c != data.target and c not in data.drop]
-    if not features:
-        raise DataError(f"{path}: no feature columns are left after removing the target {data.target!r} and `drop`.")
-    return features
-
-
-def _missing_message(missing: Sequence[str], columns: Sequence[str]) -> str:
-    def one(column):
-        matches = close_matches(column, list(columns))
-        return f"{column!r}" + (f" (did you mean {matches[0]!r}?)" if matches else "")
-
-    noun = "column" if len(missing) == 1 else "columns"
-    shown = ", ".join(columns[:30]) + (f", ... ({len(columns)} in all)" if len(columns) > 30 else "")
-    return f"no {noun} {', '.join(one(c) for c in missing)}. The file has: {shown}."
-
-
 def _row_label(path: Path, series, position: int) -> str:
     """`row 17 (line 18)` for CSV files, whose first line is the header; `row 17` otherwise.
 
-    Rows are counted in the file (the frame's index), whichever split they are in.
+    Rows are counted in the file (the frame's index), whichever split they are in. The line is
+    the one the row starts on: later than `row + 1` after quoted cells that span lines.
     """
     label = series.index[position]
     row = (int(label) if isinstance(label, (int, np.integer)) else position) + 1
-    return f"row {row} (line {row + 1})" if table_format(path) != "parquet" else f"row {row}"
+    if table_format(path) == "parquet":
+        return f"row {row}"
+    line = row_line(path, row)
+    return f"row {row} (line {line})" if line is not None else f"row {row}"
 
 
 def _first_bad(mask) -> tuple[int, int]:
@@ -323,17 +248,30 @@ def _is_number(series) -> bool:
 
 
 def _check_kind(series, path: Path, column: str, role: str) -> None:
-    """Dates, durations and complex numbers have no one meaning as model inputs: say so."""
+    """Dates, durations, complex numbers and nested values have no one meaning as model inputs: say so.
+
+    Parquet's dates and times (date32, time64) and its lists, structs and maps reach pandas as
+    object columns of Python values: without this they would be one-hot encoded by their text.
+    """
     import pandas as pd
 
     dtype = series.dtype
+    if isinstance(dtype, pd.ArrowDtype):
+        kind = arrow_kind(dtype.pyarrow_dtype)
+        if kind:
+            raise DataError(kind_message(path, role, column, kind, str(dtype.pyarrow_dtype)))
     if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
-        raise DataError(
-            f"{path}: {role} {column!r} holds dates or times ({dtype}); nnflow does not turn them into numbers for you. "
-            "Convert them (day of year, hours since start, ...) or list the column under `data.drop`."
-        )
+        raise DataError(kind_message(path, role, column, "dates", str(dtype)))
     if pd.api.types.is_complex_dtype(dtype):
-        raise DataError(f"{path}: {role} {column!r} holds complex numbers; convert them or list the column under `data.drop`.")
+        raise DataError(kind_message(path, role, column, "complex"))
+    if dtype == object:
+        present = np.flatnonzero(series.notna().to_numpy())
+        value = series.iloc[present[0]] if len(present) else None
+        if isinstance(value, (datetime.date, datetime.time, datetime.timedelta)):
+            raise DataError(kind_message(path, role, column, "dates", f"{type(value).__name__} values"))
+        if isinstance(value, (list, tuple, dict, np.ndarray)):
+            shown = _show(value.tolist() if isinstance(value, np.ndarray) else value)
+            raise DataError(kind_message(path, role, column, "nested", f"{_row_label(path, series, int(present[0]))}: {shown}"))
 
 
 def _numeric(series, path: Path, column: str, role: str):
@@ -429,7 +367,11 @@ def _show(value: Any) -> str:
     """A value as the user wrote it: `'1.5cm'`, `0.2`, `inf` (not `np.float64(0.2)`)."""
     if isinstance(value, np.generic):
         value = value.item()
-    return repr(value)
+    shown = repr(value)
+    if len(shown) > 80:  # an error is one screen, whatever a cell holds
+        length = f" ({len(value):,} characters)" if isinstance(value, str) else ""
+        shown = shown[:60] + "..." + length
+    return shown
 
 
 def _examples(series, limit: int = 3) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import UnsafeModelError
+from .fileio import NotReadable, open_regular, os_reason
 
 # Keras classes that run code or load graphs from outside the file's plain data.
 REFUSED_CLASSES = {
@@ -46,10 +47,14 @@ def check_model_file(path: str | Path) -> dict:
         if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
             raise UnsafeModelError(f"{path}: a TensorFlow SavedModel is refused: it carries graph code. nnflow loads only .keras files.")
         raise UnsafeModelError(f"{path}: a folder, not a .keras model file.")
-    if not path.is_file():
-        raise UnsafeModelError(f"{path}: no such model file.")
-    with open(path, "rb") as stream:
-        head = stream.read(8)
+    try:
+        with open_regular(path) as stream:  # a FIFO or a device is refused at once, never read
+            head = stream.read(8)
+    except NotReadable as error:
+        reason = "no such model file" if error.reason == "no such file" else f"cannot be read as a model file: {error.reason}"
+        raise UnsafeModelError(f"{path}: {reason}.") from None
+    except OSError as error:
+        raise UnsafeModelError(f"{path}: cannot be read as a model file: {os_reason(error)}.") from None
     if head == HDF5_MAGIC or path.suffix.lower() in (".h5", ".hdf5"):
         raise UnsafeModelError(
             f"{path}: a legacy HDF5 (.h5) model is refused: the format can carry Python code (Lambda bytecode). "

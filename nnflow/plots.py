@@ -1,12 +1,12 @@
 """Pictures of runs (matplotlib, headless): learning curves and gradient norms.
 
 Functions return matplotlib Figures drawn from a run's own files (history.csv,
-gradients.csv); `png` turns one into bytes. Imported only by `plot` and `report`.
+gradients.csv, read and checked by `runfiles`: a damaged one is a DamagedRunError);
+`png` turns one into bytes. Imported only by `plot` and `report`.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from pathlib import Path
@@ -21,36 +21,21 @@ def _matplotlib():
     return plt
 
 
-def read_rows(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as stream:
-        return list(csv.DictReader(stream))
-
-
 def run_labels(run_dirs: list[Path]) -> list[str]:
-    """Each run's name (from run.json), with its folder added where two names are the same."""
-    import json
+    """Each run's name (from its run.json), with its folder added where two names are the same."""
+    from .runfiles import read_run_info
 
-    names = []
-    for run in run_dirs:
-        try:
-            names.append(str(json.loads((run / "run.json").read_text(encoding="utf-8")).get("name", run.name)))
-        except (OSError, ValueError, AttributeError):
-            names.append(run.name)
+    names = [read_run_info(run)["name"] for run in run_dirs]
     return [f"{name} ({run.name})" if names.count(name) > 1 else name for name, run in zip(names, run_dirs)]
-
-
-def _number(text) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def learning_curves(run_dirs: list[Path], labels: list[str] | None = None):
     """One panel per metric (loss first): training solid, validation dashed, one colour per run."""
-    plt = _matplotlib()
-    histories = [read_rows(run / "history.csv") for run in run_dirs]
+    from .runfiles import read_history
+
+    histories = [read_history(run) for run in run_dirs]
     labels = labels or run_labels(run_dirs)
+    plt = _matplotlib()
     names: list[str] = []
     for rows in histories:
         for key in (rows[0] if rows else {}):
@@ -66,10 +51,10 @@ def learning_curves(run_dirs: list[Path], labels: list[str] | None = None):
         axis = axes[index // columns][index % columns]
         for run_index, (rows, label) in enumerate(zip(histories, labels)):
             colour = colours[run_index % len(colours)]
-            epochs = [_number(row["epoch"]) for row in rows]
+            epochs = [row["epoch"] for row in rows]
             for key, style, suffix in ((name, "-", "train"), (f"val_{name}", "--", "validation")):
                 if rows and key in rows[0]:
-                    axis.plot(epochs, [_number(row[key]) for row in rows], style, color=colour, label=f"{label} {suffix}" if len(run_dirs) > 1 else suffix)
+                    axis.plot(epochs, [row[key] for row in rows], style, color=colour, label=f"{label} {suffix}" if len(run_dirs) > 1 else suffix)
         axis.set_title(name)
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
@@ -83,13 +68,16 @@ def learning_curves(run_dirs: list[Path], labels: list[str] | None = None):
 
 def gradient_norms(run_dir: Path):
     """Each weight's gradient norm per epoch, log scale: a vanishing gradient shows as a fan of lines."""
+    from .runfiles import read_gradients
+
+    rows = read_gradients(run_dir)
+    label = run_labels([run_dir])[0]
     plt = _matplotlib()
-    rows = read_rows(run_dir / "gradients.csv")
     series: dict[str, tuple[list[float], list[float]]] = {}
     for row in rows:
         epochs, norms = series.setdefault(row["layer"], ([], []))
-        epochs.append(_number(row["epoch"]))
-        norms.append(max(_number(row["norm"]), 1e-30))  # a log scale cannot show 0
+        epochs.append(row["epoch"])
+        norms.append(row["norm"] if math.isnan(row["norm"]) else max(row["norm"], 1e-30))  # a log scale cannot show 0
     figure, axis = plt.subplots(figsize=(8.5, 4.5))
     layers = list(dict.fromkeys(name.rsplit("/", 1)[0] for name in series))
     palette = plt.get_cmap("viridis")
@@ -100,7 +88,7 @@ def gradient_norms(run_dir: Path):
     axis.set_yscale("log")
     axis.set_xlabel("epoch")
     axis.set_ylabel("gradient norm (fixed batch)")
-    axis.set_title(f"Gradient norms per layer (solid: kernel, dotted: bias): {run_labels([run_dir])[0]}")
+    axis.set_title(f"Gradient norms per layer (solid: kernel, dotted: bias): {label}")
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()

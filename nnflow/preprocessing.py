@@ -94,6 +94,7 @@ class Preprocessing:
         blocks = []
         for column in self.feature_columns:
             series = frame[column]
+            _check_kind(series, path, column, "feature")
             if column in self.categories:
                 _check_no_missing(series, path, column, "feature")
                 vocabulary = self.categories[column]
@@ -149,8 +150,10 @@ class UnseenCategories:
 
     def add(self, path: Path, column: str, series, mask) -> None:
         first, count = _first_bad(mask)
-        entry = self.seen.setdefault((path.name, column), [0, _show(series.iloc[first]), _row_label(path, series, first)])
-        entry[0] += count
+        key = (path.name, column)
+        if key not in self.seen:  # the first row's label may read the file: once per column, not per chunk
+            self.seen[key] = [0, _show(series.iloc[first]), _row_label(path, series, first)]
+        self.seen[key][0] += count
 
     @property
     def rows(self) -> int:

@@ -173,7 +173,9 @@ def runs_table(rows) -> str:
         gates = {None: "-", True: "ok", False: "FAIL"}[row.gates_passed]
         metrics = "  ".join(f"{name} {metric(value)}" for name, value in row.key_metrics.items())
         lines.append([str(row.folder), row.status, epochs, gates, metrics])
-    return "\n".join(_table(["run", "status", "epochs", "gates", "key metrics"], lines, right={2}))
+    damaged = [f"  {row.folder}: {row.problem}" for row in rows if getattr(row, "problem", None)]
+    table = _table(["run", "status", "epochs", "gates", "key metrics"], lines, right={2})
+    return "\n".join(table + (["", "Damaged runs:", *damaged] if damaged else []))
 
 
 def comparison_text(comparison) -> str:

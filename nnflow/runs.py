@@ -161,7 +161,7 @@ class TableWriter:
     """
 
     def __init__(self, output: Path | None, stream=None):
-        from .data import table_format
+        from .headers import table_format
 
         if output is None and stream is None:
             raise ValueError("TableWriter needs an output file or a text stream")
@@ -517,7 +517,7 @@ def load_checkpoint(run_dir: Path) -> tuple[dict, dict] | None:
             raise
         except Exception as error:  # a truncated or foreign file: whatever zipfile or numpy raise
             raise damaged(path, f"not a readable checkpoint ({type(error).__name__}: {_short(error)})") from None
-    if not isinstance(arrays, dict) or "state" not in arrays:
+    if "state" not in arrays:
         raise damaged(path, "it holds no `state` (the epochs, history and callback states of a resume)")
     state_array = arrays.pop("state")
     if state_array.shape != () or state_array.dtype.kind != "U":

@@ -288,12 +288,24 @@ def callback_state(callbacks: list) -> tuple[list[dict], dict[str, np.ndarray]]:
     return states, arrays
 
 
-def restore_callbacks(callbacks: list, states: list[dict], arrays: dict[str, np.ndarray], epochs_completed: int):
+def restore_callbacks(
+    callbacks: list,
+    states: list[dict],
+    arrays: dict[str, np.ndarray],
+    epochs_completed: int,
+    *,
+    model=None,
+    path: str = "checkpoint.npz",
+):
     """A callback that, placed after the file's callbacks, puts back their state once they have reset it.
 
-    A CSVLogger appends to its file, cut back to the epochs being kept.
+    The saved states must fit the callbacks (one per callback, only what that kind of callback
+    learns, best weights shaped as `model`'s weights when it is given), or a DamagedRunError
+    naming `path` is raised, before anything is changed. A CSVLogger appends to its file, cut
+    back to the epochs being kept.
     """
     keras = import_keras()
+    _check_callback_states(callbacks, states, arrays, model, path)
     for callback in callbacks:
         if isinstance(callback, keras.callbacks.CSVLogger):
             callback.append = True
@@ -310,18 +322,61 @@ def restore_callbacks(callbacks: list, states: list[dict], arrays: dict[str, np.
     return Restore()
 
 
+def _learns(callback, key: str) -> bool:
+    """Whether `callback` keeps `key` while training (EarlyStopping sets `best_epoch` only once training begins)."""
+    return hasattr(callback, key) or (key == "best_epoch" and hasattr(callback, "best_weights"))
+
+
+def _check_callback_states(callbacks: list, states, arrays: dict, model, path: str) -> None:
+    from .runfiles import damaged, describe
+
+    if not isinstance(states, list) or len(states) != len(callbacks):
+        count = len(states) if isinstance(states, list) else describe(states)
+        raise damaged(path, f"it holds the state of {count} callback(s), but the run's experiment has {len(callbacks)}")
+    weights = [tuple(int(size) for size in weight.shape) for weight in model.weights] if model is not None else None
+    for index, (callback, state) in enumerate(zip(callbacks, states)):
+        name = type(callback).__name__
+        if not isinstance(state, dict):
+            raise damaged(path, f"the state of callback {index} ({name}) must be a mapping; received {describe(state)}")
+        for key, value in state.items():
+            if key not in CALLBACK_STATE or not _learns(callback, key):
+                raise damaged(path, f"the state of callback {index} has {key!r}, which {name} does not keep (were the callbacks changed?)")
+            if isinstance(value, dict):
+                count = value.get("arrays")
+                names = [f"callback{index}.{key}.{position}" for position in range(count if isinstance(count, int) else 0)]
+                if key != "best_weights" or set(value) != {"arrays"} or any(n not in arrays for n in names):
+                    raise damaged(path, f"the state of callback {index} ({name}) has a damaged {key!r}")
+                if weights is not None and [tuple(arrays[n].shape) for n in names] != weights:
+                    raise damaged(path, f"the best weights kept by callback {index} ({name}) do not fit the run's model "
+                                        f"({len(names)} arrays for its {len(weights)} weights, or shapes that differ)")
+            elif not (value is None or isinstance(value, (bool, int, float))):
+                raise damaged(path, f"the state of callback {index} ({name}) has {key!r} = {describe(value)}; expected a number")
+
+
+CSV_LOG_LIMIT = 256 << 20
+
+
 def _truncate_csv_log(filename: str, epochs_completed: int) -> None:
-    """Keep the header and the rows of epochs 0..epochs_completed-1 of a CSVLogger file."""
+    """Keep the header and the rows of epochs 0..epochs_completed-1 of a CSVLogger file.
+
+    The log is read back like a run's own files: only a regular file, bounded; one that is
+    not (a FIFO, not text, not CSV) is a DamagedRunError.
+    """
     import csv
     import io
+    import os
     from pathlib import Path
 
+    from .runfiles import damaged, read_text
     from .runs import write_text_atomic
 
     path = Path(filename)
-    if not path.is_file():
+    if not os.path.lexists(path):
         return
-    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    try:
+        rows = list(csv.reader(io.StringIO(read_text(path, CSV_LOG_LIMIT), newline="")))
+    except csv.Error as error:
+        raise damaged(path, f"the CSVLogger file is not readable CSV ({error})") from None
     if not rows:
         return
     kept = [rows[0]] + [row for row in rows[1:] if row and row[0].isdigit() and int(row[0]) < epochs_completed]

@@ -170,8 +170,9 @@ def test_damaged_run_folders_are_listed_not_fatal(two_runs, tmp_path, monkeypatc
     result = invoke("runs")
     assert result.exit_code == 0, result.output
     assert "runs/x/bad-metrics" in result.stdout and "runs/x/bad-gates" in result.stdout
-    result = invoke("compare", root / "bad-metrics", root / "bad-gates")  # no experiment.yaml: said, not a traceback
-    assert result.exit_code == 2 and "experiment.yaml: unreadable" in result.stderr
+    assert "Damaged runs:" in result.stdout and "run.json: `name` is missing" in result.stdout
+    result = invoke("compare", root / "bad-metrics", root / "bad-gates")  # damaged run files: exit 6, said, not a traceback
+    assert result.exit_code == 6 and "run.json: `name` is missing" in result.stderr and "Traceback" not in result.output
 
 
 def test_markdown_cells_cannot_break_a_table():
@@ -189,7 +190,10 @@ def test_a_run_whose_process_died_is_listed_as_killed(tmp_path, monkeypatch):
     gone.wait()
     folder = tmp_path / "runs" / "x" / "2026-01-01_00-00-00"
     folder.mkdir(parents=True)
-    (folder / "run.json").write_text(json.dumps({"status": "running", "host": socket.gethostname(), "pid": gone.pid}))
+    (folder / "run.json").write_text(json.dumps({
+        "name": "x", "status": "running", "started": "2026-01-01T00:00:00+00:00", "seed": 0, "data": {},
+        "epochs": {"configured": 1, "completed": 0}, "host": socket.gethostname(), "pid": gone.pid,
+    }))
     monkeypatch.chdir(tmp_path)
     data = document(invoke("runs", "--json"), "runs")
     assert [run["status"] for run in data["runs"]] == ["killed"]

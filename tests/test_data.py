@@ -240,3 +240,40 @@ def test_text_target_with_sigmoid_outputs_and_mse_trains_on_one_hot_rows(tmp_pat
     prepared = prepare(spec, 0)
     assert prepared.preprocessing.task == "classification" and prepared.preprocessing.target_encoding == "onehot"
     assert prepared.train.y.shape == (120, 3)
+
+
+def test_a_long_stray_value_is_shown_short(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("x,y\n" + "".join(f"{i},{i % 3}\n" for i in range(30)).replace("7,1", "w" * 5000 + ",1", 1))
+    with pytest.raises(DataError) as error:
+        prepare(experiment(tmp_path, f"  train: {path}\n  target: y\n  validation: 0"), 0)
+    message = str(error.value)
+    assert "row 8 (line 9), feature 'x': 'wwww" in message and "... (5,000 characters) is not a number" in message
+    assert len(message) < len(str(path)) + 200
+
+
+def test_rows_read_in_chunks_are_located_after_multi_line_cells(tmp_path):
+    from nnflow.data import _row_label, iter_table
+
+    path = tmp_path / "t.csv"
+    rows = [f'{i},"{"two" + chr(10) + "lines" if i == 1 else "one"}"\n' for i in range(9)]
+    path.write_text("x,note\n" + "".join(rows))
+    chunks = list(iter_table(path, 3))
+    assert [len(chunk) for chunk in chunks] == [3, 3, 3]
+    assert _row_label(path, chunks[2]["x"], 1) == "row 8 (line 10)"
+    assert _row_label(path, chunks[0]["x"], 0) == "row 1 (line 2)"
+
+
+def test_unseen_categories_locate_their_first_row_once(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from nnflow import preprocessing
+
+    calls = []
+    monkeypatch.setattr(preprocessing, "_row_label", lambda path, series, position: calls.append(position) or f"row {position + 1}")
+    unseen = preprocessing.UnseenCategories()
+    for start in (0, 3, 6):  # three chunks of one file, each with an unseen category
+        series = pd.Series(["red", "green", "blue"], index=range(start, start + 3))
+        unseen.add(tmp_path / "new.csv", "colour", series, np.array([False, True, False]))
+    assert unseen.rows == 3 and len(calls) == 1
+    assert unseen.notes() == ["new.csv: column 'colour' has 3 row(s) with categories not seen in training (first: 'green' at row 2); encoded as all zeros."]

@@ -86,3 +86,22 @@ def test_onnx_says_what_to_install_when_it_is_missing(run, tmp_path, monkeypatch
 def test_unknown_formats_are_refused_by_the_command_line(run):
     result = invoke("export", run, "--format", "pickle")
     assert result.exit_code == 2 and "pickle" in result.output
+
+
+@pytest.mark.parametrize(("format", "name", "message"), [
+    ("tflite", "x.onnx", "a tflite export is a TensorFlow Lite flatbuffer; give a .tflite file"),
+    ("onnx", "x.tflite", "an ONNX model; give a .onnx file"),
+    ("savedmodel", "x.tflite", "a savedmodel export is a folder; give a folder name"),
+])
+def test_an_output_of_another_formats_extension_is_refused(run, tmp_path, format, name, message):
+    result = invoke("export", run, "-f", format, "-o", tmp_path / name)
+    assert result.exit_code == 2 and message in result.stderr and not list(tmp_path.iterdir())
+
+
+def test_export_writes_only_under_the_runs_export_folder(run, tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    result = invoke("export", run, "-f", "tflite", "-o", tmp_path / "file.txt" / "m.tflite")
+    assert result.exit_code == 2 and "file.txt is a file, not a folder" in result.stderr
+    result = invoke("export", run, "-f", "tflite", "-o", run / "model.tflite")
+    assert result.exit_code == 2 and "in a run folder, export writes only exports under RUN/export/" in result.stderr
+    assert not (run / "model.tflite").exists()

@@ -200,4 +200,17 @@ def test_the_file_compile_config_is_not_used(run_copy, tmp_path):
 
 def test_a_damaged_run_record_is_refused(run_copy, tmp_path):
     (run_copy / "run.json").write_text("[]")
-    assert_refused(predict(run_copy, tmp_path), tmp_path, "not an nnflow run record")
+    assert_refused(predict(run_copy, tmp_path), tmp_path, "run.json: must be a JSON object (an nnflow run record); received a list")
+
+
+@pytest.mark.parametrize(("case", "fragment"), [("fifo", "is a named pipe (FIFO), not a regular file"), ("loop", "a loop of symbolic links")])
+def test_a_model_file_that_is_not_a_regular_file_is_refused_at_once(run_copy, tmp_path, case, fragment):
+    import os
+
+    model = run_copy / "model.keras"
+    model.unlink()
+    if case == "fifo":
+        os.mkfifo(model)  # opened for reading without a writer, it would block for ever
+    else:
+        model.symlink_to("model.keras")
+    assert_refused(predict(run_copy, tmp_path), tmp_path, fragment)

@@ -99,3 +99,29 @@ def test_the_readme_shows_the_gradient_picture():
     assert "![Gradient norms per layer of the deep sigmoid network](docs/images/deep_sigmoid_gradients.png)" in readme
     width, height = png_size((ROOT / "docs" / "images" / "deep_sigmoid_gradients.png").read_bytes())
     assert width > 600 and height > 300
+
+
+def test_a_history_without_epoch_is_a_damaged_run_for_plot_and_report(run, tmp_path):
+    """The red team's case: plot and report crashed (exit 1) on a history.csv without `epoch`."""
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(run, damaged)
+    lines = (damaged / "history.csv").read_text().splitlines()
+    (damaged / "history.csv").write_text("\n".join([lines[0].replace("epoch", "step"), *lines[1:]]) + "\n")
+    for args in (["plot", damaged, "-o", tmp_path / "c.png"], ["report", damaged, "-o", tmp_path / "r.html"]):
+        result = invoke(*args)
+        assert result.exit_code == 6, result.output
+        assert f"{damaged / 'history.csv'}: no 'epoch' column in its header" in result.stderr
+    assert not (tmp_path / "c.png").exists() and not (tmp_path / "r.html").exists()
+
+
+def test_plot_and_report_refuse_another_runs_folder(run, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    for args in (["plot", run, "-o", other / "curves.png"], ["report", run, "-o", other / "report.html"]):
+        result = invoke(*args)
+        assert result.exit_code == 2 and "writes nothing into the folder of another run" in result.stderr
+    assert not (other / "report.html").exists()

@@ -296,6 +296,23 @@ def test_evaluate_output_never_replaces_the_data_or_the_run(iris_run, tmp_path):
     result = invoke("evaluate", iris_run, "--data", tmp_path / "flowers.csv", "--output", tmp_path / "flowers.csv")
     assert result.exit_code == 2 and "evaluation results are written as JSON" in result.stderr
     result = invoke("evaluate", iris_run, "--output", iris_run / "metrics.json")
-    assert result.exit_code == 2 and "would overwrite a file of the run" in result.stderr
+    assert result.exit_code == 2 and "in a run folder, evaluate writes only evaluation*.json" in result.stderr
     assert (tmp_path / "flowers.csv").read_bytes() == (DATA / "iris.csv").read_bytes()
     assert json.loads((iris_run / "metrics.json").read_text())["test_loss"] > 0
+
+
+def test_predict_never_writes_over_a_file_of_a_run(iris_run, tmp_path):
+    """The red team's case: `-o RUN/history.csv` replaced the history (and plot, report then crashed)."""
+    history = (iris_run / "history.csv").read_bytes()
+    (tmp_path / "link.csv").symlink_to(iris_run / "history.csv")
+    for output in (iris_run / "history.csv", iris_run / "export" / ".." / "history.csv", tmp_path / "link.csv"):
+        result = invoke("predict", iris_run, "--input", DATA / "iris.csv", "--output", output)
+        assert result.exit_code == 2 and "is inside the run folder" in result.stderr and "--output" in result.stderr
+    assert (iris_run / "history.csv").read_bytes() == history
+
+
+def test_evaluate_output_under_a_regular_file_is_exit_2(iris_run, tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    result = invoke("evaluate", iris_run, "--output", tmp_path / "file.txt" / "e.json")
+    assert result.exit_code == 2 and "file.txt is a file, not a folder" in result.stderr
+    assert "Traceback" not in result.output

@@ -6,15 +6,28 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
+from ..headers import DataCheck, check_data
 from ..spec import Spec, load_spec
 
 
 @dataclass(frozen=True)
 class CheckResult:
     spec: Spec
+    data: DataCheck | None = None  # the data files' headers, when they were read
+    data_read: bool = True  # False under `--no-data`
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self.data.notes if self.data else ()
 
     def to_json(self) -> dict:
         spec = self.spec
+        if spec.data is None:
+            data = None
+        elif self.data is None:
+            data = {"checked": False}
+        else:
+            data = self.data.to_json()
         return {
             "ok": True,
             "config": str(spec.source) if spec.source else None,
@@ -23,13 +36,22 @@ class CheckResult:
             "input_shape": list(spec.input_shape) if spec.input_shape else None,
             "metrics": spec.metric_names,
             "gates": [str(g) for g in spec.expect],
+            "data": data,
             "resolved": spec.to_dict(),
         }
 
 
-def check(config: str | Path, overrides: Iterable[str] = ()) -> CheckResult:
-    """Validate an experiment file and its overrides; never imports TensorFlow."""
-    return CheckResult(load_spec(config, overrides))
+def check(config: str | Path, overrides: Iterable[str] = (), *, data: bool = True) -> CheckResult:
+    """Validate an experiment file and its overrides, then the headers of its data files.
+
+    The data's columns (target, features, drop) are checked against the files' headers, with
+    `data=False` (`--no-data`) they are not read. Never imports TensorFlow, pandas or numpy
+    (pyarrow, for a Parquet file's schema).
+    """
+    spec = load_spec(config, overrides)
+    if not data or spec.data is None:
+        return CheckResult(spec, None, data_read=data)
+    return CheckResult(spec, check_data(spec.data))
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,13 @@
 """`runs` and `compare`: what is in `runs/`, and how runs differ (metrics and experiment files).
 
-Reads run folders only: no TensorFlow, no pandas, so both answer at once.
+Reads run folders only, through `runfiles` (checked, bounded, regular files only): no
+TensorFlow, no pandas, so both answer at once. A listing shows a damaged run as `damaged`
+and goes on; `compare` refuses one (exit 6).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ class RunRow:
     epochs: dict
     metrics: dict
     gates: list[dict]
+    problem: str | None = None  # what is wrong with a damaged run's files
 
     @property
     def key_metrics(self) -> dict:
@@ -42,11 +46,12 @@ class RunRow:
             "metrics": self.metrics,
             "gates": self.gates,
             "gates_passed": self.gates_passed,
+            **({"problem": self.problem} if self.problem else {}),
         }
 
 
 def list_runs(name: str | None = None, root: str | Path = "runs") -> list[RunRow]:
-    """The runs under `root` (of one name, or all), oldest first."""
+    """The runs under `root` (of one name, or all), oldest first; damaged ones as `damaged`."""
     from ..runs import RUN_FILE
 
     root = Path(root)
@@ -54,7 +59,12 @@ def list_runs(name: str | None = None, root: str | Path = "runs") -> list[RunRow
         raise ConfigError(Problem(f"no runs named {name!r} in {root}/.", where="NAME"))
     base = root / name if name else root
     # Runs are runs/NAME/TIMESTAMP; a sweep's members are one level deeper (runs/NAME/sweep-.../NN-...).
-    rows = [_row(path.parent) for path in base.rglob(RUN_FILE)] if base.is_dir() else []
+    # A run.json that is a FIFO, a folder or a broken link still marks a (damaged) run.
+    rows = []
+    for folder, folders, files in os.walk(base):
+        if RUN_FILE in files or RUN_FILE in folders:
+            rows.append(_listed(Path(folder)))
+            folders[:] = [child for child in folders if child != RUN_FILE]
     return sorted(rows, key=lambda row: (row.started, str(row.folder)))
 
 
@@ -64,35 +74,37 @@ def _status(info: dict) -> str:
 
     from .run import _alive
 
-    status = str(info.get("status", "unknown"))
+    status = info["status"]
     if status == "running" and info.get("host") == socket.gethostname() and not _alive(info.get("pid")):
         return "killed"
     return status
 
 
 def _row(folder: Path) -> RunRow:
-    info = _read(folder / "run.json")
+    """A run's row, from its checked run.json and metrics.json (a DamagedRunError when one is damaged)."""
+    from ..runfiles import read_metrics, read_run_info
+
+    info = read_run_info(folder)
+    metrics = read_metrics(folder, optional=True) or {}
     return RunRow(
         folder=folder,
-        name=str(info.get("name", folder.parent.name)),
-        started=str(info.get("started", "")),
+        name=info["name"],
+        started=info["started"],
         status=_status(info),
-        epochs=info.get("epochs") if isinstance(info.get("epochs"), dict) else {},
-        metrics={k: v for k, v in _read(folder / "metrics.json").items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
-        gates=[g for g in info.get("gates", []) if isinstance(g, dict) and isinstance(g.get("metric"), str)]
-        if isinstance(info.get("gates"), list) else [],
+        epochs=info["epochs"],
+        metrics={k: v for k, v in metrics.items() if v is not None},
+        gates=info.get("gates", []),
     )
 
 
-def _read(path: Path) -> dict:
-    """A JSON object from a run folder, or {} when it is missing or damaged (a listing must not stop)."""
-    import json
+def _listed(folder: Path) -> RunRow:
+    """A run's row; a damaged run is listed as `damaged`, with the problem, so a listing never stops."""
+    from ..errors import UnsafeModelError
 
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
+        return _row(folder)
+    except UnsafeModelError as error:  # damaged, or written by a newer nnflow
+        return RunRow(folder, folder.parent.name, "", "damaged", {}, {}, [], problem=str(error))
 
 
 @dataclass(frozen=True)
@@ -113,9 +125,11 @@ MISSING = "(absent)"
 
 
 def compare_runs(runs: list[str | Path]) -> Comparison:
-    """Metrics side by side, and every key where the runs' resolved experiment files differ."""
-    import yaml
+    """Metrics side by side, and every key where the runs' resolved experiment files differ.
 
+    Each run's files are checked: a damaged one is a DamagedRunError (exit 6) naming it.
+    """
+    from ..runfiles import read_experiment
     from ..runs import find_run
 
     if len(runs) < 2:
@@ -125,13 +139,7 @@ def compare_runs(runs: list[str | Path]) -> Comparison:
     names: list[str] = []
     for row in rows:
         names += [name for name in row.metrics if name not in names]
-    flat = []
-    for folder in folders:
-        try:
-            experiment = yaml.safe_load((folder / "experiment.yaml").read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise ConfigError(Problem(f"{folder / 'experiment.yaml'}: unreadable ({error}).", where="RUN")) from None
-        flat.append(dict(_flatten(experiment)))
+    flat = [dict(_flatten(read_experiment(folder))) for folder in folders]
     keys = list(dict.fromkeys(key for values in flat for key in values))
     differences = {
         key: [values.get(key, MISSING) for values in flat]

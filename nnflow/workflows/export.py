@@ -14,12 +14,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import ConfigError, Problem
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 DEFAULT_NAMES = {"savedmodel": "savedmodel", "tflite": "model.tflite", "onnx": "model.onnx"}
+FILE_SUFFIXES = {"tflite": ".tflite", "onnx": ".onnx", "keras": ".keras", "h5": ".h5"}  # what a savedmodel folder is not named
+DESCRIPTIONS = {"savedmodel": "a folder", "tflite": "a TensorFlow Lite flatbuffer", "onnx": "an ONNX model"}
 TOLERANCE = 1e-4  # largest difference in any output; float32 graphs may round differently
 
 
@@ -33,20 +33,36 @@ class ExportResult:
 
 def export(run, format: str, output: str | Path | None = None) -> ExportResult:
     """Export RUN's model as `format` (savedmodel, tflite, onnx) and check it predicts as the run does."""
+    import os
+
+    from ..runfiles import check_output
+    from ..runs import find_run, output_error
     from .score import _load_run
 
     if format not in FORMATS:
         raise ConfigError(Problem(f"unknown format {format!r}; use one of {', '.join(FORMATS)}.", where="--format"))
+    where = "--output" if output else "RUN"
+    run_dir = find_run(run)
+    target = Path(output) if output else run_dir / "export" / DEFAULT_NAMES[format]
+    suffix = target.suffix.lower()
+    if output and (suffix in FILE_SUFFIXES.values() if format == "savedmodel" else suffix != FILE_SUFFIXES[format]):
+        wanted = "a folder name (no file extension)" if format == "savedmodel" else f"a {FILE_SUFFIXES[format]} file"
+        raise ConfigError(Problem(f"{target}: a {format} export is {DESCRIPTIONS[format]}; give {wanted}.", where="--output"))
+    if os.path.lexists(target):
+        raise ConfigError(Problem(f"{target} exists already; remove it or give another --output.", where=where))
+    check_output(target, "export", [run_dir], folder=format == "savedmodel", where=where)
     if format == "onnx":
         _onnx_packages()  # before the model is loaded: say what to install first
-    run_dir, _, _, preprocessing, model = _load_run(run)
-    target = Path(output) if output else run_dir / "export" / DEFAULT_NAMES[format]
-    if target.exists():
-        raise ConfigError(Problem(f"{target} exists already; remove it or give another --output.", where="--output"))
-    rows = _sample_rows(run_dir, preprocessing)
+    run_dir, info, _, preprocessing, model = _load_run(run)
+    rows = _sample_rows(info, preprocessing)
+    import numpy as np
+
     expected = np.asarray(model.predict(rows, verbose=0))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as error:
+        raise output_error(target, error) from None
     try:
         if format == "onnx":
             produced, predicted = _onnx(model, rows, work)
@@ -61,21 +77,27 @@ def export(run, format: str, output: str | Path | None = None) -> ExportResult:
         if not difference <= TOLERANCE:
             raise ConfigError(Problem(f"the {format} export predicts differently from the run (max difference {difference:.3g}); it was not written.", where="--format"))
         produced.rename(target)
+    except OSError as error:  # a full disk, an I/O error: nothing is left under the target's name
+        raise output_error(target, error) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return ExportResult(target, format, len(rows), difference)
 
 
-def _sample_rows(run_dir: Path, preprocessing) -> np.ndarray:
+def _sample_rows(info: dict, preprocessing) -> np.ndarray:
     """A few real rows from the run's training file, transformed as in training; random ones if it is gone."""
     from ..data import read_table
-    from ..runs import read_json
+    from ..fileio import is_regular
 
-    try:
-        train = Path(read_json(run_dir / "run.json")["data"]["train"]["path"])
-        return preprocessing.features(read_table(train, nrows=8), train)
-    except Exception:  # the data moved or changed shape: the check still needs inputs of the right shape
-        return np.random.default_rng(0).normal(size=(8, *preprocessing.input_shape)).astype("float32")
+    train = Path(info["data"]["train"]["path"]) if "train" in info["data"] else None
+    if train is not None and is_regular(train):  # never a FIFO or a device: it would block
+        try:
+            return preprocessing.features(read_table(train, nrows=8), train)
+        except Exception:  # the data changed shape: the check still needs inputs of the right shape
+            pass
+    import numpy as np
+
+    return np.random.default_rng(0).normal(size=(8, *preprocessing.input_shape)).astype("float32")
 
 
 def _run_savedmodel(path: Path, rows: np.ndarray) -> np.ndarray:

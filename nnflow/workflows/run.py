@@ -112,7 +112,9 @@ def train(
     checkpoint = info = run_dir = None
     if resume is not None:
         run_dir = runs.find_run(resume)
-        spec = load_spec(run_dir / "experiment.yaml")
+        from ..runfiles import read_spec
+
+        spec = read_spec(run_dir)  # a damaged experiment.yaml is exit 6, like every run file
     else:
         spec = load_spec(config, overrides)
         if spec.data is None:
@@ -133,7 +135,7 @@ def train(
                 info = read_run_info(run_dir)  # read again under the lock
                 _check_resumable(run_dir, info, writer=distribution.chief)
                 _check_same_files(run_dir, info)
-                checkpoint = _read_checkpoint(run_dir)
+                checkpoint = runs.load_checkpoint(run_dir)  # validated: damage is exit 6, the status unchanged
                 callback_paths(spec, run_dir, protected=_protected_files(spec))  # links planted in the folder since
             elif out is not None and distribution.chief:
                 runs.check_new_folder(out)
@@ -183,21 +185,6 @@ def _protected_files(spec: Spec) -> list[Path]:
     if spec.data is not None:
         files += [value for value in (spec.data.train, spec.data.validation, spec.data.test) if isinstance(value, Path)]
     return files
-
-
-def _read_checkpoint(run_dir: Path):
-    from .. import runs
-    from ..errors import DamagedRunError
-
-    try:
-        return runs.load_checkpoint(run_dir)
-    except DamagedRunError:
-        raise
-    except Exception as error:  # a truncated or foreign file: whatever numpy raises
-        raise DamagedRunError(
-            f"{run_dir / runs.CHECKPOINT_FILE} cannot be read ({type(error).__name__}: {error}); "
-            "the run cannot be resumed (its status is unchanged). Start a new run with `nnflow train CONFIG`."
-        ) from None
 
 
 def _check_resumable(run_dir: Path, info: dict, *, writer: bool = True) -> None:
@@ -251,10 +238,10 @@ def _check_same_files(run_dir: Path, info: dict) -> None:
 
 
 def _check_same_preprocessing(run_dir: Path, prepared) -> None:
-    from .. import runs
     from ..errors import DataError
+    from ..runfiles import read_preprocessing
 
-    saved = runs.read_json(run_dir / "preprocessing.json")
+    saved = json.loads(json.dumps(read_preprocessing(run_dir).to_json()))
     if saved != json.loads(json.dumps(prepared.preprocessing.to_json())):
         raise DataError(f"{run_dir}: the data no longer prepares as it did when the run started (another nnflow version?); start a new run.")
 
@@ -345,11 +332,13 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
             if checkpoint is not None:  # checked whole before the run is marked running: damage changes nothing
                 state, arrays = checkpoint
                 with distribution.scope():
-                    runs.restore_weights(model, arrays)
+                    runs.restore_weights(model, arrays, path=record.run_dir / runs.CHECKPOINT_FILE)
                 history = state["history"]
                 initial_epoch = state["epochs_completed"]
                 stopped = state.get("stopped", False)
-                callbacks.append(training.restore_callbacks(user_callbacks, state["callbacks"], arrays, initial_epoch))
+                callbacks.append(training.restore_callbacks(
+                    user_callbacks, state["callbacks"], arrays, initial_epoch, model=model, path=str(record.run_dir / runs.CHECKPOINT_FILE),
+                ))
             record.save_info()
         except Exception as error:
             failure = error

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ConfigError, Problem, UnsafeModelError
-from ..spec import Spec, load_spec
+from ..spec import Spec
 from .run import GateResult, _now, check_gates
 
 
@@ -16,23 +16,17 @@ def _load_run(run):
     """(run folder, run.json, spec, preprocessing, model) of a finished run, the model loaded safely.
 
     The model file is checked before anything else of the run is read; the model is then
-    compiled from the run's own experiment file and must fit its preprocessing.
+    compiled from the run's own experiment file and must fit its preprocessing. Every run
+    file is checked as it is read: a damaged one is a DamagedRunError (exit 6).
     """
-    from .. import runs
+    from .. import runfiles, runs
     from ..builder import compile_model
     from ..modelfile import load_model
-    from ..preprocessing import Preprocessing
 
     run_dir, info, model_path = runs.open_run(run)
     model = load_model(model_path)  # checked before Keras sees it; nothing else of a refused run is read
-    try:
-        spec = load_spec(run_dir / "experiment.yaml")
-    except ConfigError as error:
-        raise UnsafeModelError(f"{run_dir / 'experiment.yaml'} does not load (was the run written by another nnflow version?):\n{error}") from None
-    try:
-        preprocessing = Preprocessing.from_json(runs.read_json(run_dir / "preprocessing.json"))
-    except (OSError, ValueError, TypeError) as error:
-        raise UnsafeModelError(f"{run_dir / 'preprocessing.json'}: unreadable or from another nnflow version ({error}).") from None
+    spec = runfiles.read_spec(run_dir)
+    preprocessing = runfiles.read_preprocessing(run_dir)
     _check_model_fits(model, preprocessing, model_path)
     compile_model(model, spec)
     return run_dir, info, spec, preprocessing, model
@@ -90,30 +84,34 @@ def evaluate(run, data: str | Path | None = None, *, output: str | Path | None =
 
     from .. import runs, training
     from ..data import iter_table, sha256
-    from ..preprocessing import UnseenCategories, prepare
     from ..errors import DataError
+    from ..fileio import is_regular
+    from ..preprocessing import UnseenCategories, prepare
+    from ..runfiles import check_output, read_metrics
     from ..scoring import class_ids, classification_report, true_ids
 
     if output is not None:
-        _check_output(Path(output), (".json",), "evaluation results are written as JSON; give a .json file")
+        _check_suffix(Path(output), (".json",), "evaluation results are written as JSON; give a .json file")
         if data is not None:
             _check_not_same(Path(output), Path(data), "is the --data file; the results would replace it.")
+    run_dir = runs.find_run(run)
+    written = Path(output) if output is not None else run_dir / ("evaluation.json" if data is None else f"evaluation-{_table_stem(Path(data))}.json")
+    check_output(written, "evaluate", [run_dir], where="--output" if output is not None else "RUN")
     run_dir, info, spec, preprocessing, model = _load_run(run)
-    if output is not None and Path(output).resolve().parent == run_dir.resolve() and not Path(output).name.startswith("evaluation"):
-        raise ConfigError(Problem(f"{output} would overwrite a file of the run; name it evaluation-*.json or put it elsewhere.", where="--output"))
+    trained = read_metrics(run_dir, optional=True) or {}  # gates on training's metrics then report "not reported"
     notes: list[str] = []
     if data is None:
         if spec.data.test == 0:
             raise ConfigError(Problem(f"{run_dir} has no test split (data.test: 0); evaluate it on a labelled file with --data FILE.", where="RUN"))
-        for role, entry in info.get("data", {}).items():
+        for role, entry in info["data"].items():
             path = Path(entry["path"])
-            if not path.exists() or sha256(path) != entry["sha256"]:
-                state = "is gone" if not path.exists() else "changed since training (its sha256 differs)"
+            regular = is_regular(path)  # never hash a FIFO or a device: it would block or never end
+            if not regular or sha256(path) != entry["sha256"]:
+                state = "changed since training (its sha256 differs)" if regular else "is gone (or is not a regular file)"
                 raise DataError(f"{path}: the {role} data of {run_dir} {state}, so its test split cannot be rebuilt. Evaluate on a labelled file with --data FILE.")
         prepared = prepare(spec, spec.seed)
         x, y, rows = prepared.test.x, prepared.test.y, prepared.test.rows
         described = f"the test split ({prepared.test.source})"
-        default_output = run_dir / "evaluation.json"
     else:
         import pandas as pd
 
@@ -125,7 +123,6 @@ def evaluate(run, data: str | Path | None = None, *, output: str | Path | None =
         x, y, rows = preprocessing.features(frame, path, unseen), preprocessing.targets(frame, path), len(frame)
         notes += unseen.notes()
         described = str(path)
-        default_output = run_dir / f"evaluation-{_table_stem(path)}.json"
 
     dataset = training.evaluation_dataset(x, y, spec.fit.batch_size)
     scores_by_name = training.evaluate(model, dataset)
@@ -136,15 +133,9 @@ def evaluate(run, data: str | Path | None = None, *, output: str | Path | None =
         scores = np.asarray(model.predict(training.evaluation_dataset(x, None, spec.fit.batch_size), verbose=0))
         report = classification_report(preprocessing.class_names, true_ids(preprocessing, y), class_ids(preprocessing, scores))
 
-    try:
-        trained = runs.read_json(run_dir / "metrics.json")
-    except (OSError, ValueError):
-        trained = {}  # gates on training's metrics then report "not reported"
-    if not isinstance(trained, dict):
-        trained = {}
     available = {**trained, **{f"test_{key}": value for key, value in metrics.items()}}
     gates = check_gates(spec, available)
-    result = EvaluateResult(run_dir, spec, described, rows, metrics, report, gates, Path(output) if output else default_output, tuple(notes))
+    result = EvaluateResult(run_dir, spec, described, rows, metrics, report, gates, written, tuple(notes))
     runs.write_json(result.written, {**result.to_json(), "evaluated": _now()})
     return result
 
@@ -172,15 +163,17 @@ def predict(
     through exactly as written, followed by `predicted_<target>` and, for classes,
     `probability_<class>`.
     """
-    from ..runs import TableWriter
+    from ..runfiles import TABLE_SUFFIXES, check_output
+    from ..runs import TableWriter, find_run
     from ..scoring import PredictionColumns, predict_stream
 
     output_path = Path(output) if output is not None else None
     if output_path is None and stream is None:
         raise ValueError("predict needs an output file or a text stream")
     if output_path is not None:
-        _check_output(output_path, (".csv", ".tsv", ".txt", ".parquet", ".pq"), "write predictions to a .csv, .tsv or .parquet file (not compressed)")
+        _check_suffix(output_path, TABLE_SUFFIXES, "write predictions to a .csv, .tsv or .parquet file (not compressed)")
         _check_not_same(output_path, Path(input), "is the input file; predictions would replace it. Choose another --output.")
+        check_output(output_path, "predict", [find_run(run)])
     run_dir, _, _, preprocessing, model = _load_run(run)
     writer = TableWriter(output_path, stream=stream)
     try:
@@ -194,7 +187,7 @@ def predict(
 
 def _table_stem(path: Path) -> str:
     """`new.2024.csv.gz` -> `new.2024`: the name without its table and compression suffixes."""
-    from ..data import COMPRESSION_SUFFIXES
+    from ..headers import COMPRESSION_SUFFIXES
 
     name = path.name
     for suffixes in (COMPRESSION_SUFFIXES, (".csv", ".tsv", ".txt", ".parquet", ".pq")):
@@ -205,11 +198,9 @@ def _table_stem(path: Path) -> str:
     return name.lstrip(".") or "data"
 
 
-def _check_output(path: Path, suffixes: tuple[str, ...], message: str) -> None:
+def _check_suffix(path: Path, suffixes: tuple[str, ...], message: str) -> None:
     if path.suffix.lower() not in suffixes:
         raise ConfigError(Problem(f"{path}: {message}.", where="--output"))
-    if path.is_dir():
-        raise ConfigError(Problem(f"{path} is a folder; give a file name.", where="--output"))
 
 
 def _check_not_same(output: Path, other: Path, message: str) -> None:

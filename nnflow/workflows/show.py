@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,29 +17,35 @@ class PlotResult:
 
 
 def plot(runs: list[str | Path], output: str | Path | None = None, *, gradients: bool = False) -> PlotResult:
-    """Learning curves of one run or several overlaid, or one run's gradient norms, as a PNG."""
+    """Learning curves of one run or several overlaid, or one run's gradient norms, as a PNG.
+
+    The output is checked before anything is drawn: a .png that can be written, never over
+    a file of a run folder (in a plotted run's folder, only a .png).
+    """
     from .. import plots
+    from ..runfiles import check_output, present
     from ..runs import find_run, write_bytes_atomic
 
     folders = [find_run(run) for run in runs]
+    if gradients and len(folders) != 1:
+        raise ConfigError(Problem("--gradients draws one run; give a single RUN.", where="RUN"))
+    name = "gradients.png" if gradients else "curves.png"
+    path = Path(output) if output else (folders[0] / name if len(folders) == 1 else Path(name))
+    if path.suffix.lower() != ".png":
+        raise ConfigError(Problem(f"{path}: plots are written as PNG; give a .png file.", where="--output"))
+    check_output(path, "plot", folders, where="--output" if output else "RUN")
     if gradients:
-        if len(folders) != 1:
-            raise ConfigError(Problem("--gradients draws one run; give a single RUN.", where="RUN"))
-        if not (folders[0] / "gradients.csv").exists():
+        if not present(folders[0] / "gradients.csv"):
             raise ConfigError(Problem(
                 f"{folders[0]} has no gradients.csv: train with `--set fit.diagnostics.gradient_norms=true` to record them.",
                 where="RUN",
             ))
         figure = plots.gradient_norms(folders[0])
     else:
-        missing = [folder for folder in folders if not (folder / "history.csv").exists()]
+        missing = [folder for folder in folders if not present(folder / "history.csv")]
         if missing:
             raise ConfigError(Problem(f"{missing[0]} has no history.csv yet: no epoch has completed.", where="RUN"))
         figure = plots.learning_curves(folders)
-    name = "gradients.png" if gradients else "curves.png"
-    path = Path(output) if output else (folders[0] / name if len(folders) == 1 else Path(name))
-    if path.suffix.lower() != ".png":
-        raise ConfigError(Problem(f"{path}: plots are written as PNG; give a .png file.", where="--output"))
     write_bytes_atomic(path, plots.png(figure))
     return PlotResult(path, folders)
 
@@ -56,22 +61,23 @@ class ReportResult:
 def report(run: str | Path, output: str | Path | None = None) -> ReportResult:
     """One self-contained HTML page (images embedded): curves, gradients, metrics, gates,
     the confusion matrix for classifiers, and the experiment file."""
-    from .. import plots
+    from .. import plots, runfiles
     from ..runs import find_run, write_text_atomic
 
     folder = find_run(run)
     path = Path(output) if output else folder / "report.html"
     if path.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(Problem(f"{path}: the report is an HTML page; give a .html file.", where="--output"))
-    info = _json(folder / "run.json")
-    metrics = _json(folder / "metrics.json")
-    name = str(info.get("name", folder.name))
+    runfiles.check_output(path, "report", [folder], where="--output" if output else "RUN")
+    info = runfiles.read_run_info(folder)
+    metrics = runfiles.read_metrics(folder, optional=True) or {}
+    name = info["name"]
     parts, sections, notes = [], [], []
-    epochs = info.get("epochs") if isinstance(info.get("epochs"), dict) else {}
+    epochs = info["epochs"]
 
     facts = [("run folder", str(folder)), ("status", info.get("status")), ("started", info.get("started")),
              ("epochs", f"{epochs.get('completed', '?')} of {epochs.get('configured', '?')}"),
-             ("seed", info.get("seed")), ("versions", ", ".join(f"{k} {v}" for k, v in (info.get("versions") or {}).items()))]
+             ("seed", info.get("seed")), ("versions", ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items()))]
     parts.append("<table class=facts>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts) + "</table>")
     if metrics:
         sections.append("metrics")
@@ -81,21 +87,21 @@ def report(run: str | Path, output: str | Path | None = None) -> ReportResult:
         parts.append("<h2>Metrics</h2><table><tr><th></th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr>"
                      + "".join(f"<tr><th>{label}</th>" + "".join(f"<td>{_num(metrics.get(prefix + n))}</td>" for n in names) + "</tr>"
                                for label, prefix in rows) + "</table>")
-    gates = [g for g in info.get("gates", []) if isinstance(g, dict)] if isinstance(info.get("gates"), list) else []
+    gates = info.get("gates", [])
     if gates:
         sections.append("gates")
         parts.append("<h2>Gates</h2><table>" + "".join(
             f"<tr><td>{'✓' if g.get('passed') else '✗'}</td><td><code>{_e(g.get('metric'))} {_e(g.get('condition'))}</code></td>"
             f"<td>{_num(g.get('value'))}</td></tr>" for g in gates) + "</table>")
-    if (folder / "history.csv").exists():
+    if runfiles.present(folder / "history.csv"):
         sections.append("curves")
         parts.append("<h2>Learning curves</h2>" + _image(plots.png(plots.learning_curves([folder]))))
-    if (folder / "gradients.csv").exists():
+    if runfiles.present(folder / "gradients.csv"):
         sections.append("gradients")
         parts.append("<h2>Gradient norms</h2>" + _image(plots.png(plots.gradient_norms(folder))))
-    evaluation = _json(folder / "evaluation.json")
-    preprocessing = _json(folder / "preprocessing.json")
-    if not evaluation and preprocessing.get("task") == "classification" and (folder / "model.keras").exists():
+    evaluation = runfiles.read_evaluation(folder / "evaluation.json", optional=True) or {}
+    classifier = runfiles.present(folder / "preprocessing.json") and runfiles.read_preprocessing(folder).task == "classification"
+    if not evaluation and classifier and runfiles.present(folder / "model.keras"):
         from ..errors import NnflowError
         from .score import evaluate
 
@@ -103,18 +109,18 @@ def report(run: str | Path, output: str | Path | None = None) -> ReportResult:
             evaluation = evaluate(folder).to_json()
         except NnflowError as error:
             notes.append(f"no confusion matrix: {error}")
-    classification = evaluation.get("classification") if isinstance(evaluation.get("classification"), dict) else None
+    classification = evaluation.get("classification")
     if classification:
         sections.append("confusion matrix")
-        classes = [str(c) for c in classification.get("classes", [])]
-        matrix = classification.get("confusion_matrix", [])
+        classes = [str(c) for c in classification["classes"]]
+        matrix = classification["confusion_matrix"]
         parts.append(f"<h2>Confusion matrix</h2><p>{_e(evaluation.get('data', ''))}; rows: true class, columns: predicted.</p>"
                      "<table><tr><th></th>" + "".join(f"<th>{_e(c)}</th>" for c in classes) + "</tr>"
                      + "".join(f"<tr><th>{_e(c)}</th>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for c, row in zip(classes, matrix))
                      + "</table>")
-    if (folder / "experiment.yaml").exists():
+    if runfiles.present(folder / "experiment.yaml"):
         sections.append("experiment")
-        parts.append("<h2>Experiment</h2><pre>" + _e((folder / "experiment.yaml").read_text(encoding="utf-8")) + "</pre>")
+        parts.append("<h2>Experiment</h2><pre>" + _e(runfiles.read_experiment_text(folder)) + "</pre>")
     page = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>nnflow report: {_e(name)}</title><style>{_STYLE}</style></head><body>"
@@ -130,14 +136,6 @@ _STYLE = (
     "th{background:#f4f4f4}table.facts th,table.facts td{text-align:left}img{max-width:100%}"
     "pre{background:#f7f7f7;padding:1em;overflow:auto}footer{color:#888;margin-top:2em;font-size:.85em}"
 )
-
-
-def _json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _e(value) -> str:

@@ -323,9 +323,15 @@ def _collect(member: Member, code: int, seconds: float) -> None:
 
 
 def _read_json(path: Path) -> dict:
+    """A member's JSON document or run.json, or {} when it is missing or damaged (read bounded, regular files only)."""
+    from ..errors import DamagedRunError
+    from ..runfiles import present, read_json_file
+
+    if not present(path):
+        return {}
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        value = read_json_file(path)
+    except DamagedRunError:
         return {}
     return value if isinstance(value, dict) else {}
 
