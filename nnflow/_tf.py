@@ -15,6 +15,7 @@ _NOISE = re.compile(
     r"|[IW]\d{4} [\d:. ]+\s*\d+ \S+\.(?:cc|h):\d+\] "
     r"|E\d{4} [\d:. ]+\s*\d+ cuda_(?:platform|executor|driver)\.cc:\d+\] failed call to cuInit"
     r"|To enable the following instructions: .* rebuild TensorFlow"
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"
     r")"
 )
 

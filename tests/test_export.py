@@ -105,3 +105,11 @@ def test_export_writes_only_under_the_runs_export_folder(run, tmp_path):
     result = invoke("export", run, "-f", "tflite", "-o", run / "model.tflite")
     assert result.exit_code == 2 and "in a run folder, export writes only exports under RUN/export/" in result.stderr
     assert not (run / "model.tflite").exists()
+
+
+def test_tflite_start_up_chatter_is_filtered_but_real_errors_pass():
+    from nnflow._tf import is_noise
+
+    assert is_noise("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+    assert not is_noise("INFO: Created TensorFlow Lite XNNPACK delegate for CPU. Then something failed.\n")
+    assert not is_noise("ERROR: tflite conversion failed\n")
