@@ -28,6 +28,9 @@ test: install-test
 test-fast: install-test
 	$(BIN)/python -m pytest -m "not slow"
 
+fuzz: install-test
+	$(BIN)/python benchmarks/fuzz_spec.py
+
 bench: install
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/train_tutorial.py

@@ -79,8 +79,14 @@ class UnknownName(LookupError):
 
 
 def kind_names(kind: str) -> list[str]:
+    """Every name the file may use for `kind`, refused ones left out."""
     table = load_catalog()["kinds"][kind]
     return sorted(set(table["objects"]) | set(table["ids"]))
+
+
+def object_names(kind: str) -> list[str]:
+    """The classes the file may name for `kind` (`Adam`, `Dense`), refused ones left out."""
+    return sorted(load_catalog()["kinds"][kind]["objects"])
 
 
 def lookup(kind: str, name: str) -> Entry:

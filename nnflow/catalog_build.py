@@ -69,6 +69,11 @@ REFUSED = {
         "Sum": "it sums arbitrary values, not predictions; name a metric such as `MeanSquaredError`.",
     },
     "callback": {
+        "BackupAndRestore": (
+            "nnflow checkpoints every epoch itself, and `nnflow train --resume RUN` continues an "
+            "interrupted run from its last epoch. (BackupAndRestore also deletes its folder when "
+            "training ends.) Remove the callback."
+        ),
         "Callback": "it is the abstract base class; name a concrete callback such as `EarlyStopping`.",
         "CallbackList": "nnflow manages the list of callbacks itself.",
         "History": "nnflow records the history itself (history.csv in the run folder).",

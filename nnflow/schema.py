@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__, catalog
-from .spec import DEFAULTS, DISTRIBUTE_MODES, GATE_PATTERN
+from .spec import DEFAULTS, DISTRIBUTE_MODES, GATE_PATTERN, MAX_COUNT, MAX_JOIN_TIMEOUT, MAX_NAME_LENGTH, MAX_SEED
 
 SCHEMA_ID = "https://nnflow.dev/schema/experiment.json"
 
 
 def _object_schema(kind: str, *, layer: bool = False) -> dict:
-    table = catalog.load_catalog()["kinds"][kind]
-    names = sorted(table["objects"])
+    names = catalog.object_names(kind)
     variants: list[dict] = []
-    bare = sorted(set(table["ids"]) | set(names))
+    bare = catalog.kind_names(kind)
     if bare:
         variants.append({"type": "string", "enum": bare})
     for name in names:
@@ -92,7 +91,7 @@ def json_schema() -> dict:
             "loss": _object_schema("loss"),
             "metrics": {"anyOf": [{"type": "array", "items": _object_schema("metric")}, _object_schema("metric")], "default": []},
             "steps_per_execution": {
-                "oneOf": [{"type": "integer", "minimum": 1}, {"const": "auto"}],
+                "oneOf": [{"type": "integer", "minimum": 1, "maximum": MAX_COUNT}, {"const": "auto"}],
                 "default": "auto",
                 "description": "training steps per call into TensorFlow; auto: up to 32 (a whole epoch of a small table)",
             },
@@ -104,8 +103,8 @@ def json_schema() -> dict:
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "batch_size": {"type": "integer", "minimum": 1, "default": DEFAULTS["fit"]["batch_size"]},
-            "epochs": {"type": "integer", "minimum": 1, "default": DEFAULTS["fit"]["epochs"]},
+            "batch_size": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT, "default": DEFAULTS["fit"]["batch_size"]},
+            "epochs": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT, "default": DEFAULTS["fit"]["epochs"]},
             "shuffle": {"type": "boolean", "default": True},
             "callbacks": {"type": "array", "items": _object_schema("callback"), "default": []},
             "diagnostics": {
@@ -124,6 +123,13 @@ def json_schema() -> dict:
                 "default": DEFAULTS["fit"]["distribute"],
                 "description": "tf.distribute strategy: mirrored (local GPUs) or multi_worker (TF_CONFIG)",
             },
+            "join_timeout": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": MAX_JOIN_TIMEOUT,
+                "default": DEFAULTS["fit"]["join_timeout"],
+                "description": "multi_worker: seconds every worker waits for the others to join before it gives up (exit 4)",
+            },
         },
     }
     return {
@@ -135,9 +141,15 @@ def json_schema() -> dict:
         "additionalProperties": False,
         "required": ["layers", "compile"],
         "properties": {
-            "name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*$", "description": "names the run folder; default: the file's stem"},
+            "name": {
+                "type": "string",
+                # `(?!\n)`: in Python's re (which jsonschema uses) `$` also matches before a final newline.
+                "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*$(?!\n)",
+                "maxLength": MAX_NAME_LENGTH,
+                "description": "names the run folder; default: the file's stem",
+            },
             "description": {"type": "string"},
-            "seed": {"type": ["integer", "null"], "minimum": 0, "default": 0, "description": "null draws one and records it"},
+            "seed": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_SEED, "default": 0, "description": "null draws one and records it"},
             "data": data,
             "layers": {"type": "array", "minItems": 1, "items": _object_schema("layer", layer=True), "description": "a keras.Sequential, in this order"},
             "compile": compile_section,

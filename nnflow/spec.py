@@ -22,6 +22,45 @@ from .yamlio import Document, KeyPath, load_yaml_file, parse_yaml
 
 REQUIRED = object()
 MAX_SEED = 2**32 - 1  # numpy's limit, which keras.utils.set_random_seed inherits
+MAX_JOIN_TIMEOUT = 86_400  # fit.join_timeout, seconds
+MAX_COUNT = 2**31 - 1  # epochs, batch sizes, units, dimensions: TensorFlow's int32 sizes
+MAX_INT64 = 2**63 - 1  # any other integer argument becomes a C long inside TensorFlow
+MAX_NAME_LENGTH = 128  # `name` names a folder (file systems allow 255 bytes)
+
+# Callback arguments that name a file or a folder. A relative one lands inside the run
+# folder (builder.py joins it there); an absolute one is written where it says.
+CALLBACK_PATH_ARGUMENTS = ("filepath", "filename", "log_dir", "backup_dir")
+
+
+def path_escape(value: str) -> str | None:
+    """Why a relative path does not stay strictly inside the run folder, or None if it does.
+
+    Lexical only (symbolic links are the builder's concern, once the run folder exists):
+    `..` that climbs above the folder, or a path that names the folder itself (`.`, `a/..`,
+    the empty string). Absolute paths give None: they are allowed for callbacks that only write.
+
+    >>> path_escape("logs/train.csv") is None
+    True
+    >>> path_escape("../x.csv")
+    "its '..' goes above the run folder"
+    """
+    if "\0" in value:
+        return "it holds a NUL character, which no file name may contain"
+    if value.startswith("/"):
+        return None
+    depth = 0
+    for part in value.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return "its '..' goes above the run folder"
+        else:
+            depth += 1
+    if depth == 0:
+        return "it names the run folder itself, not a file or folder inside it"
+    return None
 
 # ---------------------------------------------------------------------------
 # The frozen spec
@@ -122,6 +161,7 @@ class FitSpec:
     callbacks: tuple[KerasObject, ...]
     gradient_norms: bool = False  # fit.diagnostics.gradient_norms: record them every epoch
     distribute: str = "none"  # none | mirrored | multi_worker (tf.distribute)
+    join_timeout: float = 300.0  # multi_worker: seconds to wait for every worker to join
 
 
 @dataclass(frozen=True)
@@ -225,7 +265,7 @@ def spec_from_document(
 SECTIONS = ("name", "description", "seed", "data", "layers", "compile", "fit", "expect")
 DATA_KEYS = ("train", "target", "features", "drop", "validation", "test", "normalize")
 COMPILE_KEYS = ("optimizer", "loss", "metrics", "steps_per_execution", "jit_compile", "run_eagerly")
-FIT_KEYS = ("batch_size", "epochs", "shuffle", "callbacks", "diagnostics", "distribute")
+FIT_KEYS = ("batch_size", "epochs", "shuffle", "callbacks", "diagnostics", "distribute", "join_timeout")
 DISTRIBUTE_MODES = ("none", "mirrored", "multi_worker")
 DIAGNOSTICS_KEYS = ("gradient_norms",)
 
@@ -233,23 +273,33 @@ DEFAULTS = {
     "seed": 0,
     "data": {"drop": [], "validation": 0.2, "test": 0, "normalize": True, "features": None},
     "compile": {"optimizer": "rmsprop", "metrics": [], "steps_per_execution": "auto", "jit_compile": "auto", "run_eagerly": False},
-    "fit": {"batch_size": 32, "epochs": 1, "shuffle": True, "callbacks": [], "diagnostics": {"gradient_norms": False}, "distribute": "none"},
+    "fit": {"batch_size": 32, "epochs": 1, "shuffle": True, "callbacks": [], "diagnostics": {"gradient_norms": False}, "distribute": "none", "join_timeout": 300},
 }
 
 # Argument names whose values are Keras objects themselves.
 _NESTED_KINDS = (
-    (re.compile(r"^(activation|recurrent_activation)$"), "activation"),
-    (re.compile(r".*_initializer$"), "initializer"),
-    (re.compile(r".*_regularizer$"), "regularizer"),
-    (re.compile(r".*_constraint$"), "constraint"),
+    (re.compile(r"activation|recurrent_activation"), "activation"),
+    (re.compile(r".*_initializer"), "initializer"),
+    (re.compile(r".*_regularizer"), "regularizer"),
+    (re.compile(r".*_constraint"), "constraint"),
 )
 _POSITIVE_INT_ARGS = {"units", "filters", "num_heads", "key_dim", "output_dim"}
 _RATE_LAYERS = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "AlphaDropout", "GaussianDropout"}
 # Arguments whose meaning is the same in every Keras class that has them.
 _SHAPE_ARGS = {"kernel_size", "strides", "pool_size", "target_shape", "dilation_rate", "dims", "size", "output_size"}
-_NUMBER_ARGS = {"scale", "offset", "stddev", "l1", "l2", "momentum", "epsilon", "negative_slope", "alpha"}
+_NUMBER_ARGS = {
+    "scale", "offset", "stddev", "l1", "l2", "momentum", "epsilon", "negative_slope", "alpha",
+    # learning-rate schedules (required arguments, so the catalog has no default to type them by)
+    "initial_learning_rate", "decay_steps", "decay_rate", "end_learning_rate", "power", "first_decay_steps",
+    "warmup_steps", "warmup_target", "t_mul", "m_mul",
+}
+_POSITIVE_NUMBER_ARGS = {"decay_steps", "first_decay_steps"}
+# Arguments Keras accepts only as a Python float (`isinstance(x, float)`): YAML's `1` is made 1.0.
+_FLOAT_ARGS = {("optimizer", "learning_rate"), ("SGD", "momentum"), ("FBetaScore", "beta"), ("FBetaScore", "threshold"), ("F1Score", "threshold")}
 _INPUT_ARGS = ("shape", "batch_size", "dtype", "sparse", "name")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # used with fullmatch: `$` would accept a final newline
+# Arguments where an infinity means something (no bound, no clipping); elsewhere it is refused.
+_INFINITY_ARGS = {"baseline", "initial_value_threshold", "clipnorm", "clipvalue", "global_clipnorm", "max_value", "min_value"}
 
 
 def render_path(path: KeyPath) -> str:
@@ -267,8 +317,10 @@ def _describe(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
+    if isinstance(value, int) and abs(value) >= 10**30:
+        return _number(value)
     if isinstance(value, (int, float)):
-        return f"the number {value!r}"
+        return f"the number {_number(value)}"
     if isinstance(value, str):
         return f"the string {value!r}"
     if isinstance(value, list):
@@ -276,6 +328,21 @@ def _describe(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping" + (f" with keys {', '.join(map(str, list(value)[:4]))}" if value else " (empty)")
     return type(value).__name__
+
+
+def _number(value: int | float) -> str:
+    """A number as the file would write it; an integer too long to print is described by its size."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        return repr(value)
+    if abs(value) >= 10**30:
+        # str() of an integer over 4,300 digits raises; hexadecimal YAML can make one.
+        digits = str(len(str(abs(value)))) if value.bit_length() < 10_000 else f"about {int(value.bit_length() * math.log10(2)):,}"
+        return f"{'a negative' if value < 0 else 'an'} integer of {digits} digits"
+    return repr(value)
 
 
 def _article(word: str) -> str:
@@ -296,10 +363,20 @@ class _Validator:
 
     # -- reporting --------------------------------------------------------
 
-    def problem(self, path: KeyPath, message: str, *, key: bool = False) -> None:
-        self.problems.append(
-            Problem(message, path=render_path(path), where=self.document.where(path, key=key))
-        )
+    def problem(self, path: KeyPath, message: str, *, key: bool = False, related: Iterable[KeyPath] = ()) -> None:
+        """Report a problem at `path`; `related` are the other keys of a conflict between two keys.
+
+        When `path` itself came from the file but a related key was set by `--set`, the
+        problem points at that `--set`: it is what changed.
+        """
+        where = self.document.where(path, key=key)
+        if self.document.override_of(path) is None:
+            for other in related:
+                label = self.document.override_of(other)
+                if label is not None:
+                    where = label
+                    break
+        self.problems.append(Problem(message, path=render_path(path), where=where))
 
     def unknown_keys(self, mapping: dict, allowed: Iterable[str], path: KeyPath, what: str) -> None:
         allowed = list(allowed)
@@ -320,15 +397,20 @@ class _Validator:
 
     # -- scalars ----------------------------------------------------------
 
-    def integer(self, value, path, *, minimum=None, what="an integer"):
+    def integer(self, value, path, *, minimum=None, maximum=MAX_COUNT, what="an integer"):
+        """An integer in [minimum, maximum]; by default at most MAX_COUNT, what TensorFlow counts in."""
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
+            if isinstance(value, float) and value.is_integer() and (maximum is None or abs(value) <= maximum):
                 self.problem(path, f"expected {what}; received {value!r} (write it without the decimal point).")
             else:
                 self.problem(path, f"expected {what}; received {_describe(value)}.")
             return None
         if minimum is not None and value < minimum:
-            self.problem(path, f"expected {what}; received {value}.")
+            self.problem(path, f"expected {what}; received {_number(value)}.")
+            return None
+        if maximum is not None and value > maximum:
+            received = _number(value) if abs(value) >= 10**30 else f"{value:,}"
+            self.problem(path, f"expected {what}; received {received}, more than the largest allowed, {maximum:,}.")
             return None
         return value
 
@@ -367,8 +449,12 @@ class _Validator:
         resolved: dict[str, Any] = {}
 
         name = data.get("name", self.default_name)
-        if self.string(name, ("name",), "a name") and not _NAME_RE.match(name):
+        if "name" not in data:
+            self.derived_name(name)
+        elif self.string(name, ("name",), "a name") and not _NAME_RE.fullmatch(name):
             self.problem(("name",), f"a name may hold letters, digits, '.', '_' and '-' (it names the run folder); received {name!r}.")
+        elif isinstance(name, str) and len(name) > MAX_NAME_LENGTH:
+            self.problem(("name",), f"a name is at most {MAX_NAME_LENGTH} characters (it names the run folder); received {len(name):,}.")
         resolved["name"] = name
         description = data.get("description", "")
         if description != "":
@@ -376,9 +462,9 @@ class _Validator:
         resolved["description"] = description
         seed = data.get("seed", DEFAULTS["seed"])
         if seed is not None:
-            seed = self.integer(seed, ("seed",), minimum=0, what="a non-negative integer, or null to draw one")
+            seed = self.integer(seed, ("seed",), minimum=0, maximum=None, what="a non-negative integer, or null to draw one")
             if seed is not None and seed > MAX_SEED:
-                self.problem(("seed",), f"expected a seed below 2**32 ({MAX_SEED + 1:,}); received {seed}.")
+                self.problem(("seed",), f"expected a seed below 2**32 ({MAX_SEED + 1:,}); received {_number(seed)}.")
                 seed = None
         resolved["seed"] = seed
 
@@ -419,6 +505,26 @@ class _Validator:
             "resolved": resolved,
         }
 
+    def derived_name(self, name: str) -> None:
+        """The default name is the file's stem: say so when the stem cannot name a run."""
+        if _NAME_RE.fullmatch(name) and len(name) <= MAX_NAME_LENGTH:
+            return
+        if _NAME_RE.fullmatch(name):
+            why = f"is longer than {MAX_NAME_LENGTH} characters"
+        else:
+            why = "holds characters other than letters, digits, '.', '_' and '-'"
+        suggestion = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._")[:MAX_NAME_LENGTH].rstrip("-._") or "experiment"
+        if not suggestion[0].isalnum():
+            suggestion = "experiment"
+        self.problems.append(
+            Problem(
+                f"the file has no `name:`, so the run is named after the file name, {name!r}, which {why} "
+                f"(the name becomes the run folder). Add a line `name: {suggestion}` to the file, or rename the file.",
+                path="name",
+                where=self.document.source,
+            )
+        )
+
     # -- data -------------------------------------------------------------
 
     def data_section(self, value, path):
@@ -431,7 +537,7 @@ class _Validator:
         if train is REQUIRED:
             self.problem(path, "missing `train`: the path of the training data (CSV or Parquet), relative to this file.")
             ok = False
-        elif self.string(train, path + ("train",), "a file path") is None:
+        elif self.string(train, path + ("train",), "a file path") is None or self._path(train, path + ("train",)) is None:
             ok = False
         target = value.get("target", REQUIRED)
         if target is REQUIRED:
@@ -445,24 +551,24 @@ class _Validator:
             if features is not None and not features:
                 self.problem(path + ("features",), "`features` is empty; list the input columns, or leave it out to use all other columns.")
             if features and isinstance(target, str) and target in features:
-                self.problem(path + ("features",), f"the target {target!r} is also listed as a feature; that would leak the answer.")
+                self.problem(path + ("features",), f"the target {target!r} is also listed as a feature; that would leak the answer.", related=[path + ("target",)])
         drop = self.string_list(merged["drop"], path + ("drop",), "`drop`") or ()
         if isinstance(target, str) and target in drop:
-            self.problem(path + ("drop",), f"the target {target!r} cannot be dropped.")
+            self.problem(path + ("drop",), f"the target {target!r} cannot be dropped.", related=[path + ("target",)])
         if features and drop:
             for column in set(features) & set(drop):
-                self.problem(path + ("drop",), f"column {column!r} is both a feature and dropped; keep it in one list.")
+                self.problem(path + ("drop",), f"column {column!r} is both a feature and dropped; keep it in one list.", related=[path + ("features",)])
         validation = self.split(merged["validation"], path + ("validation",))
         test = self.split(merged["test"], path + ("test",))
         if _is_number(validation) and _is_number(test) and validation + test >= 1:
-            self.problem(path + ("validation",), f"validation ({validation}) and test ({test}) together take all of train; leave some rows to train on.")
+            self.problem(path + ("validation",), f"validation ({validation}) and test ({test}) together take all of train; leave some rows to train on.", related=[path + ("test",)])
         normalize = self.boolean(merged["normalize"], path + ("normalize",))
         resolved = {**merged}
         if not ok or validation is None or test is None or normalize is None:
             return None, resolved
         return (
             DataSpec(
-                train=self._path(train),
+                train=self._path(train, path + ("train",)),
                 target=target,
                 features=features,
                 drop=drop,
@@ -473,18 +579,22 @@ class _Validator:
             resolved,
         )
 
-    def _path(self, text: str) -> Path:
-        path = Path(text).expanduser()
-        return path if path.is_absolute() else (self.base_dir / path)
+    def _path(self, text: str, path: KeyPath) -> Path | None:
+        try:
+            file = Path(text).expanduser()
+        except RuntimeError:  # `~user/...` for a user this machine does not have
+            self.problem(path, f"cannot expand {text.split('/')[0]!r} in {text!r}: no such user's home folder.")
+            return None
+        return file if file.is_absolute() else (self.base_dir / file)
 
     def split(self, value, path):
         if _is_number(value):
             if not 0 <= value < 1:
-                self.problem(path, f"expected a fraction of train in [0, 1), or a file path; received {value!r}.")
+                self.problem(path, f"expected a fraction of train in [0, 1), or a file path; received {_number(value)}.")
                 return None
             return float(value)
         if isinstance(value, str) and value:
-            return self._path(value)
+            return self._path(value, path)
         self.problem(path, f"expected a fraction of train in [0, 1), or a file path; received {_describe(value)}.")
         return None
 
@@ -501,6 +611,7 @@ class _Validator:
         input_shape = None
         input_from = None
         input_options: dict[str, Any] = {}
+        item_paths: list[KeyPath] = []
         for index, item in enumerate(value):
             item_path = path + (index,)
             layer = self.keras_object("layer", item, item_path)
@@ -519,13 +630,17 @@ class _Validator:
             if shape_args:
                 first_layer = index == 0 or (index == 1 and input_from is not None)
                 if len(shape_args) == 2:
-                    self.problem(item_path + (layer.name,), "give either `input_dim` or `input_shape`, not both.")
+                    self.problem(
+                        item_path + (layer.name,), "give either `input_dim` or `input_shape`, not both.",
+                        related=[item_path + (layer.name, arg) for arg in shape_args],
+                    )
                 elif not first_layer:
                     self.problem(item_path + (layer.name, shape_args[0]), f"only the first layer can set `{shape_args[0]}`; it gives the model's input shape.")
                 elif input_from is not None:
                     self.problem(
                         item_path + (layer.name, shape_args[0]),
                         f"the input shape is given twice: by {input_from} and by {render_path(item_path)}.{layer.name}.{shape_args[0]}; keep one.",
+                        related=[path + (0,)],
                     )
                 else:
                     arg = shape_args[0]
@@ -539,6 +654,8 @@ class _Validator:
                 args = {k: v for k, v in layer.args.items() if k not in shape_args}
                 layer = dataclasses.replace(layer, args=MappingProxyType(args))
             layers.append(layer)
+            item_paths.append(item_path)
+        self.layer_names(layers, item_paths)
         resolved = []
         if input_shape is not None:
             resolved.append({"Input": {"shape": list(input_shape), **input_options}})
@@ -548,11 +665,31 @@ class _Validator:
         self.input_options = MappingProxyType(input_options)
         return tuple(layers), input_shape, resolved
 
+    def layer_names(self, layers: list[KerasObject], item_paths: list[KeyPath]) -> None:
+        """Names given to layers must be unique: Keras refuses a model whose layers share one."""
+        seen: dict[str, str] = {}
+        normalizes = isinstance(self.document.data.get("data"), dict) and self.document.data["data"].get("normalize", True) is not False
+        for layer, item_path in zip(layers, item_paths):
+            name = layer.args.get("name")
+            if not isinstance(name, str):
+                continue
+            name_path = item_path + (layer.name, "name")
+            if name in seen:
+                self.problem(name_path, f"two layers are named {name!r} ({seen[name]} and {layer.path}); Keras needs each layer's name to be unique.")
+            elif name == "normalization" and "data" in self.document.data and normalizes:
+                self.problem(
+                    name_path,
+                    "the name 'normalization' is taken by the layer nnflow adds to standardise the features "
+                    "(data.normalize); give this layer another name.",
+                    related=[("data", "normalize")],
+                )
+            seen.setdefault(name, layer.path)
+
     def shape(self, value, path):
         if _is_number(value) and isinstance(value, int):
             value = [value]
         if not isinstance(value, list) or not value or not all(
-            v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0) for v in value
+            v is None or (isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_COUNT) for v in value
         ):
             self.problem(path, f"expected a shape: a list of positive integers (null for a variable size), like [8, 8, 1]; received {_describe(value)}.")
             return None
@@ -582,6 +719,14 @@ class _Validator:
             self.problem(path + ((name,) if args_given else ()), str(error), key=args_given)
             return None
         name_path = path + (name,) if args_given else path
+        if kind == "callback" and entry.target == "TensorBoard" and not _package_installed("tensorboard"):
+            self.problem(
+                name_path,
+                "the TensorBoard callback needs the `tensorboard` package, which is not installed here; "
+                "install it with `pip install tensorboard` (in the environment that runs nnflow), or remove the callback.",
+                key=args_given,
+            )
+            return None
         if not entry.is_class:
             if args_given and raw_args not in (None, {}):
                 self.problem(
@@ -596,6 +741,8 @@ class _Validator:
             )
         args = self.arguments(entry, raw_args, name_path)
         if args is None:
+            return None
+        if kind == "callback" and not self.callback(entry, args, name_path):
             return None
         output_name = None
         if kind == "metric":
@@ -661,6 +808,20 @@ class _Validator:
         return args if ok else None
 
     def argument(self, entry: catalog.Entry, key: str, value: Any, path: KeyPath) -> Any:
+        if not self.numbers_usable(key, value, path):
+            return _INVALID
+        if entry.kind == "callback" and key in CALLBACK_PATH_ARGUMENTS:
+            return value if self.callback_path(entry, key, value, path) else _INVALID
+        if key == "seed" and value is not None:
+            seed = self.integer(value, path, minimum=0, maximum=MAX_SEED, what="a seed: an integer from 0 to 2**32 - 1, or null")
+            return _INVALID if seed is None else seed
+        if key == "name" and value is not None:
+            if entry.kind == "layer" and (not isinstance(value, str) or not value or "/" in value or len(value) > MAX_NAME_LENGTH):
+                self.problem(path, f"a layer's name is a non-empty string without '/', at most {MAX_NAME_LENGTH} characters; received {_describe(value)}.")
+                return _INVALID
+            if not isinstance(value, str) or not value or len(value) > MAX_NAME_LENGTH:
+                self.problem(path, f"a name is a non-empty string of at most {MAX_NAME_LENGTH} characters; received {_describe(value)}.")
+                return _INVALID
         if entry.kind == "layer" and key in ("layer", "backward_layer") and value is not None:
             nested = self.keras_object("layer", value, path)
             return _INVALID if nested is None else nested
@@ -669,7 +830,7 @@ class _Validator:
             return _INVALID if nested is None else nested
         if entry.kind in ("layer",):
             for pattern, kind in _NESTED_KINDS:
-                if pattern.match(key) and value is not None:
+                if pattern.fullmatch(key) and value is not None:
                     if kind == "activation":
                         if not isinstance(value, str):
                             self.problem(path, f"expected an activation name such as 'relu' or 'sigmoid'; received {_describe(value)}.")
@@ -697,8 +858,25 @@ class _Validator:
         if key in _NUMBER_ARGS and value is not None and not _is_number(value):
             self.problem(path, f"expected a number; received {_describe(value)}.")
             return _INVALID
-        if entry.kind == "optimizer" and key == "learning_rate" and _is_number(value) and value <= 0:
-            self.problem(path, f"expected a positive learning rate; received {value!r}.")
+        if entry.kind == "optimizer" and key == "learning_rate" and not (_is_number(value) and value > 0):
+            if _is_number(value):
+                self.problem(path, f"expected a positive learning rate; received {_number(value)}.")
+            else:
+                self.problem(path, f"expected a positive learning rate, or a schedule like `{{ExponentialDecay: {{...}}}}`; received {_describe(value)}.")
+            return _INVALID
+        if key in _POSITIVE_NUMBER_ARGS and _is_number(value) and value <= 0:
+            self.problem(path, f"expected a positive number; received {_number(value)}.")
+            return _INVALID
+        if entry.kind == "regularizer" and key in ("l1", "l2") and _is_number(value) and value < 0:
+            self.problem(path, f"expected a non-negative regularization factor; received {_number(value)}.")
+            return _INVALID
+        if entry.target == "SGD" and key == "momentum" and _is_number(value) and not 0 <= value <= 1:
+            self.problem(path, f"expected a momentum between 0 and 1; received {_number(value)}.")
+            return _INVALID
+        if ((entry.kind, key) in _FLOAT_ARGS or (entry.target, key) in _FLOAT_ARGS) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if entry.target == "ReduceLROnPlateau" and key == "factor" and not (_is_number(value) and 0 < value < 1):
+            self.problem(path, f"expected a factor between 0 and 1 (the learning rate is multiplied by it); received {_describe(value)}.")
             return _INVALID
         param = entry.param(key)
         if param is not None and param.get("required") and isinstance(value, bool):
@@ -718,6 +896,57 @@ class _Validator:
                 self.problem(path, f"expected {expected}; received {_describe(value)}.")
                 return _INVALID
         return value
+
+    def numbers_usable(self, key: str, value: Any, path: KeyPath) -> bool:
+        """No NaN, no infinity (but where it means "no bound") and no integer past int64, in plain values.
+
+        Keras takes these without a word and TensorFlow fails on them once training starts.
+        Nested Keras objects (mappings) are checked as their own arguments.
+        """
+        if isinstance(value, list):
+            return all([self.numbers_usable(key, item, path + (index,)) for index, item in enumerate(value)])
+        if isinstance(value, float) and math.isnan(value):
+            self.problem(path, f"NaN (.nan) is not a value Keras can use for `{key}`; write a number.")
+            return False
+        if isinstance(value, float) and math.isinf(value) and key not in _INFINITY_ARGS:
+            self.problem(path, f"expected a finite number for `{key}`; received {_number(value)}.")
+            return False
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT64:
+            self.problem(path, f"expected an integer that fits in 64 bits (at most {MAX_INT64:,} either side of 0); received {_number(value) if abs(value) >= 10**30 else f'{value:,}'}.")
+            return False
+        return True
+
+    def callback_path(self, entry: catalog.Entry, key: str, value: Any, path: KeyPath) -> bool:
+        """A callback's file or folder argument: relative paths land inside the run folder, and stay there."""
+        if not isinstance(value, str):
+            self.problem(path, f"{entry.name}.{key} is a path: expected a string like 'logs/train.csv'; received {_describe(value)}.")
+            return False
+        reason = path_escape(value)
+        if reason is not None:
+            self.problem(
+                path,
+                f"{value!r}: {reason}. A relative path lands inside the run folder (write a path below it, like "
+                f"{_EXAMPLE_PATHS.get(key, 'logs/file')!r}); to write elsewhere, give an absolute path.",
+            )
+            return False
+        return True
+
+    def callback(self, entry: catalog.Entry, args: dict, path: KeyPath) -> bool:
+        """What Keras would refuse only once training starts, checked on the callback's whole arguments."""
+        ok = True
+        if entry.target == "ModelCheckpoint" and isinstance(args.get("filepath"), str):
+            weights_only = args.get("save_weights_only") is True
+            endings = (".weights.h5",) if weights_only else (".keras", ".h5")
+            filepath = args["filepath"]
+            if not filepath.endswith(endings):
+                self.problem(
+                    path + ("filepath",),
+                    f"ModelCheckpoint's filepath must end in {' or '.join(endings)}"
+                    + (" when save_weights_only is true" if weights_only else " (the Keras model format)")
+                    + f"; received {filepath!r}.",
+                )
+                ok = False
+        return ok
 
     # -- compile ------------------------------------------------------------
 
@@ -797,10 +1026,14 @@ class _Validator:
             hint = did_you_mean(distribute, list(DISTRIBUTE_MODES)) if isinstance(distribute, str) else None
             self.problem(path + ("distribute",), f"expected one of {', '.join(DISTRIBUTE_MODES)}; received {_describe(distribute)}. {hint or ''}".rstrip())
             distribute = None
+        join_timeout = merged["join_timeout"]
+        if not _is_number(join_timeout) or not 0 < join_timeout <= MAX_JOIN_TIMEOUT:
+            self.problem(path + ("join_timeout",), f"expected a number of seconds above 0 and at most {MAX_JOIN_TIMEOUT:,} (a day); received {_describe(join_timeout)}.")
+            join_timeout = None
         resolved = {**merged, "diagnostics": diagnostics, "callbacks": [c.to_data() for c in callbacks] if len(callbacks) == len(raw) else raw}
-        if None in (batch_size, epochs, shuffle, gradient_norms, distribute) or len(callbacks) != len(raw):
+        if None in (batch_size, epochs, shuffle, gradient_norms, distribute, join_timeout) or len(callbacks) != len(raw):
             return None, resolved
-        return FitSpec(batch_size, epochs, shuffle, tuple(callbacks), gradient_norms, distribute), resolved
+        return FitSpec(batch_size, epochs, shuffle, tuple(callbacks), gradient_norms, distribute, float(join_timeout)), resolved
 
     # -- expect -------------------------------------------------------------
 
@@ -827,9 +1060,9 @@ class _Validator:
                     key=True,
                 )
             elif data_spec is not None and prefix == "val_" and data_spec.validation == 0:
-                self.problem(gate_path, f"{metric!r} needs a validation split, but `data.validation` is 0.", key=True)
+                self.problem(gate_path, f"{metric!r} needs a validation split, but `data.validation` is 0.", key=True, related=[("data", "validation")])
             elif data_spec is not None and prefix == "test_" and data_spec.test == 0:
-                self.problem(gate_path, f"{metric!r} needs a test split; set `data.test` to a fraction (0.2) or a file.", key=True)
+                self.problem(gate_path, f"{metric!r} needs a test split; set `data.test` to a fraction (0.2) or a file.", key=True, related=[("data", "test")])
             gate = self.gate(metric, condition, gate_path)
             if gate is not None:
                 gates.append(gate)
@@ -837,12 +1070,16 @@ class _Validator:
 
     def gate(self, metric, condition, path):
         if _is_number(condition) or isinstance(condition, bool):
-            self.problem(path, f"a gate is a comparison written as a string, like \">= {condition}\"; received {_describe(condition)}.")
+            self.problem(path, f"a gate is a comparison written as a string, like \">= {condition if isinstance(condition, bool) else _number(condition)}\"; received {_describe(condition)}.")
             return None
         if not isinstance(condition, str) or not (match := GATE_PATTERN.match(condition)):
             self.problem(path, f"a gate is a comparison like \">= 0.9\" or \"< 0.5\" (operators >=, <=, >, <, ==); received {_describe(condition)}.")
             return None
-        return Gate(metric, match.group(1), float(match.group(2)))
+        threshold = float(match.group(2))
+        if not math.isfinite(threshold):
+            self.problem(path, f"the threshold {match.group(2)[:40]!r} is too large to be a number; write a finite one.")
+            return None
+        return Gate(metric, match.group(1), threshold)
 
     # -- across sections ----------------------------------------------------
 
@@ -859,7 +1096,7 @@ class _Validator:
                 continue
             path = ("fit", "callbacks", index, callback.name, "monitor")
             if monitor.startswith("val_") and no_validation:
-                self.problem(path, f"{callback.name} monitors {monitor!r}, but `data.validation` is 0; set a validation split or monitor {monitor[4:]!r}.")
+                self.problem(path, f"{callback.name} monitors {monitor!r}, but `data.validation` is 0; set a validation split or monitor {monitor[4:]!r}.", related=[("data", "validation")])
             elif compile_spec is not None:
                 base = monitor[4:] if monitor.startswith("val_") else monitor
                 known = ["loss"] + [m.output_name for m in compile_spec.metrics]
@@ -870,11 +1107,22 @@ class _Validator:
 
 
 _INVALID = object()
+_EXAMPLE_PATHS = {"filepath": "checkpoints/best.keras", "filename": "logs/train.csv", "log_dir": "tensorboard", "backup_dir": "backup"}
+
+
+def _package_installed(name: str) -> bool:
+    """Whether a top-level package can be imported, without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _is_shape_like(value: Any) -> bool:
     def dimension(item):
-        return item is None or (isinstance(item, int) and not isinstance(item, bool) and item > 0)
+        return item is None or (isinstance(item, int) and not isinstance(item, bool) and 0 < item <= MAX_COUNT)
 
     if isinstance(value, list):
         return bool(value) and all(dimension(item) for item in value)

@@ -9,6 +9,7 @@ keeps the line and column it came from so later errors can point at it.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, Problem
+from .fileio import NotReadable, TooLarge, read_bounded
 
 MAX_FILE_BYTES = 1_000_000
 MAX_DEPTH = 50
@@ -79,11 +81,12 @@ class Document:
 
     def where(self, path: KeyPath, *, key: bool = False) -> str:
         """`file:line:col` of the value at `path` (or of its key), or of its nearest parent."""
+        label = self.override_of(path)
+        if label is not None:
+            return label
         table = self.key_positions if key else self.positions
         probe = tuple(path)
         while probe:
-            if probe in self.overridden:
-                return self.overridden[probe]
             if probe not in self.positions and probe not in self.key_positions:
                 for overridden, label in self.overridden.items():
                     if overridden[: len(probe)] == probe:
@@ -100,29 +103,53 @@ class Document:
             return f"{self.source}:{line}:{column}"
         return self.source
 
+    def override_of(self, path: KeyPath) -> str | None:
+        """The `--set KEY=VALUE` that set the value at `path`, or one of its parents, if any.
+
+        An override replaces everything below the key it sets, so the file's positions
+        there are stale: the most specific override wins.
+        """
+        path = tuple(path)
+        for length in range(len(path), 0, -1):
+            if path[:length] in self.overridden:
+                return self.overridden[path[:length]]
+        return None
+
 
 def load_yaml_file(path: str | Path) -> Document:
-    """Read and parse an experiment file, refusing anything that is not plain data."""
+    """Read and parse a YAML file nnflow reads (an experiment, a run's experiment.yaml).
+
+    Only a regular file is opened (a FIFO or a device such as /dev/zero is refused at
+    once, never read), and never more than MAX_FILE_BYTES of it, whatever `stat` says.
+    The result holds plain data only: `load_yaml_file(path).data`.
+    """
     path = Path(path)
     source = str(path)
     try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: no such file. Check the path (it is relative to the current folder).")
-    except OSError as error:
-        raise ConfigError(f"{source}: cannot read it ({error.strerror}).")
-    if path.is_dir():
-        raise ConfigError(f"{source}: is a folder; expected an experiment file (.yaml).")
-    if size > MAX_FILE_BYTES:
+        raw = read_bounded(path, MAX_FILE_BYTES)
+    except TooLarge:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        size_text = f"{size:,} bytes" if size > MAX_FILE_BYTES else f"over {MAX_FILE_BYTES:,} bytes"  # it may grow as we read
         raise ConfigError(
-            f"{source}: the file is {size:,} bytes; experiment files are limited to "
+            f"{source}: the file is {size_text}; experiment files are limited to "
             f"{MAX_FILE_BYTES:,} bytes. Keep data in data files, not in the experiment."
-        )
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ConfigError(f"{source}: cannot read it ({error.strerror}).")
+        ) from None
+    except NotReadable as error:
+        raise ConfigError(f"{source}: {_unreadable(error.reason)}") from None
     return parse_yaml(raw, source)
+
+
+def _unreadable(reason: str) -> str:
+    if reason == "no such file":
+        return "no such file. Check the path (it is relative to the current folder)."
+    if reason.startswith("is a folder"):
+        return "is a folder; expected an experiment file (.yaml)."
+    if reason.startswith("is "):  # a FIFO, a device, a socket
+        return f"{reason}; expected an experiment file (.yaml)."
+    return f"cannot read it: {reason}."
 
 
 def parse_yaml(raw: bytes | str, source: str = "<string>") -> Document:
@@ -147,6 +174,7 @@ def parse_yaml(raw: bytes | str, source: str = "<string>") -> Document:
             f"{source}: the file is empty. An experiment file needs at least a `layers:` "
             "list and a `compile:` section; see configs/ for examples."
         )
+    _check_characters(text, source)
     _check_tabs(text, source)
     _check_depth(text, source)
     loader = _Loader(text)
@@ -167,12 +195,82 @@ def parse_yaml(raw: bytes | str, source: str = "<string>") -> Document:
     return document
 
 
+class _Dumper(
+    yaml.emitter.Emitter,
+    yaml.serializer.Serializer,
+    yaml.representer.SafeRepresenter,
+    yaml.resolver.Resolver,
+):
+    """PyYAML's safe dumper, quoting every string that YAML 1.1 *or* 1.2 would read as something else."""
+
+    def __init__(self, stream, **options):
+        yaml.emitter.Emitter.__init__(
+            self, stream, canonical=None, indent=None, width=options.get("width"),
+            allow_unicode=options.get("allow_unicode"), line_break=None,
+        )
+        yaml.serializer.Serializer.__init__(self, encoding=None, explicit_start=None, explicit_end=None, version=None, tags=None)
+        yaml.representer.SafeRepresenter.__init__(self, default_style=None, default_flow_style=False, sort_keys=False)
+        yaml.resolver.Resolver.__init__(self)
+
+    def ignore_aliases(self, data) -> bool:
+        return True  # a file a person reads: every value written out, no `&id001`
+
+    def resolve(self, kind, value, implicit):
+        tag = super().resolve(kind, value, implicit)  # YAML 1.1, as other tools read the file
+        if kind is yaml.ScalarNode and implicit[0]:
+            core = _CORE_RESOLVER.resolve(kind, value, implicit)  # YAML 1.2, as nnflow reads it
+            if core != _CORE + "str":
+                return core
+        return tag
+
+
+def _represent_str(dumper: _Dumper, data: str) -> yaml.ScalarNode:
+    # PyYAML writes NEL and the Unicode line separators raw in a plain or single-quoted
+    # scalar, where a reader folds them into a space; double quotes escape them.
+    style = '"' if any(c in data for c in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar(_CORE + "str", data, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+_CORE_RESOLVER = _CoreResolver()
+
+
+def dump_yaml(data: Any, *, comment: str = "") -> str:
+    """YAML text that `parse_yaml` (and any YAML 1.1 reader) reads back as `data`.
+
+    `yaml.safe_dump` writes strings such as `1e3` or `0o17` unquoted, which YAML 1.2 reads
+    as numbers. `comment` becomes leading `# ` lines; line breaks inside it cannot end the comment.
+    """
+    lines = re.split("\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]", comment) if comment else []
+    header = "".join(f"# {line}\n" for line in lines)
+    return header + yaml.dump(data, Dumper=_Dumper, allow_unicode=True, width=100)
+
+
 def _has_content(text: str) -> bool:
     for line in text.splitlines():
         stripped = line.strip()
         if stripped and not stripped.startswith("#") and stripped not in ("---", "..."):
             return True
     return False
+
+
+def _check_characters(text: str, source: str) -> None:
+    """YAML allows only printable characters in a file (escapes in double quotes can name others)."""
+    match = yaml.reader.Reader.NON_PRINTABLE.search(text)
+    if match is None:
+        return
+    start = match.start()
+    line = text.count("\n", 0, start) + 1
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    code = ord(match.group())
+    name = unicodedata.name(match.group(), "a control character")
+    raise ConfigError(
+        Problem(
+            f"the character U+{code:04X} ({name}) is not allowed in a YAML file; delete it "
+            f"(inside a double-quoted string it can be written as the escape \\u{code:04x}).",
+            where=f"{source}:{line}:{column}",
+        )
+    )
 
 
 def _check_tabs(text: str, source: str) -> None:
@@ -238,6 +336,9 @@ def _yaml_problem(error: yaml.MarkedYAMLError, source: str) -> Problem:
     return Problem(f"YAML syntax error: {problem}", where=where)
 
 
+_BAD_CHARACTER = re.compile("[\0\ud800-\udfff]")
+
+
 def _short_tag(tag: str) -> str:
     return "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
 
@@ -290,6 +391,12 @@ class _Builder:
                     where=self._where(node),
                 )
             )
+        kind = "map" if isinstance(node, yaml.MappingNode) else "seq" if isinstance(node, yaml.SequenceNode) else "scalar"
+        if (node.tag in (_CORE + "map", _CORE + "seq") or kind != "scalar") and node.tag != _CORE + kind:
+            what = {"map": "a mapping", "seq": "a list", "scalar": "a single value"}[kind]
+            raise ConfigError(
+                Problem(f"the tag {_short_tag(node.tag)} does not fit {what}; remove the tag.", where=self._where(node))
+            )
         self.document.positions.setdefault(path, self._position(node))
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, depth)
@@ -310,6 +417,7 @@ class _Builder:
                     Problem(f"the tag {_short_tag(key_node.tag)} is not allowed on a key.", where=self._where(key_node))
                 )
             key = key_node.value
+            self._check_characters(key_node)
             if key == "<<" and key_node.tag == _CORE + "str" and key_node.style is None:
                 raise ConfigError(
                     Problem(
@@ -331,9 +439,19 @@ class _Builder:
             result[key] = self._build(value_node, path + (key,), depth + 1)
         return result
 
+    def _check_characters(self, node: yaml.ScalarNode) -> None:
+        """Escapes in quoted strings (`"\\0"`, `"\\ud800"`) can make what no file name or text may hold."""
+        match = _BAD_CHARACTER.search(node.value)
+        if match:
+            what = "a NUL character (\\0)" if match.group() == "\0" else f"a lone surrogate (\\u{ord(match.group()):04x}, half of a UTF-16 pair)"
+            raise ConfigError(
+                Problem(f"{what} is not allowed in a value or a key; remove the escape.", where=self._where(node))
+            )
+
     def _scalar(self, node: yaml.ScalarNode) -> Any:
         tag = node.tag[len(_CORE):]
         value = node.value
+        self._check_characters(node)
         try:
             if tag == "str":
                 return value

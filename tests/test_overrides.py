@@ -113,3 +113,28 @@ def test_override_problems_are_reported_with_the_files(write):
         load_spec(path, ["fit.epoch=5", "layers.5.units=1"])
     message = str(caught.value)
     assert message.startswith("3 problems") and "Did you mean 'Dense'" in message and "fit.epoch" in message
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ('name="a\\0b"', '--set name="a\\0b": the value is not valid YAML: a NUL character (\\0) is not allowed'),
+        ('name="\\ud800"', "the value is not valid YAML: a lone surrogate"),
+        ("name=a\x0cb", "the value is not valid YAML: the character U+000C"),
+        ("fit.epochs=!!map", "the value is not valid YAML: the tag !!map does not fit a single value"),
+        ("fit.epochs=--- !!seq", "the tag !!seq does not fit a single value"),
+        ("fit.epochs=!!python/object/apply:os.system ['true']", "the tag !!python/object/apply:os.system is not allowed"),
+        ("fit.epochs=9223372036854775808", "--set fit.epochs=9223372036854775808 fit.epochs: expected a positive integer; received 9,223,372,036,854,775,808, more than"),
+        ("compile.optimizer.Adam.learning_rate=.nan", "--set compile.optimizer.Adam.learning_rate=.nan compile.optimizer.Adam.learning_rate: NaN"),
+        ("fit.callbacks=[BackupAndRestore]", "--set fit.callbacks=[BackupAndRestore] fit.callbacks[0]: `BackupAndRestore` is not allowed"),
+        ("name=iris\n", None),  # a plain scalar's final newline is not part of it
+        ('name="iris\\n"', "--set name=\"iris\\n\" name: a name may hold letters"),
+    ],
+)
+def test_values_the_reader_or_the_validator_refuse_name_the_override(override, fragment):
+    if fragment is None:
+        assert load_spec(CONFIGS / "iris.yaml", [override]).name == "iris"
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_spec(CONFIGS / "iris.yaml", [override])
+    assert fragment in str(caught.value)

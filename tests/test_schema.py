@@ -57,3 +57,23 @@ def test_schema_accepts_what_check_accepts(validator, text):
 
     spec_from_text(text)
     assert list(validator.iter_errors(yaml.safe_load(text))) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: \"iris\\n\"\nlayers: [Dense: 1]\ncompile: {loss: mse}\n",
+        "layers: [Dense: 1]\ncompile: {loss: mse}\nfit: {epochs: 9223372036854775808}\n",
+        "layers: [Dense: 1]\ncompile: {loss: mse}\nfit: {batch_size: 2147483648}\n",
+        "layers: [Dense: 1]\ncompile: {loss: mse, steps_per_execution: 2147483648}\n",
+        "seed: 4294967296\nlayers: [Dense: 1]\ncompile: {loss: mse}\n",
+        "layers: [Dense: 1]\ncompile: {loss: mse}\nfit: {callbacks: [{BackupAndRestore: {backup_dir: b}}]}\n",
+    ],
+)
+def test_schema_refuses_what_check_refuses(validator, text):
+    from nnflow.errors import ConfigError
+    from nnflow.spec import spec_from_text
+
+    with pytest.raises(ConfigError):
+        spec_from_text(text)
+    assert list(validator.iter_errors(yaml.safe_load(text)))

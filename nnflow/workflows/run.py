@@ -644,7 +644,7 @@ def _fingerprint(spec: Spec, seed: int, hashes: dict, preprocessing) -> str:
 
 def _resolved_yaml(spec: Spec, seed: int) -> str:
     """The experiment as it ran: defaults, overrides and the seed filled in; data paths absolute."""
-    import yaml
+    from ..yamlio import dump_yaml
 
     resolved = spec.to_dict()
     resolved["seed"] = seed
@@ -658,7 +658,8 @@ def _resolved_yaml(spec: Spec, seed: int) -> str:
     for section, keys in (("data", DATA_KEYS), ("compile", COMPILE_KEYS), ("fit", FIT_KEYS)):
         if isinstance(resolved.get(section), dict):
             resolved[section] = {key: resolved[section][key] for key in keys if key in resolved[section]}
-    header = f"# The resolved experiment of this run (defaults, overrides and seed applied).\n# From: {spec.source}" + (
+    comment = "The resolved experiment of this run (defaults, overrides and seed applied).\nFrom: " + str(spec.source) + (
         f" with --set {' --set '.join(spec.overrides)}" if spec.overrides else ""
-    ) + "\n"
-    return header + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
+    )
+    # Strings such as `1e3` quoted: nnflow's YAML 1.2 reader must read the file back as it was.
+    return dump_yaml(resolved, comment=comment)
