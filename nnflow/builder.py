@@ -112,42 +112,54 @@ def callback_paths(spec: Spec, base_dir, *, every_path: bool = False, protected=
 
     A relative path (ModelCheckpoint's `filepath`, CSVLogger's `filename`, TensorBoard's
     `log_dir`) is joined to `base_dir`, the run folder, and must still be inside it once `..`
-    and symbolic links are resolved (a link inside a resumed run's folder could point anywhere).
-    An absolute path is kept, for callbacks that only write (a shared TensorBoard folder), but
-    never over one of the `protected` files (the experiment file, the data). With `every_path`,
-    absolute paths are put inside `base_dir` too (a multi-worker run's other workers write into
-    a scratch folder, never over the chief's files). Raises a located ConfigError (exit 2).
+    and symbolic links are resolved (a link inside a resumed run's folder could point anywhere),
+    without landing on a file nnflow keeps there (`run.json`, `history.csv`, ...). An absolute
+    path is kept, for callbacks that only write (a shared TensorBoard folder), but never over one
+    of the `protected` files (the experiment file, the data), nor inside another run's folder.
+    With `every_path`, absolute paths are put inside `base_dir` too (a multi-worker run's other
+    workers write into a scratch folder, never over the chief's files). Raises a located
+    ConfigError (exit 2).
     """
     import dataclasses
     import os
     from pathlib import Path
 
+    from .runfiles import enclosing_runs, is_nnflow_name
     from .spec import CALLBACK_PATH_ARGUMENTS
 
     base = Path(os.path.realpath(base_dir))
     protected = {os.path.realpath(path) for path in protected}
     placed = []
-    for index, callback in enumerate(spec.fit.callbacks):
+    for callback in spec.fit.callbacks:
         moved = {}
         for key, value in callback.args.items():
             if key not in CALLBACK_PATH_ARGUMENTS or not isinstance(value, str):
                 continue
-            where = spec.locations.get(f"{callback.path}.{callback.name}.{key}", spec.locations.get(callback.path, str(spec.source or "")))
             path = f"{callback.path}.{callback.name}.{key}"
-            if Path(value).is_absolute() and not every_path:
-                if os.path.realpath(value) in protected:
-                    raise ConfigError(Problem(
-                        f"{callback.name} would write over {value}, which this run reads (the experiment file or its data); "
-                        "give it a path of its own.", path=path, where=where))
-                continue
-            relative = _inside(value) if every_path else Path(value)
-            resolved = Path(os.path.realpath(base / relative))
-            if resolved == base or base not in resolved.parents:
-                raise ConfigError(Problem(
+
+            def refuse(message: str):
+                where = spec.locations.get(path, spec.locations.get(callback.path, str(spec.source or "")))
+                return ConfigError(Problem(message, path=path, where=where))
+
+            absolute = Path(value).is_absolute() and not every_path
+            placed_path = Path(value) if absolute else base / (_inside(value) if every_path else Path(value))
+            resolved = Path(os.path.realpath(placed_path))
+            if absolute and str(resolved) in protected:
+                raise refuse(f"{callback.name} would write over {value}, which this run reads (the experiment file or its data); give it a path of its own.")
+            if not absolute and (resolved == base or base not in resolved.parents):
+                raise refuse(
                     f"{value!r} resolves to {resolved}, outside the run folder {base} (through `..` or a symbolic link). "
-                    "Relative paths land inside the run folder; give an absolute path to write elsewhere.",
-                    path=path, where=where))
-            moved[key] = str(base / relative)
+                    "Relative paths land inside the run folder; give an absolute path to write elsewhere."
+                )
+            if base in resolved.parents:
+                first = resolved.relative_to(base).parts[0]
+                if is_nnflow_name(first):
+                    raise refuse(f"{value!r} resolves to {resolved}: the run's own {first!r}, which nnflow writes. Give the callback a name of its own.")
+            others = [run for run in enclosing_runs(resolved) if run != base]
+            if others:
+                raise refuse(f"{value!r} is inside the folder of another run, {others[0]}; a callback never writes into another run. Give it a path of its own.")
+            if not absolute:
+                moved[key] = str(placed_path)
         placed.append(dataclasses.replace(callback, args={**callback.args, **moved}) if moved else callback)
     return placed
 
@@ -155,31 +167,41 @@ def callback_paths(spec: Spec, base_dir, *, every_path: bool = False, protected=
 def build_callbacks(spec: Spec, *, base_dir=None, every_path: bool = False, protected=()) -> list:
     """The `fit.callbacks` of the file as Keras callback objects, their paths placed by `callback_paths`."""
     keras = import_keras()
-    callbacks = spec.fit.callbacks
-    if base_dir is not None:
-        callbacks = callback_paths(spec, base_dir, every_path=every_path, protected=protected)
-        _make_folders(spec, callbacks, base_dir)
-    return [_instantiate(keras, callback, spec) for callback in callbacks]
+    if base_dir is None:
+        return [_instantiate(keras, callback, spec) for callback in spec.fit.callbacks]
+    placed = callback_paths(spec, base_dir, every_path=every_path, protected=protected)
+    callbacks = [_instantiate(keras, callback, spec) for callback in placed]  # Keras's refusals first: no folder made for them
+    _make_folders(spec, placed, base_dir)
+    return callbacks
 
 
 def _make_folders(spec: Spec, callbacks, base_dir) -> None:
-    """The folders of files callbacks write (CSVLogger does not make them): made inside the run
-    folder; an absolute path's folder must exist already (a typo must not make folders anywhere)."""
+    """The folders of the files callbacks write (CSVLogger does not make them): made inside the run
+    folder; an absolute path's folder must exist already (a typo must not make folders anywhere).
+    A file argument that names an existing folder, or a file that cannot be written, is refused."""
     import os
     from pathlib import Path
 
+    base = Path(base_dir).resolve()
     for callback in callbacks:
         for key in ("filepath", "filename"):
             value = callback.args.get(key)
             if not isinstance(value, str):
                 continue
-            folder = Path(value).parent
-            if Path(base_dir).resolve() in [folder.resolve(), *folder.resolve().parents]:
+            path, folder = Path(value), Path(value).parent
+            problem = None
+            if path.is_dir():
+                problem = f"{value} is a folder; {callback.name} writes a file there. Give a file name"
+            elif path.exists() and not os.access(path, os.W_OK):
+                problem = f"{value} cannot be written (permission denied)"
+            elif base in [folder.resolve(), *folder.resolve().parents]:
                 folder.mkdir(parents=True, exist_ok=True)
             elif not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
                 state = "is not writable" if folder.is_dir() else "does not exist"
+                problem = f"{callback.name} writes {value}, but the folder {folder} {state}; make it first, or give a path inside the run folder"
+            if problem:
                 raise ConfigError(Problem(
-                    f"{callback.name} writes {value}, but the folder {folder} {state}; make it first, or give a path inside the run folder.",
+                    problem + ".",
                     path=f"{callback.path}.{callback.name}.{key}",
                     where=spec.locations.get(f"{callback.path}.{callback.name}.{key}", spec.locations.get(callback.path, str(spec.source or ""))),
                 ))

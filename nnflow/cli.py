@@ -60,8 +60,8 @@ def sigterm_raises():
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    finally:  # None: a handler set from C, which Python cannot put back; the default is the nearest
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _interrupted(interrupt: BaseException) -> str:
@@ -268,11 +268,11 @@ def train(config, overrides, out, resume, quiet, as_json, summary):
     progress = Progress()
     if not quiet:
         to_stderr = as_json  # under --json, stdout holds the JSON document only
-        progress.on_note = lambda note: click.echo(f"note: {note}", err=to_stderr)
+        progress.on_note = lambda note: _say(f"note: {note}", err=to_stderr)
         if sys.stdout.isatty() and not as_json:
             progress.verbose = 1
         else:
-            progress.on_epoch = lambda row, epochs: click.echo(render.epoch_line(row, epochs), err=to_stderr)
+            progress.on_epoch = lambda row, epochs: _say(render.epoch_line(row, epochs), err=to_stderr)
     try:
         with quiet_tensorflow():
             result = run_train(config, overrides, out=out, resume=resume, progress=progress)
@@ -280,9 +280,9 @@ def train(config, overrides, out, resume, quiet, as_json, summary):
             emit_json("train", result.to_json())
         elif quiet:
             if result.run_dir is not None:  # a multi-worker run's other workers have none
-                click.echo(str(result.run_dir))
+                _say(str(result.run_dir))
         else:
-            click.echo(render.train_summary(result))
+            _say(render.train_summary(result))
         if result.run_dir is not None:  # the chief's summary speaks for the run
             write_summary(render.train_markdown(result), summary)
     except KeyboardInterrupt as interrupt:
@@ -293,6 +293,18 @@ def train(config, overrides, out, resume, quiet, as_json, summary):
 
 
 cli.add_command(train, "fit")
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    """Progress and results: a reader that went away (`nnflow train ... | head`) stops the printing, not the training."""
+    try:
+        click.echo(text, err=err)
+    except BrokenPipeError:
+        stream = sys.stderr if err else sys.stdout
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        except (OSError, ValueError):  # not a real file (a test runner's capture)
+            pass
 
 
 def run_argument(function):

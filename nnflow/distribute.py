@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError, DataError, NnflowError, Problem, TrainingError, UnsafeModelError
+from .errors import ConfigError, DamagedRunError, DataError, GateError, NnflowError, OutputError, Problem, TrainingError
 from .fileio import os_reason
 
 TF_CONFIG_EXAMPLE = (
@@ -364,7 +364,9 @@ def _reach_chief(config: dict, deadline: float, join_timeout: float) -> None:
                     heard = "stranger"
                     break
             else:
-                if heard == "waiting":  # it answered, then closed: it may be started again, until the deadline
+                # The chief closed the connection before our deadline (it may be started again, until then);
+                # at the deadline it is still waiting, and what it waits for is the answer.
+                if heard == "waiting" and time.monotonic() < deadline:
                     heard = "gone"
         time.sleep(max(min(_POLL, deadline - time.monotonic()), 0))
     if heard == "waiting":
@@ -539,7 +541,7 @@ def exchange(distribution: Distribution, values: list[int], failure: BaseExcepti
     failed = [(task, code) for task, code in zip(distribution.tasks, summed[len(values):]) if code]
     if failed:
         task, code = failed[0]
-        error = {2: ConfigError, 3: DataError, 4: TrainingError, 6: UnsafeModelError}.get(code, NnflowError)
+        error = {2: ConfigError, 3: DataError, 4: TrainingError, 5: GateError, 6: DamagedRunError, 7: OutputError}.get(code, NnflowError)
         raise error(f"{task} stopped (exit {code}; its output says why), so this worker stops too.")
     return summed[: len(values)]
 

@@ -28,7 +28,21 @@ from typing import Any, Callable
 from . import fileio
 from .errors import ConfigError, DamagedRunError, Problem, UnsafeModelError
 
-RUN_FILE = "run.json"  # the same name as runs.RUN_FILE (runs.py imports this module lazily)
+RUN_FILE = "run.json"
+CHECKPOINT_FILE = "checkpoint.npz"
+LOCK_FILE = ".nnflow.lock"
+# Every name nnflow itself keeps at the top of a run folder: nothing else may write over them.
+RUN_FILES = frozenset({
+    RUN_FILE, CHECKPOINT_FILE, LOCK_FILE, "experiment.yaml", "preprocessing.json", "history.csv",
+    "gradients.csv", "metrics.json", "model.keras", "evaluation.json", "report.html", "curves.png",
+    "gradients.png", "export",
+})
+
+
+def is_nnflow_name(name: str) -> bool:
+    """Whether `name`, at the top of a run folder, is one nnflow writes: its files, and the
+    temporary files beside them (`.history.csv.x1y2.tmp`, `.model.x1y2.keras`) that a resume clears."""
+    return name in RUN_FILES or (name.startswith(".") and name.endswith(".tmp")) or (name.startswith(".model.") and name.endswith(".keras"))
 JSON_LIMIT = 64 << 20  # more than nnflow ever writes in a run's JSON files (vocabularies, confusion matrices)
 CSV_LIMIT = 256 << 20  # history.csv and gradients.csv: a row per epoch (per weight)
 EXPERIMENT_LIMIT = 1_000_000  # yamlio.MAX_FILE_BYTES: what an experiment file may be
@@ -525,6 +539,8 @@ OWN_OUTPUTS: dict[str, tuple[str, Callable[[tuple[str, ...]], bool]]] = {
     "report": ("a .html page", lambda parts: len(parts) == 1 and parts[0].lower().endswith((".html", ".htm"))),
     "plot": ("a .png picture", lambda parts: len(parts) == 1 and parts[0].lower().endswith(".png")),
     "export": ("exports under RUN/export/", lambda parts: len(parts) >= 2 and parts[0] == "export"),
+    # A callback's files (CSVLogger's log, ModelCheckpoint's models, TensorBoard's events).
+    "train": ("its callbacks' own files, never one nnflow keeps there", lambda parts: bool(parts) and not is_nnflow_name(parts[0])),
 }
 
 
@@ -548,7 +564,7 @@ def check_output(path: str | Path, command: str, runs: list[Path] = (), *, folde
     targets = [parent / path.name, Path(os.path.realpath(path))]
     described, allowed = OWN_OUTPUTS[command]
     for target in targets:
-        for run_dir in _enclosing_runs(target):
+        for run_dir in enclosing_runs(target):
             parts = target.relative_to(run_dir).parts
             if run_dir in own_runs and parts and allowed(parts):
                 continue
@@ -565,6 +581,6 @@ def check_output(path: str | Path, command: str, runs: list[Path] = (), *, folde
     return path
 
 
-def _enclosing_runs(target: Path) -> list[Path]:
+def enclosing_runs(target: Path) -> list[Path]:
     """Every run folder (a folder holding run.json) that `target` is, or is inside."""
     return [folder for folder in (target, *target.parents) if present(folder / RUN_FILE)]

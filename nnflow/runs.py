@@ -21,17 +21,17 @@ import io
 import json
 import math
 import os
+import stat
 import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, OutputError, Problem
-from .fileio import os_reason
+from .fileio import file_kind, os_reason
+from .runfiles import CHECKPOINT_FILE, LOCK_FILE, RUN_FILE  # the run folder's file names, declared there
 
-RUN_FILE = "run.json"
 RUN_FORMAT = 1  # the layout of a run folder; raise it when an older nnflow could misread a new one
-CHECKPOINT_FILE = "checkpoint.npz"
 RUNS_ROOT = Path("runs")
 
 
@@ -81,7 +81,9 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, durable: bool = True) -
 
 def output_error(path: str | Path, error: OSError) -> OutputError:
     """`cannot write PATH: no space left on the device (the disk is full).` (exit 7)"""
-    return OutputError(f"cannot write {path}: {os_reason(error)}.")
+    failure = OutputError(f"cannot write {path}: {os_reason(error)}.")
+    failure.errno = error.errno  # what to advise: free space, or something else
+    return failure
 
 
 # What a write that fails part-way says: exit 7, not a bug (exit 1).
@@ -285,6 +287,15 @@ def check_new_folder(out: str | Path) -> None:
         raise ConfigError(Problem(f"cannot make {out}: {parent} is not writable.", where="--out"))
 
 
+def check_runs_root(name: str) -> None:
+    """`runs/NAME` can be made and written (checked before any work, when there is no --out)."""
+    from .fileio import output_problem
+
+    problem = output_problem(RUNS_ROOT / name, folder=True)
+    if problem is not None:
+        raise ConfigError(Problem(f"cannot make run folders in {RUNS_ROOT / name}: {problem}. Run nnflow from another folder, or give --out DIR.", where="runs/"))
+
+
 def new_run_dir(name: str, out: str | Path | None = None, *, now: datetime | None = None) -> Path:
     """`runs/NAME/TIMESTAMP` (a new, unique folder), or `out`, which must be new or empty."""
     if out is not None:
@@ -297,14 +308,17 @@ def new_run_dir(name: str, out: str | Path | None = None, *, now: datetime | Non
         return out
     stamp = (now or datetime.now()).strftime("%Y-%m-%d_%H-%M-%S")
     parent = RUNS_ROOT / name
-    parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1, 1000):
-        candidate = parent / (stamp if attempt == 1 else f"{stamp}_{attempt}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, 1000):
+            candidate = parent / (stamp if attempt == 1 else f"{stamp}_{attempt}")
+            try:
+                candidate.mkdir()
+                return candidate
+            except FileExistsError:
+                continue
+    except OSError as error:
+        raise ConfigError(Problem(f"cannot make a run folder in {parent}: {os_reason(error)}. Give --out DIR.", where="runs/")) from None
     raise ConfigError(f"cannot make a new run folder in {parent}")
 
 
@@ -312,7 +326,6 @@ def new_run_dir(name: str, out: str | Path | None = None, *, now: datetime | Non
 # One process trains a run at a time
 
 
-LOCK_FILE = ".nnflow.lock"
 
 
 class RunLock:
@@ -342,15 +355,14 @@ def lock_run(run_dir: str | Path, *, where: str) -> RunLock:
 
     path = Path(run_dir) / LOCK_FILE
     while True:
-        try:
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
-        except OSError as error:
-            raise ConfigError(Problem(f"cannot lock {run_dir} for training ({os_reason(error)}).", where=where)) from None
+        descriptor = _open_lock(path, os.O_RDWR | os.O_CREAT, where)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as error:
             who = _who(_lock_pid(descriptor))
             os.close(descriptor)
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise ConfigError(Problem(f"cannot lock {run_dir} for training: {os_reason(error)} (a file system without locks?).", where=where)) from None
             raise ConfigError(Problem(f"{run_dir} is being trained by {who} right now; wait for it to finish or stop it first.", where=where)) from None
         try:
             same = os.fstat(descriptor).st_ino == os.stat(path).st_ino
@@ -364,13 +376,28 @@ def lock_run(run_dir: str | Path, *, where: str) -> RunLock:
         return RunLock(path, descriptor)
 
 
+def _open_lock(path: Path, flags: int, where: str) -> int:
+    """The lock file, opened without following a link or blocking on a FIFO: only a regular file will do."""
+    flags |= os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(path, flags, FILE_MODE)
+    except OSError as error:
+        reason = "it is a symbolic link" if error.errno == errno.ELOOP else os_reason(error)
+        raise ConfigError(Problem(f"cannot lock {path.parent} for training: {path}: {reason}; remove it.", where=where)) from None
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise ConfigError(Problem(f"cannot lock {path.parent} for training: {path} is {file_kind(mode)}, not a regular file; remove it.", where=where))
+    return descriptor
+
+
 def lock_holder(run_dir: str | Path) -> str | None:
     """Who trains `run_dir` now (`process 1234`), or None when nobody holds its lock."""
     import fcntl
 
     try:
-        descriptor = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
+        descriptor = _open_lock(Path(run_dir) / LOCK_FILE, os.O_RDONLY, "--out")
+    except ConfigError:
         return None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)

@@ -48,18 +48,22 @@ def path_escape(value: str) -> str | None:
         return "it holds a NUL character, which no file name may contain"
     if value.startswith("/"):
         return None
-    depth = 0
+    from .runfiles import is_nnflow_name
+
+    parts: list[str] = []
     for part in value.split("/"):
         if part in ("", "."):
             continue
         if part == "..":
-            depth -= 1
-            if depth < 0:
+            if not parts:
                 return "its '..' goes above the run folder"
+            parts.pop()
         else:
-            depth += 1
-    if depth == 0:
+            parts.append(part)
+    if not parts:
         return "it names the run folder itself, not a file or folder inside it"
+    if is_nnflow_name(parts[0]):
+        return f"it names {parts[0]!r}, which nnflow keeps in the run folder itself; give the callback a name of its own"
     return None
 
 # ---------------------------------------------------------------------------

@@ -618,3 +618,41 @@ def test_other_workers_keep_callback_files_in_their_scratch_folder(tmp_path):
     other = build_callbacks(spec, base_dir=tmp_path / "scratch", every_path=True)
     assert other[0].filename == str(tmp_path / "scratch" / logs.relative_to("/"))
     assert other[1].filepath == str(tmp_path / "scratch" / "best.keras")
+
+
+def test_a_worker_whose_own_deadline_passes_first_names_the_missing_worker():
+    """The usual case: a worker started before its chief reaches its deadline first, still connected."""
+    from nnflow.errors import TrainingError
+
+    addresses = localhost_cluster(3)
+    fake = socket.create_server(("localhost", int(addresses[0].rsplit(":", 1)[1])))
+    release = threading.Event()
+
+    def chief():
+        with fake:
+            connection, _ = fake.accept()
+            with connection:
+                connection.recv(1024)  # the hello
+                connection.sendall(b"waiting worker:2\n")
+                release.wait(10)  # still waiting, still connected
+
+    thread = threading.Thread(target=chief)
+    thread.start()
+    try:
+        with pytest.raises(TrainingError) as error:
+            distribute.join_cluster(worker_config(addresses, 1), None, time.monotonic() + 0.8, 0.8)
+    finally:
+        release.set()
+        thread.join()
+    assert str(error.value).startswith(f"worker:2 ({addresses[2]}) did not join within 0.8 s")
+    assert "went away" not in str(error.value)
+
+
+def test_a_peer_failing_with_a_damaged_or_full_disk_is_reported_with_its_exit_code(monkeypatch):
+    from nnflow.errors import DamagedRunError, GateError, OutputError
+
+    distribution = distribute.Distribution("multi_worker", strategy=object(), replicas=2, workers=2, task="worker:0", chief=True, tasks=("worker:0", "worker:1"))
+    for code, kind in ((5, GateError), (6, DamagedRunError), (7, OutputError)):
+        monkeypatch.setattr(distribute, "_sum_over_workers", lambda d, values, code=code: [*values[:-2], 0, code])
+        with pytest.raises(kind, match=f"worker:1 stopped \\(exit {code}"):
+            distribute.exchange(distribution, [])

@@ -324,3 +324,109 @@ def test_every_command_exits_130_or_143_on_a_signal(monkeypatch, command, target
     result = invoke(*command)
     assert result.exit_code == code, result.output
     assert said in result.stderr and "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------------------
+# Callbacks and the run's own files (found in review)
+
+
+@pytest.mark.parametrize("filename", ["experiment.yaml", "run.json", "logs/../history.csv", ".nnflow.lock", "model.keras/x.csv"])
+def test_a_relative_callback_path_never_names_a_file_nnflow_keeps(filename):
+    result = invoke("check", CONFIGS / "iris.yaml", "--set", f"fit.callbacks=[{{CSVLogger: {{filename: {filename}}}}}]")
+    assert result.exit_code == 2, result.output
+    assert "which nnflow keeps in the run folder itself" in result.stderr
+
+
+def test_an_absolute_callback_path_never_lands_on_a_run_file(tmp_path):
+    other = train(CONFIGS / "iris.yaml", ["fit.epochs=1", "expect={}"], out=tmp_path / "other").run_dir
+    before = tree(other)
+    for target, said in ((other / "history.csv", f"is inside the folder of another run, {other}"),
+                         (tmp_path / "run" / "run.json", "the run's own 'run.json', which nnflow writes")):
+        result = invoke("train", CONFIGS / "iris.yaml", "--out", tmp_path / "run", "--set", "fit.epochs=1",
+                        "--set", f"fit.callbacks=[{{CSVLogger: {{filename: {target}}}}}]")
+        assert result.exit_code == 2, result.output
+        assert said in result.stderr
+        assert not (tmp_path / "run").exists()
+    assert tree(other) == before
+
+
+def test_a_callback_file_that_is_a_folder_is_refused_before_training(tmp_path):
+    folder = tmp_path / "somewhere"
+    folder.mkdir()
+    result = invoke("train", CONFIGS / "iris.yaml", "--out", tmp_path / "run", "--set", "fit.epochs=1",
+                    "--set", f"fit.callbacks=[{{CSVLogger: {{filename: {folder}}}}}]")
+    assert result.exit_code == 2 and f"{folder} is a folder; CSVLogger writes a file there" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_callback_keras_refuses_leaves_no_half_made_run_folder(tmp_path):
+    out = tmp_path / "a" / "b"
+    result = invoke("train", CONFIGS / "iris.yaml", "--out", out, "--set", "fit.epochs=1",
+                    "--set", "fit.callbacks=[{ModelCheckpoint: {filepath: sub/m.keras, save_freq: sometimes}}]")
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "a").exists()  # nor the parents it made
+
+
+def test_no_run_folder_can_be_made_is_said_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("not a folder")
+    result = invoke("train", CONFIGS / "iris.yaml", "--set", "fit.epochs=1")
+    assert result.exit_code == 2 and "cannot make run folders in runs/iris-mlp: runs is a file, not a folder" in result.stderr
+
+
+# ---------------------------------------------------------------------------
+# The lock file itself (found in review)
+
+
+def test_a_finished_run_is_not_locked_by_a_refused_resume(tmp_path):
+    done = train(CONFIGS / "iris.yaml", ["fit.epochs=1", "expect={}"], out=tmp_path / "run").run_dir
+    result = invoke("train", "--resume", done)
+    assert result.exit_code == 2 and "finished training already" in result.stderr
+    assert not (done / runs.LOCK_FILE).exists()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_lock_file_that_is_not_a_regular_file_is_refused_not_followed(tmp_path, kind):
+    run_dir = interrupted_run(tmp_path / "run")
+    (run_dir / runs.LOCK_FILE).unlink(missing_ok=True)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine")
+    if kind == "symlink":
+        (run_dir / runs.LOCK_FILE).symlink_to(precious)
+    else:
+        os.mkfifo(run_dir / runs.LOCK_FILE)
+    result = invoke("train", "--resume", run_dir)
+    assert result.exit_code == 2, result.output
+    assert f"{run_dir / runs.LOCK_FILE}" in result.stderr and "remove it" in result.stderr
+    assert precious.read_text() == "mine" and status(run_dir) == "interrupted"
+    assert runs.lock_holder(run_dir) is None  # and asking who holds it does not block
+
+
+def test_the_lock_is_released_when_the_model_cannot_be_built(tmp_path, monkeypatch):
+    from nnflow import training
+    from nnflow.errors import DataError
+
+    run_dir = interrupted_run(tmp_path / "run")
+
+    def refuse(*args, **kwargs):
+        raise DataError("refused for the test")
+
+    monkeypatch.setattr(training, "check_output", refuse)
+    for _ in range(2):  # the second time too: nobody holds the lock
+        with pytest.raises(DataError, match="refused for the test"):
+            train(resume=run_dir)
+    assert status(run_dir) == "interrupted"
+
+
+@pytest.mark.slow
+def test_a_reader_that_goes_away_stops_the_printing_not_the_training(tmp_path):
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nnflow", "train", str(CONFIGS / "iris.yaml"), "--out", str(run_dir), "--set", "fit.epochs=30"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    process.stdout.readline()  # `nnflow train ... | head -1`
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr and status(run_dir) == "completed"

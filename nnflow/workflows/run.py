@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -128,17 +129,18 @@ def train(
         failure = None
         try:
             if resume is not None:
-                if distribution.chief:  # every worker resumes the same folder: one lock, the chief's
-                    lock = runs.lock_run(run_dir, where="--resume")
                 from ..runfiles import read_run_info
 
-                info = read_run_info(run_dir)  # read again under the lock
+                _check_resumable(run_dir, read_run_info(run_dir), writer=distribution.chief)  # a finished run is not locked
+                if distribution.chief:  # every worker resumes the same folder: one lock, the chief's
+                    lock = runs.lock_run(run_dir, where="--resume")
+                info = read_run_info(run_dir)  # again, under the lock: another process may have moved it on
                 _check_resumable(run_dir, info, writer=distribution.chief)
                 _check_same_files(run_dir, info)
                 checkpoint = runs.load_checkpoint(run_dir)  # validated: damage is exit 6, the status unchanged
                 callback_paths(spec, run_dir, protected=_protected_files(spec))  # links planted in the folder since
-            elif out is not None and distribution.chief:
-                runs.check_new_folder(out)
+            elif distribution.chief:
+                runs.check_new_folder(out) if out is not None else runs.check_runs_root(spec.name)
         except Exception as error:
             failure = error
         seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
@@ -280,14 +282,19 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
     train_split, validation = prepared.train, prepared.validation
     batch_size, epochs = spec.fit.batch_size, spec.fit.epochs
 
-    training.seed_everything(seed)
-    with distribution.scope():  # variables (model, optimizer, metrics) are the strategy's
-        normalizer = None
-        if preprocessing.normalize:
-            normalizer = normalization_layer(preprocessing.mean, preprocessing.variance, preprocessing.input_shape)
-        model = build_model(spec, input_shape=tuple(preprocessing.input_shape), normalizer=normalizer, steps_per_execution=steps)
-        training.check_output(model, preprocessing, spec)
-        distribute.prepare_model(distribution, model, train_split.x, train_split.y)
+    try:
+        training.seed_everything(seed)
+        with distribution.scope():  # variables (model, optimizer, metrics) are the strategy's
+            normalizer = None
+            if preprocessing.normalize:
+                normalizer = normalization_layer(preprocessing.mean, preprocessing.variance, preprocessing.input_shape)
+            model = build_model(spec, input_shape=tuple(preprocessing.input_shape), normalizer=normalizer, steps_per_execution=steps)
+            training.check_output(model, preprocessing, spec)
+            distribute.prepare_model(distribution, model, train_split.x, train_split.y)
+    except BaseException:
+        if lock is not None:  # no record holds it yet
+            lock.release()
+        raise
 
     checkpoint = None
     if resumed:
@@ -339,10 +346,15 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
                 callbacks.append(training.restore_callbacks(
                     user_callbacks, state["callbacks"], arrays, initial_epoch, model=model, path=str(record.run_dir / runs.CHECKPOINT_FILE),
                 ))
+        except Exception as error:
+            failure = error
+        distribute.exchange(distribution, [], failure)  # every worker's checks held: now the run starts
+        failure = None
+        try:
             record.save_info()
         except Exception as error:
             failure = error
-        distribute.exchange(distribution, [], failure)  # the other workers train once the chief has its folder
+        distribute.exchange(distribution, [], failure)  # the other workers train once the chief has marked it running
 
         stream = training.TrainingStream(
             train_split.x,
@@ -413,7 +425,7 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
             failure = error
         distribute.exchange(distribution, [], failure)  # the other workers end as the chief's writing did
     except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (errors.Terminated)
-        record.finish("interrupted", checkpointed=True)
+        record.finish("interrupted", checkpointed=True, best_effort=True)
         if record.writes and record.running:
             interrupt.run_dir = record.run_dir  # for the message that says how to resume
         raise
@@ -426,8 +438,10 @@ def _run_training(spec: Spec, seed: int, prepared, steps: int, hashes: dict, pro
         # the last checkpoint too, so the run is resumable once there is space.
         record.finish("interrupted", error=str(full), checkpointed=True, best_effort=True)
         if record.running:
+            cause = getattr(full, "errno", None)
+            fix = "Free some space" if cause in (None, errno.ENOSPC, errno.EDQUOT) else "Fix that"
             raise OutputError(
-                f"{full} Training stopped; the run is kept as interrupted. Free some space, then continue it "
+                f"{full} Training stopped; the run is kept as interrupted. {fix}, then continue it "
                 f"with `nnflow train --resume {record.run_dir}`."
             ) from None
         raise full from None
@@ -492,30 +506,38 @@ class RunRecord:
         """A new run's folder, locked before anything is written into it."""
         from .. import runs
 
-        existing = Path(out) if out is not None else None
-        made = [] if existing is None or existing.exists() else [existing]
+        target = Path(out) if out is not None else runs.RUNS_ROOT / name
+        missing = [folder for folder in (target, *target.parents) if not folder.exists()]  # deepest first
         run_dir = runs.new_run_dir(name, out)
-        self.created = made if out is not None else [run_dir]
-        self.lock = runs.lock_run(run_dir, where="--out" if out is not None else "run folder")
+        self.created = ([run_dir] if out is None else []) + missing
+        self.lock = runs.lock_run(run_dir, where="--out" if out is not None else "runs/")
         self.run_dir = run_dir
 
     def discard(self) -> None:
-        """Remove a new run's folder that never started (what this process wrote, and the folder it made)."""
+        """Undo a new run that never started: what it wrote in its folder, and the folders it made.
+
+        The folder was new or empty when this process locked it, so all it holds is this run's.
+        """
         if not self.writes or self.running or self.run_dir is None or self.info.get("resumes"):
             return
         if self.lock is None:  # another process's folder (it holds the lock): not ours to touch
             return
-        for name in ("experiment.yaml", "preprocessing.json"):
-            (self.run_dir / name).unlink(missing_ok=True)
         from .. import runs
 
-        runs.remove_partial_files(self.run_dir)
+        for child in self.run_dir.iterdir():
+            if child.name == runs.LOCK_FILE:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
         self.lock.release(remove=True)
+        self.lock = None
         for folder in self.created:
             try:
-                folder.rmdir()  # only if empty: nothing but what this run wrote was there
+                folder.rmdir()  # only if empty
             except OSError:
-                pass
+                break
         self.run_dir = None
 
     @property
