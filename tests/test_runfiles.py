@@ -650,3 +650,36 @@ def test_own_outputs_in_the_own_run_are_written(run, tmp_path):
     after = snapshot(run)
     assert {k: v for k, v in after.items() if k in before} == before
     assert set(after) - set(before) == {Path("predictions-new.csv"), Path("evaluation-mine.json")}
+
+
+# ---------------------------------------------------------------------------
+# `train --resume` on a damaged run: exit 6, and the run is left exactly as it was
+
+
+RESUME_DAMAGE = [
+    ("checkpoint: an array of the wrong shape", runs.CHECKPOINT_FILE,
+     array_edit(lambda a: a.update({"model.2": np.zeros((5, 5), dtype="float32")})), "model.2"),
+    ("checkpoint: no callback state", runs.CHECKPOINT_FILE, state_edit(lambda s: s.pop("callbacks")), "`callbacks` is missing"),
+    ("checkpoint: callback state of another callback", runs.CHECKPOINT_FILE,
+     state_edit(lambda s: s["callbacks"].append({"wait": 1})), "checkpoint.npz"),
+    ("checkpoint: truncated", runs.CHECKPOINT_FILE, lambda path: path.write_bytes(path.read_bytes()[:3000]), "not a readable checkpoint"),
+    ("run.json: not JSON", "run.json", raw(b"{status: interrupted"), "not valid JSON"),
+    ("run.json: data a list", "run.json", setting(data=[]), "`data` must be a mapping"),
+    ("run.json: versions a list", "run.json", setting(versions=["3.15"]), "`versions`"),
+    ("run.json: no epochs", "run.json", dropping("epochs"), "`epochs` is missing"),
+    ("experiment.yaml: an alias bomb", "experiment.yaml",
+     raw(b"a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+         b"d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"),
+     "experiment.yaml"),
+    ("preprocessing.json: a list", "preprocessing.json", raw(b"[]"), "preprocessing.json"),
+]
+
+
+@pytest.mark.parametrize(("case", "file", "damage", "fragment"), RESUME_DAMAGE, ids=[case[0] for case in RESUME_DAMAGE])
+def test_resuming_a_damaged_run_is_exit_6_and_changes_nothing(resumable, case, file, damage, fragment):
+    damage(resumable / file)
+    before = snapshot(resumable)
+    result = invoke("train", "--resume", resumable)
+    assert result.exit_code == 6, result.output
+    assert fragment in result.stderr and "Traceback" not in result.output
+    assert snapshot(resumable) == before  # the status, the checkpoint, the CSV log: all as they were
