@@ -135,11 +135,9 @@ def callback_paths(spec: Spec, base_dir, *, every_path: bool = False, protected=
         for key, value in callback.args.items():
             if key not in CALLBACK_PATH_ARGUMENTS or not isinstance(value, str):
                 continue
-            path = f"{callback.path}.{callback.name}.{key}"
 
-            def refuse(message: str):
-                where = spec.locations.get(path, spec.locations.get(callback.path, str(spec.source or "")))
-                return ConfigError(Problem(message, path=path, where=where))
+            def refuse(message: str, callback=callback, key=key) -> ConfigError:
+                return _argument_problem(spec, callback, key, message)
 
             absolute = Path(value).is_absolute() and not every_path
             placed_path = Path(value) if absolute else base / (_inside(value) if every_path else Path(value))
@@ -200,11 +198,13 @@ def _make_folders(spec: Spec, callbacks, base_dir) -> None:
                 state = "is not writable" if folder.is_dir() else "does not exist"
                 problem = f"{callback.name} writes {value}, but the folder {folder} {state}; make it first, or give a path inside the run folder"
             if problem:
-                raise ConfigError(Problem(
-                    problem + ".",
-                    path=f"{callback.path}.{callback.name}.{key}",
-                    where=spec.locations.get(f"{callback.path}.{callback.name}.{key}", spec.locations.get(callback.path, str(spec.source or ""))),
-                ))
+                raise _argument_problem(spec, callback, key, problem + ".")
+
+
+def _argument_problem(spec: Spec, obj: KerasObject, key: str, message: str) -> ConfigError:
+    """A ConfigError located at one argument of a Keras object of the file (`fit.callbacks[0].CSVLogger.filename`)."""
+    path = f"{obj.path}.{obj.name}.{key}"
+    return ConfigError(Problem(message, path=path, where=spec.locations.get(path, _where(spec, obj.path))))
 
 
 def _inside(path: str):

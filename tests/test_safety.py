@@ -227,31 +227,34 @@ def test_the_sigterm_handler_is_scoped_to_the_command():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def wait_for(condition, process, seconds=120):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert process.poll() is None, process.stderr.read()
-        assert time.monotonic() < deadline, "the command did not get going"
-        time.sleep(0.02)
-
-
-@pytest.mark.slow
-def test_sigterm_stops_training_like_ctrl_c(tmp_path):
-    run_dir = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def sigterm_when(args, condition, seconds=120) -> tuple[int, str]:
+    """Run `nnflow ARGS` in a process of its own, SIGTERM it once `condition()` holds; (exit code, stderr)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "nnflow", "train", str(CONFIGS / "iris.yaml"), "--out", str(run_dir), "--set", "fit.epochs=2000",
-         "--set", "fit.callbacks=[]", "--set", "expect={}", "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [sys.executable, "-m", "nnflow", *map(str, args)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+    deadline = time.monotonic() + seconds
     try:
-        wait_for(lambda: (run_dir / runs.CHECKPOINT_FILE).exists(), process)
+        while not condition():
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline, "the command did not get going"
+            time.sleep(0.02)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 143, stderr
+    return process.returncode, stderr
+
+
+@pytest.mark.slow
+def test_sigterm_stops_training_like_ctrl_c(tmp_path):
+    run_dir = tmp_path / "run"
+    code, stderr = sigterm_when(
+        ["train", CONFIGS / "iris.yaml", "--out", run_dir, "--set", "fit.epochs=2000", "--set", "fit.callbacks=[]", "--set", "expect={}", "-q"],
+        lambda: (run_dir / runs.CHECKPOINT_FILE).exists(),
+    )
+    assert code == 143, stderr
     assert f"Terminated (SIGTERM). Continue with: nnflow train --resume {run_dir}" in stderr and "Traceback" not in stderr
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "interrupted" and info["epochs"]["completed"] >= 1
@@ -269,19 +272,8 @@ def test_sigterm_leaves_no_half_written_predictions(tmp_path):
             stream.write("\n".join(rows[1:]) + "\n")
     out = tmp_path / "out" / "predictions.csv"
     out.parent.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nnflow", "predict", str(run_dir), "-i", str(big), "-o", str(out), "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-    try:
-        wait_for(lambda: any(out.parent.glob(".predictions.csv.*.tmp")), process)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 143, stderr
+    code, stderr = sigterm_when(["predict", run_dir, "-i", big, "-o", out, "-q"], lambda: any(out.parent.glob(".predictions.csv.*.tmp")))
+    assert code == 143, stderr
     assert "Terminated (SIGTERM)." in stderr and "Traceback" not in stderr
     assert list(out.parent.iterdir()) == []  # neither the output nor its temporary file
 

@@ -139,8 +139,10 @@ def train(
                 _check_same_files(run_dir, info)
                 checkpoint = runs.load_checkpoint(run_dir)  # validated: damage is exit 6, the status unchanged
                 callback_paths(spec, run_dir, protected=_protected_files(spec))  # links planted in the folder since
+            elif distribution.chief and out is not None:
+                runs.check_new_folder(out)
             elif distribution.chief:
-                runs.check_new_folder(out) if out is not None else runs.check_runs_root(spec.name)
+                runs.check_runs_root(spec.name)
         except Exception as error:
             failure = error
         seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
@@ -498,7 +500,7 @@ class RunRecord:
         self.lock = lock  # runs.RunLock: this process alone trains the folder (the chief's)
         self.scratch = None if writes else Path(tempfile.mkdtemp(prefix="nnflow-worker-"))
         self.checkpointer = None
-        self.created: list[Path] = []  # folders this process made for a new run, deepest last
+        self.created: list[Path] = []  # folders this process made for a new run, deepest first
         self.running = False  # run.json says running: from here on it always says how the run ended
         self.finished = False  # run.json says how the run ended
 
