@@ -7,7 +7,7 @@ a test dependency: `pip install -e .[test]`):
     .venv/bin/python benchmarks/fuzz_spec.py --examples 500 --seed 1
 
 Every example starts from a shipped experiment (configs/*.yaml, configs/lessons/*.yaml,
-examples/, plus SPEC.md's own examples) and mutates it the ways users and attackers do:
+examples/, plus two examples of docs/experiment-file.md) and mutates it the ways users and attackers do:
 
 - values changed to other types and extremes: huge integers (past int32, int64, 10**100),
   NaN, infinities, empty and blank strings, Unicode, line separators, path-like strings,
@@ -66,7 +66,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BASE_DIR = ROOT / "configs"  # where data paths of the seeds resolve; no file is read
 TIME_LIMIT = 10.0  # seconds per example: past it, the example counts as a hang
 
-# SPEC.md's two examples, so the fuzzer has seeds even in a bare checkout.
+# The format reference's two examples (docs/experiment-file.md), so the fuzzer has seeds even in a bare checkout.
 _SPEC_EXAMPLES = [
     """\
 layers:
@@ -106,7 +106,7 @@ def seed_texts() -> list[tuple[str, str]]:
     files = sorted(ROOT.glob("configs/*.yaml")) + sorted(ROOT.glob("configs/lessons/*.yaml"))
     files += sorted(p for p in ROOT.glob("examples/**/*") if p.suffix in (".yaml", ".yml"))
     seeds = [(str(p.relative_to(ROOT)), p.read_text(encoding="utf-8")) for p in files]
-    return seeds + [(f"SPEC.md example {i + 1}", text) for i, text in enumerate(_SPEC_EXAMPLES)]
+    return seeds + [(f"SPEC example {i + 1} (docs/experiment-file.md)", text) for i, text in enumerate(_SPEC_EXAMPLES)]
 
 
 SEEDS = seed_texts()

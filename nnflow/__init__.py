@@ -11,7 +11,7 @@ Importing this package is cheap: Keras and TensorFlow load only when a model is 
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401  (the public nnflow.__version__)
 
 from .errors import ConfigError, DataError, GateError, NnflowError, TrainingError, UnsafeModelError  # noqa: E402
 from .spec import Spec, load_spec  # noqa: E402
@@ -25,8 +25,10 @@ def build_model(spec: Spec, *, input_shape: tuple | None = None):
     are raised as located `ConfigError`s.
     """
     from .builder import build_model as _build
+    from .library_scope import kept
 
-    return _build(spec, input_shape=input_shape)
+    with kept():  # a file's `seed` seeds the build, not the caller's process
+        return _build(spec, input_shape=input_shape)
 
 
 def train(config=None, overrides=(), *, out=None, resume=None):
@@ -35,10 +37,15 @@ def train(config=None, overrides=(), *, out=None, resume=None):
     Returns a `TrainResult` (`run_dir`, `metrics`, `gates`, `failed_gates`, ...). Raises
     `DataError` (bad data), `TrainingError` (NaN loss) or `ConfigError`; a failing gate is
     reported in the result, not raised.
+
+    Returns (or raises) leaving the process as it was: global seeds, op determinism,
+    umask, fd 2 and Keras's functions are put back (`library_scope.kept`).
     """
+    from .library_scope import kept
     from .workflows import train as _train
 
-    return _train(config, overrides, out=out, resume=resume)
+    with kept():
+        return _train(config, overrides, out=out, resume=resume)
 
 
 __all__ = [

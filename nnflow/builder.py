@@ -6,7 +6,8 @@ come back as located `ConfigError`s, pointing at the layer in the file.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ._tf import import_keras
 from .errors import ConfigError, Problem
@@ -32,10 +33,9 @@ def build_model(
     *,
     input_shape: tuple | None = None,
     normalizer: Any = None,
-    compile: bool = True,
     steps_per_execution: int | None = None,
 ):
-    """Build (and by default compile) the `keras.Sequential` that `spec` describes.
+    """Build and compile the `keras.Sequential` that `spec` describes.
 
     `input_shape` (without the batch axis) is used when the file names none: nnflow
     passes the data's feature count. `normalizer`, a Keras layer, goes first (the
@@ -67,8 +67,7 @@ def build_model(
             model.add(layer)
         except Exception as error:  # shape mismatches, out-of-memory weights, bad dtypes
             raise _located(spec, layer_spec, f"Keras cannot add this layer: {_keras_message(error)}") from None
-    if compile:
-        compile_model(model, spec, steps_per_execution=steps_per_execution)
+    compile_model(model, spec, steps_per_execution=steps_per_execution)
     return model
 
 
@@ -99,12 +98,19 @@ def compile_model(model, spec: Spec, *, steps_per_execution: int | None = None) 
             optimizer=optimizer,
             loss=loss,
             metrics=metrics,
-            steps_per_execution=steps_per_execution or (1 if settings.steps_per_execution == "auto" else settings.steps_per_execution),
+            steps_per_execution=steps_per_execution
+            or (1 if settings.steps_per_execution == "auto" else settings.steps_per_execution),
             jit_compile=settings.jit_compile,
             run_eagerly=settings.run_eagerly,
         )
     except Exception as error:
-        raise ConfigError(Problem(f"Keras refused to compile the model: {_keras_message(error)}", path="compile", where=_where(spec, "compile"))) from None
+        raise ConfigError(
+            Problem(
+                f"Keras refused to compile the model: {_keras_message(error)}",
+                path="compile",
+                where=_where(spec, "compile"),
+            )
+        ) from None
 
 
 def callback_paths(spec: Spec, base_dir, *, every_path: bool = False, protected=()) -> list[KerasObject]:
@@ -124,7 +130,7 @@ def callback_paths(spec: Spec, base_dir, *, every_path: bool = False, protected=
     import os
     from pathlib import Path
 
-    from .runfiles import enclosing_runs, is_nnflow_name
+    from .runs import enclosing_runs, is_nnflow_name
     from .spec import CALLBACK_PATH_ARGUMENTS
 
     base = Path(os.path.realpath(base_dir))
@@ -143,7 +149,9 @@ def callback_paths(spec: Spec, base_dir, *, every_path: bool = False, protected=
             placed_path = Path(value) if absolute else base / (_inside(value) if every_path else Path(value))
             resolved = Path(os.path.realpath(placed_path))
             if absolute and str(resolved) in protected:
-                raise refuse(f"{callback.name} would write over {value}, which this run reads (the experiment file or its data); give it a path of its own.")
+                raise refuse(
+                    f"{callback.name} would write over {value}, which this run reads (the experiment file or its data); give it a path of its own."
+                )
             if not absolute and (resolved == base or base not in resolved.parents):
                 raise refuse(
                     f"{value!r} resolves to {resolved}, outside the run folder {base} (through `..` or a symbolic link). "
@@ -152,23 +160,27 @@ def callback_paths(spec: Spec, base_dir, *, every_path: bool = False, protected=
             if base in resolved.parents:
                 first = resolved.relative_to(base).parts[0]
                 if is_nnflow_name(first):
-                    raise refuse(f"{value!r} resolves to {resolved}: the run's own {first!r}, which nnflow writes. Give the callback a name of its own.")
+                    raise refuse(
+                        f"{value!r} resolves to {resolved}: the run's own {first!r}, which nnflow writes. Give the callback a name of its own."
+                    )
             others = [run for run in enclosing_runs(resolved) if run != base]
             if others:
-                raise refuse(f"{value!r} is inside the folder of another run, {others[0]}; a callback never writes into another run. Give it a path of its own.")
+                raise refuse(
+                    f"{value!r} is inside the folder of another run, {others[0]}; a callback never writes into another run. Give it a path of its own."
+                )
             if not absolute:
                 moved[key] = str(placed_path)
         placed.append(dataclasses.replace(callback, args={**callback.args, **moved}) if moved else callback)
     return placed
 
 
-def build_callbacks(spec: Spec, *, base_dir=None, every_path: bool = False, protected=()) -> list:
-    """The `fit.callbacks` of the file as Keras callback objects, their paths placed by `callback_paths`."""
+def build_callbacks(spec: Spec, *, base_dir, every_path: bool = False, protected=()) -> list:
+    """The `fit.callbacks` of the file as Keras callback objects, their paths placed by `callback_paths` in `base_dir`."""
     keras = import_keras()
-    if base_dir is None:
-        return [_instantiate(keras, callback, spec) for callback in spec.fit.callbacks]
     placed = callback_paths(spec, base_dir, every_path=every_path, protected=protected)
-    callbacks = [_instantiate(keras, callback, spec) for callback in placed]  # Keras's refusals first: no folder made for them
+    callbacks = [
+        _instantiate(keras, callback, spec) for callback in placed
+    ]  # Keras's refusals first: no folder made for them
     _make_folders(spec, placed, base_dir)
     return callbacks
 
@@ -212,11 +224,6 @@ def _inside(path: str):
     from pathlib import Path
 
     return Path(*[part for part in Path(path).parts if part not in (Path(path).anchor, "..", ".")] or ["."])
-
-
-def instantiate(obj: KerasObject, spec: Spec):
-    """One Keras object from its spec; Keras's errors become located ConfigErrors."""
-    return _instantiate(import_keras(), obj, spec)
 
 
 def _layer_names(spec: Spec, taken: set[str]) -> list[str | None]:

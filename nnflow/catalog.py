@@ -8,6 +8,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CATALOG_PATH = Path(__file__).with_name("keras_catalog.json")
 
@@ -38,13 +39,14 @@ KIND_MODULES = {
 
 
 @functools.cache
-def load_catalog() -> dict:
+def load_catalog() -> dict[str, Any]:
     with open(CATALOG_PATH, encoding="utf-8") as handle:
-        return json.load(handle)
+        catalog: dict[str, Any] = json.load(handle)
+    return catalog
 
 
 def keras_version() -> str:
-    return load_catalog()["keras_version"]
+    return str(load_catalog()["keras_version"])
 
 
 @dataclass(frozen=True)
@@ -55,15 +57,12 @@ class Entry:
     name: str  # as written in the file
     target: str  # the class name, or the function name for string ids
     is_class: bool
-    params: tuple  # of dicts: name, required, default, keyword_only
+    params: tuple[dict[str, Any], ...]  # name, required, default, keyword_only
     summary: str = ""
     output_name: str | None = None  # metrics: the name Keras reports
 
-    def param(self, name: str) -> dict | None:
-        for param in self.params:
-            if param["name"] == name:
-                return param
-        return None
+    def param(self, name: str) -> dict[str, Any] | None:
+        return next((param for param in self.params if param["name"] == name), None)
 
     @property
     def param_names(self) -> list[str]:
@@ -98,19 +97,30 @@ def lookup(kind: str, name: str) -> Entry:
     if name in table["objects"]:
         spec = table["objects"][name]
         return Entry(
-            kind, name, spec.get("same_as", name), True, tuple(spec["params"]),
-            spec.get("summary", ""), spec.get("output_name"),
+            kind,
+            name,
+            spec.get("same_as", name),
+            True,
+            tuple(spec["params"]),
+            spec.get("summary", ""),
+            spec.get("output_name"),
         )
     if name in table["ids"]:
         ident = table["ids"][name]
         if "object" in ident:
             target = ident["object"]
             spec = table["objects"][target]
-            return Entry(kind, name, target, True, tuple(spec["params"]), spec.get("summary", ""), spec.get("output_name"))
+            return Entry(
+                kind, name, target, True, tuple(spec["params"]), spec.get("summary", ""), spec.get("output_name")
+            )
         return Entry(kind, name, ident["function"], False, (), ident.get("note", ""))
     if name in table["refused"]:
         raise UnknownName(f"`{name}` is not allowed: {table['refused'][name]}")
-    raise UnknownName(unknown_message(KIND_TITLES[kind], name, kind_names(kind) + (["Input"] if kind == "layer" else []), KIND_MODULES[kind]))
+    raise UnknownName(
+        unknown_message(
+            KIND_TITLES[kind], name, kind_names(kind) + (["Input"] if kind == "layer" else []), KIND_MODULES[kind]
+        )
+    )
 
 
 def unknown_message(what: str, name: str, candidates: list[str], module: str | None = None) -> str:
@@ -124,13 +134,13 @@ def unknown_message(what: str, name: str, candidates: list[str], module: str | N
     return message
 
 
-def did_you_mean(name: str, candidates: list[str]) -> str:
+def did_you_mean(name: object, candidates: list[str]) -> str:
     """'Did you mean ...?' for the closest candidates, or '' when nothing is close."""
     matches = close_matches(name, candidates)
     return f"Did you mean {_quote_list(matches)}?" if matches else ""
 
 
-def close_matches(name: str, candidates: list[str]) -> list[str]:
+def close_matches(name: object, candidates: list[str]) -> list[str]:
     """Up to three candidates close to `name`, case and separators ignored first."""
     if not isinstance(name, str):
         return []

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 CATALOG_PATH = Path(__file__).with_name("keras_catalog.json")
 
@@ -46,8 +47,17 @@ REFUSED = {
         **{
             name: _SEVERAL_INPUTS
             for name in (
-                "Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply",
-                "Subtract", "Attention", "AdditiveAttention", "MultiHeadAttention",
+                "Add",
+                "Average",
+                "Concatenate",
+                "Dot",
+                "Maximum",
+                "Minimum",
+                "Multiply",
+                "Subtract",
+                "Attention",
+                "AdditiveAttention",
+                "MultiHeadAttention",
                 "GroupQueryAttention",
             )
         },
@@ -120,7 +130,11 @@ def _params(cls, *, layer: bool) -> list[dict]:
     if layer and var_kwargs:
         known = {p["name"] for p in params}
         params += [
-            {"name": name, "default": None if name != "trainable" and name != "autocast" else True, "keyword_only": True}
+            {
+                "name": name,
+                "default": None if name != "trainable" and name != "autocast" else True,
+                "keyword_only": True,
+            }
             for name in LAYER_BASE_KWARGS
             if name not in known
         ]
@@ -151,49 +165,37 @@ def build_catalog() -> dict:
     kinds: dict[str, dict] = {}
 
     def add_kind(kind, classes, ids_dict=None, *, layer=False, name_of=None):
-        refused = REFUSED.get(kind, {})
-        objects = {}
-        for name, cls in sorted(classes.items()):
-            if name in refused:
-                continue
-            entry = {"params": _params(cls, layer=layer), "summary": _summary(cls)}
-            if cls.__name__ != name:
-                entry["same_as"] = cls.__name__
-            if name_of is not None:
-                entry["output_name"] = name_of(cls)
-            objects[name] = entry
-        ids = {}
-        for identifier, value in sorted((ids_dict or {}).items()):
-            if identifier in objects or identifier in refused:
-                continue
-            if inspect.isclass(value):
-                target = value.__name__
-                if target in objects:
-                    ids[identifier] = {"object": target}
-            elif callable(value):
-                ids[identifier] = {"function": value.__name__}
-        kinds[kind] = {"objects": objects, "ids": ids, "refused": dict(sorted(refused.items()))}
+        kinds[kind] = _kind_entry(kind, classes, ids_dict, layer=layer, name_of=name_of)
 
     from keras.src.layers.layer import Layer
 
     add_kind("layer", _classes(keras.layers, Layer), layer=True)
     input_params = _params_of_function(keras.Input)
-    kinds["layer"]["input"] = {"params": input_params, "summary": "The model's input: its shape without the batch axis."}
+    kinds["layer"]["input"] = {
+        "params": input_params,
+        "summary": "The model's input: its shape without the batch axis.",
+    }
 
     add_kind("optimizer", _classes(keras.optimizers, keras.optimizers.Optimizer), optimizers.ALL_OBJECTS_DICT)
     add_kind("loss", _classes(keras.losses, keras.losses.Loss), losses.ALL_OBJECTS_DICT)
-    kinds["loss"]["ids"]["crossentropy"] = {"function": "crossentropy", "note": "binary, categorical or sparse, chosen from the data"}
-    kinds["loss"]["ids"]["ce"] = {"function": "crossentropy", "note": "binary, categorical or sparse, chosen from the data"}
+    kinds["loss"]["ids"]["crossentropy"] = {
+        "function": "crossentropy",
+        "note": "binary, categorical or sparse, chosen from the data",
+    }
+    kinds["loss"]["ids"]["ce"] = {
+        "function": "crossentropy",
+        "note": "binary, categorical or sparse, chosen from the data",
+    }
 
-    def metric_name(cls):
-        try:
-            return cls().name
-        except Exception:  # metrics with required arguments have no default name
-            return None
-
-    add_kind("metric", _classes(keras.metrics, keras.metrics.Metric), metrics.ALL_OBJECTS_DICT, name_of=metric_name)
-    kinds["metric"]["ids"]["accuracy"] = {"function": "accuracy", "note": "binary, categorical or sparse, chosen from the data"}
-    kinds["metric"]["ids"]["acc"] = {"function": "accuracy", "note": "binary, categorical or sparse, chosen from the data"}
+    add_kind("metric", _classes(keras.metrics, keras.metrics.Metric), metrics.ALL_OBJECTS_DICT, name_of=_metric_name)
+    kinds["metric"]["ids"]["accuracy"] = {
+        "function": "accuracy",
+        "note": "binary, categorical or sparse, chosen from the data",
+    }
+    kinds["metric"]["ids"]["acc"] = {
+        "function": "accuracy",
+        "note": "binary, categorical or sparse, chosen from the data",
+    }
     kinds["metric"]["ids"]["crossentropy"] = {"function": "crossentropy"}
     kinds["metric"]["ids"]["ce"] = {"function": "crossentropy"}
     add_kind("callback", _classes(keras.callbacks, keras.callbacks.Callback))
@@ -208,13 +210,47 @@ def build_catalog() -> dict:
     return {"keras_version": keras.__version__, "kinds": kinds}
 
 
+def _kind_entry(kind: str, classes: dict, ids_dict: dict | None, *, layer: bool, name_of=None) -> dict:
+    """One kind of the catalog: its classes (arguments, summary), its string ids, what nnflow refuses."""
+    refused = REFUSED.get(kind, {})
+    objects = {}
+    for name, cls in sorted(classes.items()):
+        if name in refused:
+            continue
+        entry = {"params": _params(cls, layer=layer), "summary": _summary(cls)}
+        if cls.__name__ != name:
+            entry["same_as"] = cls.__name__
+        if name_of is not None:
+            entry["output_name"] = name_of(cls)
+        objects[name] = entry
+    ids = {}
+    for identifier, value in sorted((ids_dict or {}).items()):
+        if identifier in objects or identifier in refused:
+            continue
+        if inspect.isclass(value):
+            target = value.__name__
+            if target in objects:
+                ids[identifier] = {"object": target}
+        elif callable(value):
+            ids[identifier] = {"function": value.__name__}
+    return {"objects": objects, "ids": ids, "refused": dict(sorted(refused.items()))}
+
+
+def _metric_name(cls) -> str | None:
+    """The name Keras reports a metric class under, by default."""
+    try:
+        return cls().name
+    except Exception:  # metrics with required arguments have no default name
+        return None
+
+
 def _params_of_function(function) -> list[dict]:
     return [_param_entry(parameter) for parameter in inspect.signature(function).parameters.values()]
 
 
 def _param_entry(parameter: inspect.Parameter) -> dict:
     """One argument: its name, and whether it is required, its default, keyword-only."""
-    entry = {"name": parameter.name}
+    entry: dict[str, Any] = {"name": parameter.name}
     if parameter.default is parameter.empty:
         entry["required"] = True
     else:

@@ -1,4 +1,4 @@
-"""nnflow's exceptions: one class per exit code of SPEC.md (and 7, an output not written). Standard library only."""
+"""nnflow's exceptions: one class per exit code (docs/experiment-file.md lists them). Standard library only."""
 
 from __future__ import annotations
 
@@ -39,9 +39,8 @@ class ConfigError(NnflowError):
     title = "invalid experiment"
 
     def __init__(self, problems: list[Problem] | Problem | str, source: str = ""):
-        if isinstance(problems, (Problem, str)):
-            problems = [problems]
-        self.problems = [p if isinstance(p, Problem) else Problem(p) for p in problems]
+        listed: list[Problem | str] = [problems] if isinstance(problems, (Problem, str)) else list(problems)
+        self.problems = [p if isinstance(p, Problem) else Problem(p) for p in listed]
         self.source = source
         super().__init__(self.render())
 
@@ -113,6 +112,21 @@ class Terminated(KeyboardInterrupt):
     """
 
     exit_code = 143
+
+
+def error_for_exit_code(code: int) -> type[NnflowError]:
+    """The error class of an exit code (the most specific one: 6 is DamagedRunError); NnflowError for others.
+
+    Used to raise, in one process, the kind of error another process exited with.
+    """
+    found: type[NnflowError] = NnflowError
+    pending = list(NnflowError.__subclasses__())
+    while pending:
+        kind = pending.pop(0)
+        if kind.exit_code == code and kind.__module__ == __name__:  # not a module's own refinement
+            found = kind  # breadth first: a subclass comes after its base
+        pending.extend(kind.__subclasses__())
+    return found
 
 
 def interrupt_exit_code(interrupt: BaseException) -> int:

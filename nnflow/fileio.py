@@ -147,3 +147,22 @@ def output_problem(path: str | Path, *, folder: bool = False) -> str | None:
         if not os.access(parent, os.W_OK | os.X_OK):
             return f"the folder {parent} is not writable"
         return None
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS tells it (Linux's /proc).
+
+    Elsewhere the only way is to set it and put it back at once (`os.umask` returns the old
+    one): for that instant a file another thread creates gets the temporary mask, 0o077,
+    which errs on the private side.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask

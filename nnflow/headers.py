@@ -4,149 +4,41 @@ Standard library only (pyarrow for a Parquet schema, imported only then): `nnflo
 reads the data's headers with this module, without TensorFlow, pandas or numpy, and
 `data.py` opens and reads headers through it too, so both say the same thing.
 
-- `open_table` opens only a regular file (a FIFO would block, a device never end) and
-  decompresses it as its suffix says.
 - `read_header` reads a table's column names: a CSV's first record (quoted cells may span
   lines), with a bounded read; a Parquet file's schema and row count.
 - `check_data` checks the target, feature and drop columns of a `data:` section against
   the headers of its files, with the words `nnflow train` uses.
-- `row_line` finds the physical line a data row starts on, for messages.
+
+Opening, decompressing and reading files as text is `table_files.py`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import errno
 import io
 import json
-import os
-import re
-import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
 
 from .catalog import close_matches
 from .errors import DataError
-from .fileio import NotReadable, file_kind, open_regular, os_reason
 from .spec import DataSpec
+from .table_files import (  # noqa: F401  (re-exported: data.py and the tests know them from here)
+    CELL_LIMIT,
+    COMPRESSION_SUFFIXES,
+    blank_line,
+    check_text,
+    damaged_archive_errors,
+    existing_table,
+    one_line,
+    open_table,
+    row_line,
+    table_format,
+    undecodable,
+)
 
-COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst")
-# Python's csv module refuses longer fields; nnflow refuses longer cells everywhere (header and
-# rows alike), so that what `check` reads, `train` reads.
-CELL_LIMIT = 131_072
 HEADER_LIMIT = 16 * 1024 * 1024  # characters a header record may take (100,000 names of 160 characters fit)
-BINARY_PROBE = 8192  # bytes looked at for binary content
-
-
-# ---------------------------------------------------------------------------
-# Opening
-
-
-def table_format(path: Path) -> str:
-    """'csv', 'tsv' or 'parquet' from the file name, or DataError."""
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    if suffixes and suffixes[-1] in COMPRESSION_SUFFIXES:
-        suffixes = suffixes[:-1]
-    last = suffixes[-1] if suffixes else ""
-    if last in (".parquet", ".pq"):
-        return "parquet"
-    if last == ".tsv":
-        return "tsv"
-    if last in (".csv", ".txt"):
-        return "csv"
-    raise DataError(f"{path}: unknown file type {last or '(no extension)'!r}; use .csv, .tsv (optionally .gz) or .parquet.")
-
-
-def existing_table(path: Path) -> str:
-    """The table's format, once `path` is known to name a regular file (symbolic links followed)."""
-    kind = table_format(path)
-    _check_regular(path)
-    return kind
-
-
-def _check_regular(path: Path) -> None:
-    """DataError unless `path` is a regular file: says what it is instead (a FIFO, a link loop, ...)."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as error:
-        if error.errno == errno.ENOENT and os.path.islink(path):
-            raise DataError(f"{path}: a symbolic link to {os.readlink(path)}, which does not exist.") from None
-        if error.errno == errno.ENOENT:
-            raise DataError(f"{path}: no such file (paths in an experiment's `data:` are relative to the experiment file).") from None
-        raise DataError(f"{path}: {os_reason(error)}.") from None
-    if stat.S_ISDIR(mode):
-        raise DataError(f"{path}: is a directory; expected a CSV or Parquet file.")
-    if not stat.S_ISREG(mode):
-        raise DataError(f"{path}: is {file_kind(mode)}, not a regular file; expected a CSV or Parquet file.")
-
-
-@contextlib.contextmanager
-def open_table(path: Path, *, decompress: bool = True) -> Iterator[BinaryIO]:
-    """The file's bytes, decompressed as its suffix says; only a regular file is opened.
-
-    Every problem (a FIFO, a folder, a corrupt or many-file archive, a missing package) is a DataError.
-    """
-    path = Path(path)
-    try:
-        raw = open_regular(path)
-    except NotReadable as error:
-        _check_regular(path)  # the words of `existing_table` for what stat can see
-        raise DataError(f"{path}: {error.reason}.") from None
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(raw)
-        yield _decompressed(path, raw, stack) if decompress else raw
-
-
-def _decompressed(path: Path, raw: BinaryIO, stack: contextlib.ExitStack) -> BinaryIO:
-    suffix = path.suffix.lower()
-    if suffix == ".gz":
-        import gzip
-
-        return stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
-    if suffix == ".bz2":
-        import bz2
-
-        return stack.enter_context(bz2.BZ2File(raw, "rb"))
-    if suffix == ".xz":
-        import lzma
-
-        return stack.enter_context(lzma.LZMAFile(raw, "rb"))
-    if suffix == ".zip":
-        import zipfile
-
-        try:
-            archive = stack.enter_context(zipfile.ZipFile(raw))
-            names = [name for name in archive.namelist() if not name.endswith("/")]
-            if len(names) == 1:
-                return stack.enter_context(archive.open(names[0]))
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:
-            raise DataError(f"{path}: cannot be decompressed ({one_line(error)}).") from None
-        raise DataError(f"{path}: the ZIP archive holds {len(names)} files; put the one table alone in it.")
-    if suffix == ".zst":
-        try:
-            import zstandard
-        except ImportError:
-            raise DataError(f"{path}: reading .zst files needs the zstandard package (pip install zstandard).") from None
-        return stack.enter_context(zstandard.open(raw, "rb"))
-    return raw
-
-
-def damaged_archive_errors() -> tuple[type[BaseException], ...]:
-    """What the decompressors raise on damaged data (their modules are imported only when used)."""
-    import sys
-    import zlib
-
-    errors: list[type[BaseException]] = [OSError, EOFError, zlib.error]
-    for module, name in (("lzma", "LZMAError"), ("zipfile", "BadZipFile"), ("zstandard", "ZstdError")):
-        if module in sys.modules and isinstance(getattr(sys.modules[module], name, None), type):
-            errors.append(getattr(sys.modules[module], name))
-    return tuple(errors)
-
-
-def one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()).rstrip(".") or type(error).__name__
 
 
 # ---------------------------------------------------------------------------
@@ -199,7 +91,9 @@ def csv_header(path: Path, kind: str) -> list[str]:
                 raise DataError(f"{path}: the file is empty; expected a header row and data rows.")
             for position, name in enumerate(header):
                 if len(name) > CELL_LIMIT:
-                    raise DataError(_long_header_cell(path, start, f"column {position + 1}'s name holds {len(name):,} characters"))
+                    raise DataError(
+                        _long_header_cell(path, start, f"column {position + 1}'s name holds {len(name):,} characters")
+                    )
             if not _has_rows(lines, separator):
                 if reader.line_num > start and any("\n" in name or "\r" in name for name in header):
                     raise DataError(
@@ -211,10 +105,17 @@ def csv_header(path: Path, kind: str) -> list[str]:
             raise
         except csv.Error as error:
             if "field larger than field limit" in str(error):
-                raise DataError(_long_header_cell(
-                    path, start, f"a cell holds more than {CELL_LIMIT:,} characters" + (f" (it runs on to line {reader.line_num})" if reader.line_num > start else "")
-                )) from None
-            raise DataError(f"{path}: not a well-formed {kind.upper()} header (line {reader.line_num}): {one_line(error)}.") from None
+                raise DataError(
+                    _long_header_cell(
+                        path,
+                        start,
+                        f"a cell holds more than {CELL_LIMIT:,} characters"
+                        + (f" (it runs on to line {reader.line_num})" if reader.line_num > start else ""),
+                    )
+                ) from None
+            raise DataError(
+                f"{path}: not a well-formed {kind.upper()} header (line {reader.line_num}): {one_line(error)}."
+            ) from None
         except UnicodeDecodeError as error:
             raise DataError(f"{path}: not UTF-8 text ({undecodable(path, error)}); save it as UTF-8.") from None
         except damaged_archive_errors() as error:  # part-way through the archive
@@ -270,55 +171,18 @@ class _HeaderLines:
 
 def _blank(record: list[str], separator: str, line: str) -> bool:
     """A record that readers skip: an empty line, or one of spaces and tabs (not the separator)."""
-    return not record or (len(record) == 1 and _blank_line(line, separator))
-
-
-def _blank_line(line: str, separator: str) -> bool:
-    whitespace = " \t".replace(separator, "")
-    return line.rstrip("\r\n").strip(whitespace) == ""
+    return not record or (len(record) == 1 and blank_line(line, separator))
 
 
 def _has_rows(lines: _HeaderLines, separator: str) -> bool:
     """Whether a line that is not blank follows (a long file is taken to have rows)."""
     try:
         for line in lines:
-            if not _blank_line(line, separator):
+            if not blank_line(line, separator):
                 return True
     except DataError:  # past the reading limit: something is there
         return True
     return False
-
-
-def check_text(path: Path) -> None:
-    """The file decompresses, and its start holds no NUL byte (a binary file with a table's name)."""
-    try:
-        with open_table(path) as stream:
-            head = stream.read(BINARY_PROBE)
-    except damaged_archive_errors() as error:  # gzip.BadGzipFile, EOFError, zlib.error, ...
-        raise DataError(f"{path}: cannot be decompressed ({one_line(error)}).") from None
-    if b"\x00" in head:
-        raise DataError(f"{path}: holds binary data, not a text table. Is it a Parquet or compressed file with the wrong extension?")
-
-
-def undecodable(path: Path, error: UnicodeDecodeError) -> str:
-    """Where the first byte that is not UTF-8 is: `byte 0xe9 on line 2` (read in pieces of 1 MiB)."""
-    import codecs
-
-    try:
-        with open_table(path) as stream:
-            decoder = codecs.getincrementaldecoder("utf-8")()
-            number = 1
-            while piece := stream.readline(1 << 20):
-                end = piece.endswith(b"\n")
-                try:
-                    decoder.decode(piece, final=end)
-                except UnicodeDecodeError as bad:
-                    return f"byte 0x{bad.object[bad.start]:02x} on line {number}"
-                if end:
-                    number += 1
-    except (DataError, OSError, EOFError, ValueError):
-        pass
-    return f"byte 0x{error.object[error.start]:02x}"
 
 
 def _parquet_header(path: Path) -> TableHeader:
@@ -343,7 +207,9 @@ def _parquet_header(path: Path) -> TableHeader:
     names = [str(field.name) for field in fields]
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
-        raise DataError(f"{path}: names column(s) {', '.join(map(repr, duplicated))} twice; give each column its own name.")
+        raise DataError(
+            f"{path}: names column(s) {', '.join(map(repr, duplicated))} twice; give each column its own name."
+        )
     if rows == 0:
         raise DataError(f"{path}: has no rows.")
     refused = {}
@@ -451,11 +317,15 @@ def check_data(data: DataSpec) -> DataCheck:
     notes: list[str] = []
     headers: dict[str, TableHeader] = {}
     features: list[str] = list(data.features or ())
-    files = [("train", data.train)] + [(role, getattr(data, role)) for role in ("validation", "test") if isinstance(getattr(data, role), Path)]
+    files = [("train", data.train)] + [
+        (role, getattr(data, role)) for role in ("validation", "test") if isinstance(getattr(data, role), Path)
+    ]
     for role, path in files:
         if path.suffix.lower() == ".zst" and not _importable("zstandard"):
             existing_table(path)
-            notes.append(f"{path.name}: not read (reading .zst files needs the zstandard package); `train` will need it.")
+            notes.append(
+                f"{path.name}: not read (reading .zst files needs the zstandard package); `train` will need it."
+            )
             continue
         header = read_header(path)
         if role == "train":
@@ -476,91 +346,3 @@ def _importable(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
-
-
-# ---------------------------------------------------------------------------
-# Lines of rows, for messages
-
-
-def row_line(path: Path, row: int) -> int | None:
-    """The physical line on which data row `row` (1-based) of a CSV/TSV file starts.
-
-    It is `row + 1` (line 1 is the header) unless quoted cells span lines, blank lines (which
-    readers skip) come before it or the header takes several lines: the file is then read up
-    to that row with the csv module. None when the file cannot be read again.
-    """
-    separator = "\t" if table_format(path) == "tsv" else ","
-    try:
-        if _one_line_per_row(path, row):
-            return row + 1
-        return _scan_row_line(path, row, separator)
-    except (DataError, OSError, EOFError, ValueError, csv.Error):
-        return None
-
-
-# A quote, a lone carriage return or a blank line: lines and rows may part ways from here.
-_IRREGULAR = re.compile(rb'"|\r(?!\n)|(?:^|\n)[ \t]*\r?\n')
-
-
-def _one_line_per_row(path: Path, row: int) -> bool:
-    """Whether the first `row + 1` lines hold no quote, lone carriage return or blank line (read in blocks, fast)."""
-    wanted = row + 1
-    carry = b""
-    with open_table(path) as stream:
-        while wanted > 0:
-            chunk = stream.read(1 << 20)
-            if not chunk:
-                return not _IRREGULAR.search(carry)
-            block = carry + chunk
-            end = block.rfind(b"\n") + 1
-            block, carry = block[:end], block[end:]
-            lines = block.count(b"\n")
-            if lines >= wanted:
-                block = b"\n".join(block.split(b"\n", wanted)[:wanted]) + b"\n"
-            if _IRREGULAR.search(block):
-                return False
-            wanted -= lines
-    return True
-
-
-def _scan_row_line(path: Path, row: int, separator: str) -> int | None:
-    # Runs of ordinary characters are shortened to one: the quoting is kept, and no cell
-    # grows past the csv module's field limit.
-    ordinary = re.compile(f'[^"{re.escape(separator)}\\r\\n]+')
-    with open_table(path) as stream, io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="") as text:
-        state = {"lines": 0, "blank": False}
-
-        def lines():
-            pieces = []
-            blank = True
-            while True:
-                piece = text.readline(1 << 20)
-                if piece:
-                    blank = blank and _blank_line(piece, separator)
-                    pieces.append(ordinary.sub("x", piece))
-                if piece and not piece.endswith(("\n", "\r")):
-                    continue
-                if not pieces:
-                    return
-                state["lines"] += 1
-                state["blank"] = blank
-                yield "".join(pieces)
-                pieces, blank = [], True
-
-        reader = csv.reader(lines(), delimiter=separator)
-        header_seen = False
-        rows = 0
-        before = 0
-        for record in reader:
-            start = before + 1
-            used = state["lines"] - before
-            before = state["lines"]
-            if not record or (used == 1 and len(record) == 1 and state["blank"]):
-                continue
-            if not header_seen:
-                header_seen = True
-                continue
-            rows += 1
-            if rows == row:
-                return start
-    return None

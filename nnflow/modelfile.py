@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import UnsafeModelError
 from .fileio import NotReadable, open_regular, os_reason
@@ -45,13 +46,19 @@ def check_model_file(path: str | Path) -> dict:
     path = Path(path)
     if path.is_dir():
         if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
-            raise UnsafeModelError(f"{path}: a TensorFlow SavedModel is refused: it carries graph code. nnflow loads only .keras files.")
+            raise UnsafeModelError(
+                f"{path}: a TensorFlow SavedModel is refused: it carries graph code. nnflow loads only .keras files."
+            )
         raise UnsafeModelError(f"{path}: a folder, not a .keras model file.")
     try:
         with open_regular(path) as stream:  # a FIFO or a device is refused at once, never read
             head = stream.read(8)
     except NotReadable as error:
-        reason = "no such model file" if error.reason == "no such file" else f"cannot be read as a model file: {error.reason}"
+        reason = (
+            "no such model file"
+            if error.reason == "no such file"
+            else f"cannot be read as a model file: {error.reason}"
+        )
         raise UnsafeModelError(f"{path}: {reason}.") from None
     except OSError as error:
         raise UnsafeModelError(f"{path}: cannot be read as a model file: {os_reason(error)}.") from None
@@ -61,21 +68,12 @@ def check_model_file(path: str | Path) -> dict:
             "nnflow loads only Keras 3 .keras files."
         )
     if not zipfile.is_zipfile(path):
-        raise UnsafeModelError(f"{path}: not a .keras model file (it is not a zip archive); it may be truncated or corrupt.")
+        raise UnsafeModelError(
+            f"{path}: not a .keras model file (it is not a zip archive); it may be truncated or corrupt."
+        )
     try:
         with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            names = {member.filename for member in members}
-            missing = [name for name in REQUIRED_MEMBERS if name not in names]
-            if missing:
-                raise UnsafeModelError(f"{path}: not a complete .keras file (no {', '.join(missing)} inside).")
-            unexpected = sorted(names - ALLOWED_MEMBERS)
-            if unexpected:
-                raise UnsafeModelError(f"{path}: refused: it holds files a Keras model of nnflow's never has ({', '.join(unexpected[:5])}).")
-            for member in members:
-                expanded = member.file_size > EXPANSION_FLOOR and member.file_size > MAX_EXPANSION * max(member.compress_size, 1)
-                if expanded or (member.filename == "config.json" and member.file_size > MAX_CONFIG_BYTES):
-                    raise UnsafeModelError(f"{path}: refused: {member.filename} inside it expands to {member.file_size:,} bytes (a zip bomb?).")
+            _check_members(path, archive.infolist())
             broken = archive.testzip()
             if broken is not None:
                 raise UnsafeModelError(f"{path}: corrupt: {broken} inside it fails its checksum.")
@@ -83,12 +81,35 @@ def check_model_file(path: str | Path) -> dict:
     except UnsafeModelError:
         raise
     except Exception as error:  # zlib.error, encrypted or unknown-method members, RecursionError, ...: all corrupt
-        raise UnsafeModelError(f"{path}: corrupt or truncated .keras file ({type(error).__name__}: {_short(error)}).") from None
+        raise UnsafeModelError(
+            f"{path}: corrupt or truncated .keras file ({type(error).__name__}: {_short(error)})."
+        ) from None
     if not isinstance(config, dict) or "class_name" not in config:
         raise UnsafeModelError(f"{path}: corrupt: its config.json does not describe a model.")
     for where, entry in _objects(config):
         _check_object(path, where, entry)
     return config
+
+
+def _check_members(path: Path, members: list[zipfile.ZipInfo]) -> None:
+    """The archive holds what a .keras file of nnflow's holds, and nothing expands out of bounds (a zip bomb)."""
+    names = {member.filename for member in members}
+    missing = [name for name in REQUIRED_MEMBERS if name not in names]
+    if missing:
+        raise UnsafeModelError(f"{path}: not a complete .keras file (no {', '.join(missing)} inside).")
+    unexpected = sorted(names - ALLOWED_MEMBERS)
+    if unexpected:
+        raise UnsafeModelError(
+            f"{path}: refused: it holds files a Keras model of nnflow's never has ({', '.join(unexpected[:5])})."
+        )
+    for member in members:
+        expanded = member.file_size > EXPANSION_FLOOR and member.file_size > MAX_EXPANSION * max(
+            member.compress_size, 1
+        )
+        if expanded or (member.filename == "config.json" and member.file_size > MAX_CONFIG_BYTES):
+            raise UnsafeModelError(
+                f"{path}: refused: {member.filename} inside it expands to {member.file_size:,} bytes (a zip bomb?)."
+            )
 
 
 def _objects(value: Any, where: str = "model") -> Iterator[tuple[str, dict]]:
@@ -98,7 +119,7 @@ def _objects(value: Any, where: str = "model") -> Iterator[tuple[str, dict]]:
             name = value.get("config", {}).get("name") if isinstance(value.get("config"), dict) else None
             where = f"{where} > {value['class_name']}" + (f" {name!r}" if name else "")
             yield where, value
-        for key, item in value.items():
+        for item in value.values():
             yield from _objects(item, where)
     elif isinstance(value, list):
         for item in value:
@@ -108,7 +129,9 @@ def _objects(value: Any, where: str = "model") -> Iterator[tuple[str, dict]]:
 def _check_object(path: Path, where: str, entry: dict) -> None:
     class_name = str(entry.get("class_name"))
     if class_name in REFUSED_CLASSES:
-        raise UnsafeModelError(f"{path}: refused: {where}: {REFUSED_CLASSES[class_name]}, and nothing from a model file may run.")
+        raise UnsafeModelError(
+            f"{path}: refused: {where}: {REFUSED_CLASSES[class_name]}, and nothing from a model file may run."
+        )
     module = entry.get("module")
     if module is not None and not (module == "keras" or str(module).startswith("keras.")):
         raise UnsafeModelError(

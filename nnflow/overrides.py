@@ -6,21 +6,28 @@
     layers.-1.Dense.activation=sigmoid            negative indexes count from the end
 
 Values are read as YAML, so `5`, `1e-3`, `null`, `[]` and `adam` mean what they would in the file.
+A value that is not YAML at all (`>= 0.9`, `[1, 2`) is read as the plain string it is written as,
+and the file's checks judge it where it lands.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from . import catalog
 from .catalog import UnknownName
 from .errors import ConfigError, Problem
-from .yamlio import Document, parse_yaml
+from .yamlio import Document, KeyPath, YamlSyntaxError, parse_yaml, render_path
 
 # Places in the file that hold one Keras object: `name` or `{Name: args}`.
-_OBJECT_SLOTS = {("compile", "optimizer"): "optimizer", ("compile", "loss"): "loss"}
-_OBJECT_LISTS = {("compile", "metrics"): "metric", ("fit", "callbacks"): "callback", ("layers",): "layer"}
+_OBJECT_SLOTS: dict[KeyPath, str] = {("compile", "optimizer"): "optimizer", ("compile", "loss"): "loss"}
+_OBJECT_LISTS: dict[KeyPath, str] = {
+    ("compile", "metrics"): "metric",
+    ("fit", "callbacks"): "callback",
+    ("layers",): "layer",
+}
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -32,13 +39,23 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(Problem("expected KEY=VALUE, like `fit.epochs=5`.", where=label))
     parts = key.split(".")
     if any(not part for part in parts):
-        raise ConfigError(Problem(f"the key {key!r} has an empty part; write dotted keys like `fit.epochs`.", where=label))
+        raise ConfigError(
+            Problem(f"the key {key!r} has an empty part; write dotted keys like `fit.epochs`.", where=label)
+        )
     if raw.strip() == "":
         raise ConfigError(Problem(f"no value after '='; to clear a key write `{key}=null`.", where=label))
     if raw.lstrip().startswith("#"):
-        raise ConfigError(Problem(f"the value starts with '#', which YAML reads as a comment; quote it: `{key}='{raw.strip()}'`.", where=label))
+        raise ConfigError(
+            Problem(
+                f"the value starts with '#', which YAML reads as a comment; quote it: `{key}='{raw.strip()}'`.",
+                where=label,
+            )
+        )
     try:
         value = parse_yaml(raw, label).data
+    except YamlSyntaxError:
+        # `expect.test_accuracy=>= 0.9`: not YAML, so the text itself; the file's checks judge it.
+        value = raw.strip()
     except ConfigError as error:
         raise ConfigError(Problem(f"the value is not valid YAML: {error.problems[0].message}", where=label)) from None
     return parts, value
@@ -54,7 +71,7 @@ def apply_overrides(document: Document, overrides: Iterable[str]) -> list[Proble
     for text in overrides:
         try:
             parts, value = parse_override(text)
-            created: list[tuple] = []
+            created: list[KeyPath] = []
             path = _apply(document.data, parts, value, f"--set {text}", created=created)
         except ConfigError as error:
             problems.extend(error.problems)
@@ -66,7 +83,9 @@ def apply_overrides(document: Document, overrides: Iterable[str]) -> list[Proble
     return problems
 
 
-def _apply(node: Any, parts: list[str], value: Any, label: str, path: tuple = (), *, created: list) -> tuple:
+def _apply(
+    node: Any, parts: list[str], value: Any, label: str, path: KeyPath = (), *, created: list[KeyPath]
+) -> KeyPath:
     """Set `value` at `parts` below `node`; return the key path it landed on."""
     part, rest = parts[0], parts[1:]
     if isinstance(node, list):
@@ -82,7 +101,10 @@ def _apply(node: Any, parts: list[str], value: Any, label: str, path: tuple = ()
         return _into_object(node[position], rest, value, label, here, created)
     if not isinstance(node, dict):
         raise ConfigError(
-            Problem(f"cannot set a key inside {_render(path) or 'the file'}: it is {type(node).__name__}, not a mapping.", where=label)
+            Problem(
+                f"cannot set a key inside {_render(path) or 'the file'}: it is {type(node).__name__}, not a mapping.",
+                where=label,
+            )
         )
     here = path + (part,)
     if not rest:
@@ -106,9 +128,11 @@ def _apply(node: Any, parts: list[str], value: Any, label: str, path: tuple = ()
     return _apply(node[part], rest, value, label, here, created=created)
 
 
-def _into_object(mapping: dict, rest: list[str], value: Any, label: str, path: tuple, created: list) -> tuple:
+def _into_object(
+    mapping: dict[str, Any], rest: list[str], value: Any, label: str, path: KeyPath, created: list[KeyPath]
+) -> KeyPath:
     """Continue below a `{Name: args}` object; `rest` may start with the name itself."""
-    (name, _), = mapping.items()
+    ((name, _),) = mapping.items()
     if rest[0] == name:
         rest = rest[1:]
         if not rest:
@@ -117,17 +141,28 @@ def _into_object(mapping: dict, rest: list[str], value: Any, label: str, path: t
     return _apply(mapping[name], rest, value, label, path + (name,), created=created)
 
 
-def _index(part: str, node: list, path: tuple, label: str) -> int:
+def _index(part: str, node: list[Any], path: KeyPath, label: str) -> int:
     try:
         position = int(part)
     except ValueError:
-        raise ConfigError(Problem(f"{'.'.join(map(str, path))} is a list; address an item by its index, like `{'.'.join(map(str, path))}.0`.", where=label)) from None
+        raise ConfigError(
+            Problem(
+                f"{'.'.join(map(str, path))} is a list; address an item by its index, like `{'.'.join(map(str, path))}.0`.",
+                where=label,
+            )
+        ) from None
     if not -len(node) <= position < len(node):
-        raise ConfigError(Problem(f"index {position} is out of range: {'.'.join(map(str, path))} has {len(node)} item(s).", where=label))
+        raise ConfigError(
+            Problem(
+                f"index {position} is out of range: {'.'.join(map(str, path))} has {len(node)} item(s).", where=label
+            )
+        )
     return position % len(node)
 
 
-def _as_object(current: Any, next_key: str, kind: str, label: str, path: tuple, created: list) -> dict:
+def _as_object(
+    current: Any, next_key: str, kind: str, label: str, path: KeyPath, created: list[KeyPath]
+) -> dict[str, Any]:
     """Normalise a Keras object to `{Name: {args}}` so an override can reach an argument.
 
     For a layer, `next_key` is either the layer's own name or one of its arguments.
@@ -136,7 +171,9 @@ def _as_object(current: Any, next_key: str, kind: str, label: str, path: tuple, 
     name, args = _split(current)
     if kind == "layer":
         if name is None:
-            raise ConfigError(Problem(f"{_render(path)} is not a layer like `Dense: 4`; cannot set its arguments.", where=label))
+            raise ConfigError(
+                Problem(f"{_render(path)} is not a layer like `Dense: 4`; cannot set its arguments.", where=label)
+            )
         return {name: _args_as_mapping(name, args, label, path)}
     if name is not None and _same_object(kind, name, next_key):
         return {next_key: _args_as_mapping_generic(args)}
@@ -159,12 +196,12 @@ def _split(value: Any) -> tuple[str | None, Any]:
     if isinstance(value, str):
         return value, {}
     if isinstance(value, dict) and len(value) == 1:
-        (name, args), = value.items()
+        ((name, args),) = value.items()
         return name, args
     return None, None
 
 
-def _args_as_mapping(layer_name: str, args: Any, label: str, path: tuple) -> dict:
+def _args_as_mapping(layer_name: str, args: Any, label: str, path: KeyPath) -> dict[str, Any]:
     if args is None:
         return {}
     if isinstance(args, dict):
@@ -179,7 +216,7 @@ def _args_as_mapping(layer_name: str, args: Any, label: str, path: tuple) -> dic
     return dict(zip(entry.positional_names, positional))
 
 
-def _args_as_mapping_generic(args: Any) -> dict:
+def _args_as_mapping_generic(args: Any) -> dict[str, Any]:
     return args if isinstance(args, dict) else {}
 
 
@@ -207,7 +244,5 @@ def _has_argument(kind: str, name: str, argument: str) -> bool:
         return False
 
 
-def _render(path: tuple) -> str:
-    from .spec import render_path
-
+def _render(path: KeyPath) -> str:
     return render_path(path)

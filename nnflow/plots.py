@@ -1,7 +1,7 @@
 """Pictures of runs (matplotlib, headless): learning curves and gradient norms.
 
 Functions return matplotlib Figures drawn from a run's own files (history.csv,
-gradients.csv, read and checked by `runfiles`: a damaged one is a DamagedRunError);
+gradients.csv, read and checked by `nnflow.runs`: a damaged one is a DamagedRunError);
 `png` turns one into bytes. Imported only by `plot` and `report`.
 """
 
@@ -23,7 +23,7 @@ def _matplotlib():
 
 def run_labels(run_dirs: list[Path]) -> list[str]:
     """Each run's name (from its run.json), with its folder added where two names are the same."""
-    from .runfiles import read_run_info
+    from .runs import read_run_info
 
     names = [read_run_info(run)["name"] for run in run_dirs]
     return [f"{name} ({run.name})" if names.count(name) > 1 else name for name, run in zip(names, run_dirs)]
@@ -31,14 +31,14 @@ def run_labels(run_dirs: list[Path]) -> list[str]:
 
 def learning_curves(run_dirs: list[Path], labels: list[str] | None = None):
     """One panel per metric (loss first): training solid, validation dashed, one colour per run."""
-    from .runfiles import read_history
+    from .runs import read_history
 
     histories = [read_history(run) for run in run_dirs]
     labels = labels or run_labels(run_dirs)
     plt = _matplotlib()
     names: list[str] = []
     for rows in histories:
-        for key in (rows[0] if rows else {}):
+        for key in rows[0] if rows else {}:
             base = key.removeprefix("val_")
             if key not in ("epoch", "seconds", "learning_rate") and base not in names:
                 names.append(base)
@@ -54,7 +54,13 @@ def learning_curves(run_dirs: list[Path], labels: list[str] | None = None):
             epochs = [row["epoch"] for row in rows]
             for key, style, suffix in ((name, "-", "train"), (f"val_{name}", "--", "validation")):
                 if rows and key in rows[0]:
-                    axis.plot(epochs, [row[key] for row in rows], style, color=colour, label=f"{label} {suffix}" if len(run_dirs) > 1 else suffix)
+                    axis.plot(
+                        epochs,
+                        [row[key] for row in rows],
+                        style,
+                        color=colour,
+                        label=f"{label} {suffix}" if len(run_dirs) > 1 else suffix,
+                    )
         axis.set_title(name)
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
@@ -68,7 +74,7 @@ def learning_curves(run_dirs: list[Path], labels: list[str] | None = None):
 
 def gradient_norms(run_dir: Path):
     """Each weight's gradient norm per epoch, log scale: a vanishing gradient shows as a fan of lines."""
-    from .runfiles import read_gradients
+    from .runs import read_gradients
 
     rows = read_gradients(run_dir)
     label = run_labels([run_dir])[0]

@@ -1,6 +1,6 @@
 """Text for people: the tables and summaries the commands print, and Markdown for CI step summaries.
 
-Functions here return strings; `cli.py` prints them.
+Functions here return strings; the `cli` package prints them.
 """
 
 from __future__ import annotations
@@ -18,9 +18,13 @@ def layer_table(result) -> str:
 
     rule = "-" * len(line(header))
     out = [f"Model: {result.spec.name}", rule, line(header), rule, *map(line, rows), rule]
-    out.append(f"Total params: {result.total_params:,} (trainable {result.trainable_params:,}, non-trainable {result.non_trainable_params:,})")
-    out.append(f"Compiled with optimizer {result.optimizer}, loss {result.loss}"
-               + (f", metrics {', '.join(result.metrics)}" if result.metrics else ""))
+    out.append(
+        f"Total params: {result.total_params:,} (trainable {result.trainable_params:,}, non-trainable {result.non_trainable_params:,})"
+    )
+    out.append(
+        f"Compiled with optimizer {result.optimizer}, loss {result.loss}"
+        + (f", metrics {', '.join(result.metrics)}" if result.metrics else "")
+    )
     return "\n".join(out)
 
 
@@ -36,7 +40,9 @@ def epoch_line(row: dict, epochs: int) -> str:
 def train_summary(result) -> str:
     spec = result.spec
     epochs = spec.fit.epochs
-    ran = f"{result.epochs_completed} of {epochs} epochs (stopped early)" if result.stopped_early else f"{epochs} epochs"
+    ran = (
+        f"{result.epochs_completed} of {epochs} epochs (stopped early)" if result.stopped_early else f"{epochs} epochs"
+    )
     resumed = f", resumed after epoch {result.resumed_at}" if result.resumed_at else ""
     lines = [f"Trained {spec.name}: {ran}{resumed}{_distribution(result.distribution)} in {result.seconds:.1f} s."]
     if result.run_dir is not None:
@@ -51,7 +57,12 @@ def train_summary(result) -> str:
     header = ["", *names]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        lines.append("  " + "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        lines.append(
+            "  "
+            + "  ".join(
+                cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
+            ).rstrip()
+        )
     if result.gates:
         lines += ["", "Gates:", *_gate_lines(result.gates)]
     return "\n".join(lines)
@@ -93,10 +104,16 @@ def evaluation_text(result) -> str:
             lines.append("  " + name.ljust(cell) + "  " + "  ".join(str(v).rjust(cell) for v in row))
         lines += ["", "  " + "class".ljust(cell) + "  precision  recall      f1  support"]
         for row in report["per_class"]:
-            lines.append(f"  {str(row['class']).ljust(cell)}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:6.4f}  {row['support']:7d}")
+            lines.append(
+                f"  {str(row['class']).ljust(cell)}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:6.4f}  {row['support']:7d}"
+            )
         lines.append(f"  {'macro F1'.ljust(cell)}  {report['macro_f1']:.4f}")
     if result.gates:
-        lines += ["", "Gates (test_ metrics from this evaluation, the others from training):", *_gate_lines(result.gates)]
+        lines += [
+            "",
+            "Gates (test_ metrics from this evaluation, the others from training):",
+            *_gate_lines(result.gates),
+        ]
     lines += ["", f"Written to {result.written}"]
     return "\n".join(lines)
 
@@ -124,14 +141,22 @@ def train_markdown(result) -> str:
     """`nnflow train`'s result as a Markdown section: metrics per split, gates, run folder."""
     spec = result.spec
     failed = result.failed_gates
-    verdict = "✓ all gates passed" if result.gates and not failed else (f"✗ {len(failed)} gate(s) failed" if failed else "no gates")
+    verdict = (
+        "✓ all gates passed"
+        if result.gates and not failed
+        else (f"✗ {len(failed)} gate(s) failed" if failed else "no gates")
+    )
     lines = [f"### nnflow train: {spec.name} ({verdict})", ""]
-    lines.append(f"{result.epochs_completed} of {spec.fit.epochs} epochs{_distribution(result.distribution)} in {result.seconds:.1f} s; run folder {_cell(result.run_dir)}.")
+    lines.append(
+        f"{result.epochs_completed} of {spec.fit.epochs} epochs{_distribution(result.distribution)} in {result.seconds:.1f} s; run folder {_cell(result.run_dir)}."
+    )
     names = spec.metric_names
     lines += ["", "| split | " + " | ".join(map(_cell, names)) + " |", "| --- |" + " ---: |" * len(names)]
     for label, prefix in (("train", ""), ("validation", "val_"), ("test", "test_")):
         if any(prefix + name in result.metrics for name in names):
-            lines.append(f"| {label} | " + " | ".join(metric(result.metrics.get(prefix + name)) for name in names) + " |")
+            lines.append(
+                f"| {label} | " + " | ".join(metric(result.metrics.get(prefix + name)) for name in names) + " |"
+            )
     lines += _gates_markdown(result.gates)
     return "\n".join(lines) + "\n"
 
@@ -139,13 +164,26 @@ def train_markdown(result) -> str:
 def evaluation_markdown(result) -> str:
     """`nnflow evaluate`'s result as a Markdown section: metrics, per-class scores, gates."""
     failed = result.failed_gates
-    verdict = "✓ all gates passed" if result.gates and not failed else (f"✗ {len(failed)} gate(s) failed" if failed else "no gates")
-    lines = [f"### nnflow evaluate: {result.spec.name} ({verdict})", "", f"{result.rows:,} rows of {_cell(result.data)}; run folder {_cell(result.run_dir)}.", ""]
-    lines += ["| metric | value |", "| --- | ---: |"] + [f"| {_cell(name)} | {metric(value)} |" for name, value in result.metrics.items()]
+    verdict = (
+        "✓ all gates passed"
+        if result.gates and not failed
+        else (f"✗ {len(failed)} gate(s) failed" if failed else "no gates")
+    )
+    lines = [
+        f"### nnflow evaluate: {result.spec.name} ({verdict})",
+        "",
+        f"{result.rows:,} rows of {_cell(result.data)}; run folder {_cell(result.run_dir)}.",
+        "",
+    ]
+    lines += ["| metric | value |", "| --- | ---: |"] + [
+        f"| {_cell(name)} | {metric(value)} |" for name, value in result.metrics.items()
+    ]
     if result.report:
         lines += ["", "| class | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
         for row in result.report["per_class"]:
-            lines.append(f"| {_cell(row['class'])} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']} |")
+            lines.append(
+                f"| {_cell(row['class'])} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']} |"
+            )
     lines += _gates_markdown(result.gates)
     return "\n".join(lines) + "\n"
 
@@ -154,11 +192,13 @@ def evaluation_markdown(result) -> str:
 # runs and compare
 
 
-def _table(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+def _table(header: list[str], rows: list[list[str]], right: frozenset[int] | set[int] = frozenset()) -> list[str]:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(row):
-        return "  ".join(cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+        return "  ".join(
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)
+        ).rstrip()
 
     return [line(header), *map(line, rows)]
 
@@ -207,7 +247,16 @@ def leaderboard(result) -> str:
     rows = []
     for rank, member in enumerate(result.members, start=1):
         status = member.status if not member.exit_code else f"{member.status} (exit {member.exit_code})"
-        rows.append([str(rank), f"{member.index:02d}", *member.grid.values(), metric(member.metrics.get(result.metric)), status, member.folder.name])
+        rows.append(
+            [
+                str(rank),
+                f"{member.index:02d}",
+                *member.grid.values(),
+                metric(member.metrics.get(result.metric)),
+                status,
+                member.folder.name,
+            ]
+        )
     header = ["rank", "member", *(key.split(".")[-1] for key in keys), result.metric, "status", "run"]
     lines += _table(header, rows, right={0, 1})
     return "\n".join(lines)
@@ -218,11 +267,19 @@ def sweep_markdown(result) -> str:
     failed = sum(1 for m in result.members if m.exit_code)
     verdict = "✓ every member succeeded" if not failed else f"✗ {failed} member(s) did not succeed"
     keys = list(result.members[0].grid) if result.members else []
-    lines = [f"### nnflow sweep: {len(result.members)} members ({verdict})", "",
-             f"Ranked by {result.metric} ({'higher' if result.higher_is_better else 'lower'} is better); sweep folder {_cell(result.folder)}.", "",
-             "| rank | " + " | ".join(_cell(key) for key in keys) + f" | {_cell(result.metric)} | status |",
-             "| ---: |" + " --- |" * len(keys) + " ---: | --- |"]
+    lines = [
+        f"### nnflow sweep: {len(result.members)} members ({verdict})",
+        "",
+        f"Ranked by {result.metric} ({'higher' if result.higher_is_better else 'lower'} is better); sweep folder {_cell(result.folder)}.",
+        "",
+        "| rank | " + " | ".join(_cell(key) for key in keys) + f" | {_cell(result.metric)} | status |",
+        "| ---: |" + " --- |" * len(keys) + " ---: | --- |",
+    ]
     for rank, member in enumerate(result.members, start=1):
         status = member.status if not member.exit_code else f"{member.status} (exit {member.exit_code})"
-        lines.append(f"| {rank} | " + " | ".join(map(_cell, member.grid.values())) + f" | {metric(member.metrics.get(result.metric))} | {status} |")
+        lines.append(
+            f"| {rank} | "
+            + " | ".join(map(_cell, member.grid.values()))
+            + f" | {metric(member.metrics.get(result.metric))} | {status} |"
+        )
     return "\n".join(lines) + "\n"

@@ -7,15 +7,15 @@ files in place only when complete; an error part-way leaves no output file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from .data import iter_table
-from .preprocessing import Preprocessing, UnseenCategories
 from .errors import DataError
+from .preprocessing import Preprocessing, UnseenCategories
 
 CHUNK_ROWS = 100_000
 PREDICT_BATCH = 4096  # inference batch: results do not depend on it, speed does
@@ -76,11 +76,11 @@ class PredictionColumns:
     probabilities: list[str]
 
     @classmethod
-    def of(cls, preprocessing: Preprocessing) -> "PredictionColumns":
+    def of(cls, preprocessing: Preprocessing) -> PredictionColumns:
         predicted = f"predicted_{preprocessing.target}"
         if preprocessing.task != "classification":
             return cls(predicted, [])
-        return cls(predicted, [f"probability_{name}" for name in preprocessing.class_names])
+        return cls(predicted, [f"probability_{name}" for name in preprocessing.class_names or ()])
 
     @property
     def names(self) -> list[str]:
@@ -156,7 +156,12 @@ def predict_stream(
     unseen = UnseenCategories()
     rows = 0
     first = True
-    chunks = iter_table(input_path, chunk_rows, parsed_columns=preprocessing.feature_columns, text_columns=list(preprocessing.categories))
+    chunks = iter_table(
+        input_path,
+        chunk_rows,
+        parsed_columns=preprocessing.feature_columns,
+        text_columns=list(preprocessing.categories),
+    )
     for chunk in chunks:
         if first:
             _check_columns(chunk, preprocessing, columns, input_path)
@@ -189,5 +194,6 @@ def _check_columns(chunk, preprocessing: Preprocessing, columns: PredictionColum
         )
     clashes = [name for name in columns.names if name in chunk.columns]
     if clashes:
-        raise DataError(f"{path}: already has column(s) {', '.join(clashes)}, which predict writes; rename or drop them.")
-
+        raise DataError(
+            f"{path}: already has column(s) {', '.join(clashes)}, which predict writes; rename or drop them."
+        )

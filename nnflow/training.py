@@ -18,14 +18,18 @@ uninterrupted run would have.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from ._keras_compat import CALLBACK_STATE, global_seed_state, op_determinism, restore_global_seeds, set_op_determinism  # noqa: F401  (CALLBACK_STATE: re-exported)
 from ._tf import import_keras
+from .callback_state import callback_state, restore_callbacks  # noqa: F401  (resume's half of training; re-exported)
 from .errors import DataError, TrainingError
 
 GATHER_ROWS = 65_536  # from this many rows on, evaluation batches are sliced rather than cached
@@ -33,12 +37,43 @@ AUTO_STEPS_PER_EXECUTION = 32
 
 
 def seed_everything(seed: int) -> None:
-    """Python, NumPy and TensorFlow seeds, and deterministic TensorFlow ops."""
+    """Python, NumPy and TensorFlow seeds, and deterministic TensorFlow ops, for the rest of the process.
+
+    A library caller wants `seeded(seed)`, which puts them back afterwards.
+    """
     keras = import_keras()
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """`seed_everything(seed)` for the block only: on leaving it, the global seeds (Python,
+    NumPy, TensorFlow, Keras) and op determinism are as they were, as Keras scopes its own
+    flags (`SafeModeScope`)."""
+    import_keras()
+    seeds, deterministic = global_seed_state(), op_determinism()
+    try:
+        seed_everything(seed)
+        yield
+    finally:
+        restore_global_seeds(seeds)
+        set_op_determinism(deterministic)
+
+
+@contextlib.contextmanager
+def deterministic_ops():
+    """TensorFlow's deterministic ops for the block only, as training runs: `evaluate` then gives
+    training's own numbers to the last bit. Op determinism is put back as it was on leaving."""
+    import_keras()
+    before = op_determinism()
+    set_op_determinism(True)
+    try:
+        yield
+    finally:
+        set_op_determinism(before)
 
 
 def steps_per_execution(setting: int | str, rows: int, batch_size: int) -> int:
@@ -70,15 +105,20 @@ def check_output(model, preprocessing, spec) -> None:
         )
     units = shape[0]
     if preprocessing.target_encoding in ("sparse", "onehot"):
-        wanted, why = len(preprocessing.class_names), f"the target {target!r} has {len(preprocessing.class_names)} classes"
+        wanted, why = (
+            len(preprocessing.class_names),
+            f"the target {target!r} has {len(preprocessing.class_names)} classes",
+        )
     else:
         wanted = 1
         why = f"the target {target!r} is {'0/1' if preprocessing.target_encoding == 'binary' else 'one number'} per row"
     if units != wanted:
         hint = ""
         if preprocessing.task == "regression":
-            hint = (" If the target holds classes, use a classification loss instead "
-                    "(sparse_categorical_crossentropy with a softmax output of one unit per class).")
+            hint = (
+                " If the target holds classes, use a classification loss instead "
+                "(sparse_categorical_crossentropy with a softmax output of one unit per class)."
+            )
         raise DataError(
             f"{where}: the last layer has {units} units, but {why}. "
             f"Give the last layer {wanted} unit{'s' if wanted > 1 else ''} (--set layers.-1.units={wanted})." + hint
@@ -100,7 +140,18 @@ class TrainingStream:
     uninterrupted run would have.
     """
 
-    def __init__(self, x, y, batch_size: int, *, shuffle: bool, seed: int, epochs: int, initial_epoch: int, steps_per_execution: int):
+    def __init__(
+        self,
+        x,
+        y,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int,
+        epochs: int,
+        initial_epoch: int,
+        steps_per_execution: int,
+    ):
         import tensorflow as tf
 
         self.rows = len(x)
@@ -116,8 +167,12 @@ class TrainingStream:
                 indices = tf.random.experimental.stateless_shuffle(indices, seed=tf.stack([seed, epoch]))
             batches = tf.data.Dataset.from_tensor_slices(tf.reshape(indices[: full * batch_size], [full, batch_size]))
             if rows > full * batch_size:
-                batches = batches.concatenate(tf.data.Dataset.from_tensors(indices[full * batch_size:]))
-            return batches.map(lambda i: (tf.gather(arrays[0], i), tf.gather(arrays[1], i)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                batches = batches.concatenate(tf.data.Dataset.from_tensors(indices[full * batch_size :]))
+            return batches.map(
+                lambda i: (tf.gather(arrays[0], i), tf.gather(arrays[1], i)),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
 
         if self.persistent:
             epochs_dataset = tf.data.Dataset.range(initial_epoch, epochs)
@@ -139,7 +194,9 @@ class TrainingStream:
         keras = import_keras()
         stream = self
 
-        class EpochSeed(keras.callbacks.Callback):
+        Callback: Any = keras.callbacks.Callback  # a class made at run time: Keras loads only here
+
+        class EpochSeed(Callback):
             def on_epoch_begin(self, epoch, logs=None):
                 stream.epoch.assign(epoch)
 
@@ -155,7 +212,7 @@ def evaluation_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int):
         arrays = (x,) if y is None else (x, y)
 
         def batch(i):
-            return tuple(tensor[i * batch_size: (i + 1) * batch_size] for tensor in tensors)
+            return tuple(tensor[i * batch_size : (i + 1) * batch_size] for tensor in tensors)
 
         tensors = tuple(tf.convert_to_tensor(a) for a in arrays)
         dataset = tf.data.Dataset.range(steps).map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -180,7 +237,9 @@ def nan_guard():
     """Stops training at the first batch whose loss is NaN or infinite; remembers the epoch."""
     keras = import_keras()
 
-    class NanGuard(keras.callbacks.Callback):
+    Callback: Any = keras.callbacks.Callback  # a class made at run time: Keras loads only here
+
+    class NanGuard(Callback):
         epoch = 0
         failed_epoch = None
 
@@ -200,7 +259,9 @@ def epoch_recorder(history: list[dict], on_epoch: Callable[[dict], None] | None,
     """Appends each completed epoch's logs to `history` and calls `on_epoch` (checkpoint, progress)."""
     keras = import_keras()
 
-    class EpochRecorder(keras.callbacks.Callback):
+    Callback: Any = keras.callbacks.Callback  # a class made at run time: Keras loads only here
+
+    class EpochRecorder(Callback):
         started = 0.0
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -226,7 +287,9 @@ def _number(value: Any) -> float:
 GRADIENT_BATCH = 256  # rows of the fixed batch the gradient norms are measured on
 
 
-def gradient_norms(x: np.ndarray, y: np.ndarray, rows: list[dict], on_epoch: Callable[[list[dict]], None] | None = None):
+def gradient_norms(
+    x: np.ndarray, y: np.ndarray, rows: list[dict], on_epoch: Callable[[list[dict]], None] | None = None
+):
     """Every epoch, the gradient norm of each trainable weight on a fixed batch, as long-format rows.
 
     The batch is the first rows of the training split; the forward pass runs in inference
@@ -239,17 +302,25 @@ def gradient_norms(x: np.ndarray, y: np.ndarray, rows: list[dict], on_epoch: Cal
     batch_x = tf.constant(x[:GRADIENT_BATCH])
     batch_y = tf.constant(y[:GRADIENT_BATCH])
 
-    class GradientNorms(keras.callbacks.Callback):
+    Callback: Any = keras.callbacks.Callback  # a class made at run time: Keras loads only here
+
+    class GradientNorms(Callback):
         def on_epoch_end(self, epoch, logs=None):
             model = self.model
-            weights = [(f"{layer.name}/{weight.name}", weight) for layer in model.layers for weight in layer.trainable_weights]
+            weights = [
+                (f"{layer.name}/{weight.name}", weight) for layer in model.layers for weight in layer.trainable_weights
+            ]
             with tf.GradientTape() as tape:
                 # The compiled loss as Keras computes it: `crossentropy` resolved, regularizers added.
                 prediction = model(batch_x, training=False)
                 loss_value = model.compute_loss(x=batch_x, y=batch_y, y_pred=prediction, training=False)
             gradients = tape.gradient(loss_value, [weight for _, weight in weights])
             new = [
-                {"epoch": epoch + 1, "layer": name, "norm": float(tf.norm(gradient).numpy()) if gradient is not None else 0.0}
+                {
+                    "epoch": epoch + 1,
+                    "layer": name,
+                    "norm": float(tf.norm(gradient).numpy()) if gradient is not None else 0.0,
+                }
                 for (name, _), gradient in zip(weights, gradients)
             ]
             rows.extend(new)
@@ -257,132 +328,6 @@ def gradient_norms(x: np.ndarray, y: np.ndarray, rows: list[dict], on_epoch: Cal
                 on_epoch(rows)
 
     return GradientNorms()
-
-
-# What Keras's callbacks learn while training, and nothing else: their settings come from
-# the file, and some (`min_delta`, `monitor_op`) are rewritten by the callbacks themselves.
-CALLBACK_STATE = ("wait", "best", "best_weights", "best_epoch", "stopped_epoch", "cooldown_counter", "epochs_since_last_save")
-
-
-def callback_state(callbacks: list) -> tuple[list[dict], dict[str, np.ndarray]]:
-    """What the file's callbacks have learnt so far (EarlyStopping's wait and best weights, ...).
-
-    Numbers go to JSON; lists of arrays (best weights) to the checkpoint's arrays.
-    """
-    states, arrays = [], {}
-    for index, callback in enumerate(callbacks):
-        state = {}
-        for key in CALLBACK_STATE:
-            if not hasattr(callback, key):
-                continue
-            value = getattr(callback, key)
-            if isinstance(value, np.generic):
-                value = value.item()
-            if value is None or isinstance(value, (bool, int, float)):
-                state[key] = value
-            elif isinstance(value, list) and all(isinstance(v, np.ndarray) for v in value):
-                for position, array in enumerate(value):
-                    arrays[f"callback{index}.{key}.{position}"] = array
-                state[key] = {"arrays": len(value)}
-        states.append(state)
-    return states, arrays
-
-
-def restore_callbacks(
-    callbacks: list,
-    states: list[dict],
-    arrays: dict[str, np.ndarray],
-    epochs_completed: int,
-    *,
-    model=None,
-    path: str = "checkpoint.npz",
-):
-    """A callback that, placed after the file's callbacks, puts back their state once they have reset it.
-
-    The saved states must fit the callbacks (one per callback, only what that kind of callback
-    learns, best weights shaped as `model`'s weights when it is given), or a DamagedRunError
-    naming `path` is raised, before anything is changed. A CSVLogger appends to its file, cut
-    back to the epochs being kept.
-    """
-    keras = import_keras()
-    _check_callback_states(callbacks, states, arrays, model, path)
-    for callback in callbacks:
-        if isinstance(callback, keras.callbacks.CSVLogger):
-            callback.append = True
-            _truncate_csv_log(callback.filename, epochs_completed)
-
-    class Restore(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            for index, (callback, state) in enumerate(zip(callbacks, states)):
-                for key, value in state.items():
-                    if isinstance(value, dict) and "arrays" in value:
-                        value = [arrays[f"callback{index}.{key}.{position}"] for position in range(value["arrays"])]
-                    setattr(callback, key, value)
-
-    return Restore()
-
-
-def _learns(callback, key: str) -> bool:
-    """Whether `callback` keeps `key` while training (EarlyStopping sets `best_epoch` only once training begins)."""
-    return hasattr(callback, key) or (key == "best_epoch" and hasattr(callback, "best_weights"))
-
-
-def _check_callback_states(callbacks: list, states, arrays: dict, model, path: str) -> None:
-    from .runfiles import damaged, describe
-
-    if not isinstance(states, list) or len(states) != len(callbacks):
-        count = len(states) if isinstance(states, list) else describe(states)
-        raise damaged(path, f"it holds the state of {count} callback(s), but the run's experiment has {len(callbacks)}")
-    weights = [tuple(int(size) for size in weight.shape) for weight in model.weights] if model is not None else None
-    for index, (callback, state) in enumerate(zip(callbacks, states)):
-        name = type(callback).__name__
-        if not isinstance(state, dict):
-            raise damaged(path, f"the state of callback {index} ({name}) must be a mapping; received {describe(state)}")
-        for key, value in state.items():
-            if key not in CALLBACK_STATE or not _learns(callback, key):
-                raise damaged(path, f"the state of callback {index} has {key!r}, which {name} does not keep (were the callbacks changed?)")
-            if isinstance(value, dict):
-                count = value.get("arrays")
-                names = [f"callback{index}.{key}.{position}" for position in range(count if isinstance(count, int) else 0)]
-                if key != "best_weights" or set(value) != {"arrays"} or any(n not in arrays for n in names):
-                    raise damaged(path, f"the state of callback {index} ({name}) has a damaged {key!r}")
-                if weights is not None and [tuple(arrays[n].shape) for n in names] != weights:
-                    raise damaged(path, f"the best weights kept by callback {index} ({name}) do not fit the run's model "
-                                        f"({len(names)} arrays for its {len(weights)} weights, or shapes that differ)")
-            elif not (value is None or isinstance(value, (bool, int, float))):
-                raise damaged(path, f"the state of callback {index} ({name}) has {key!r} = {describe(value)}; expected a number")
-
-
-CSV_LOG_LIMIT = 256 << 20
-
-
-def _truncate_csv_log(filename: str, epochs_completed: int) -> None:
-    """Keep the header and the rows of epochs 0..epochs_completed-1 of a CSVLogger file.
-
-    The log is read back like a run's own files: only a regular file, bounded; one that is
-    not (a FIFO, not text, not CSV) is a DamagedRunError.
-    """
-    import csv
-    import io
-    import os
-    from pathlib import Path
-
-    from .runfiles import damaged, read_text
-    from .runs import write_text_atomic
-
-    path = Path(filename)
-    if not os.path.lexists(path):
-        return
-    try:
-        rows = list(csv.reader(io.StringIO(read_text(path, CSV_LOG_LIMIT), newline="")))
-    except csv.Error as error:
-        raise damaged(path, f"the CSVLogger file is not readable CSV ({error})") from None
-    if not rows:
-        return
-    kept = [rows[0]] + [row for row in rows[1:] if row and row[0].isdigit() and int(row[0]) < epochs_completed]
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(kept)
-    write_text_atomic(path, out.getvalue())
 
 
 # ---------------------------------------------------------------------------

@@ -253,7 +253,8 @@ def test_a_long_stray_value_is_shown_short(tmp_path):
 
 
 def test_rows_read_in_chunks_are_located_after_multi_line_cells(tmp_path):
-    from nnflow.data import _row_label, iter_table
+    from nnflow.columns import row_label as _row_label
+    from nnflow.data import iter_table
 
     path = tmp_path / "t.csv"
     rows = [f'{i},"{"two" + chr(10) + "lines" if i == 1 else "one"}"\n' for i in range(9)]
@@ -267,10 +268,10 @@ def test_rows_read_in_chunks_are_located_after_multi_line_cells(tmp_path):
 def test_unseen_categories_locate_their_first_row_once(tmp_path, monkeypatch):
     import pandas as pd
 
-    from nnflow import preprocessing
+    from nnflow import feature_encoding as preprocessing  # UnseenCategories moved there with its row_label
 
     calls = []
-    monkeypatch.setattr(preprocessing, "_row_label", lambda path, series, position: calls.append(position) or f"row {position + 1}")
+    monkeypatch.setattr(preprocessing, "row_label", lambda path, series, position: calls.append(position) or f"row {position + 1}")
     unseen = preprocessing.UnseenCategories()
     for start in (0, 3, 6):  # three chunks of one file, each with an unseen category
         series = pd.Series(["red", "green", "blue"], index=range(start, start + 3))

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import fuzz_spec  # noqa: E402
-
 from nnflow.errors import ConfigError  # noqa: E402
 from nnflow.yamlio import dump_yaml, parse_yaml  # noqa: E402
 
@@ -90,12 +89,12 @@ def test_the_seeds_are_valid_experiments_so_mutations_start_from_real_files():
 
 def test_the_harness_reports_an_exception_that_is_not_a_config_error(monkeypatch):
     """Guard the harness: a validator that crashes must not pass for a ConfigError."""
-    from nnflow import spec
+    from nnflow.spec import expect
 
     def crash(self, *args, **kwargs):
         raise ValueError("boom")
 
-    monkeypatch.setattr(spec._Validator, "gate", crash)
+    monkeypatch.setattr(expect, "gate", crash)
     with pytest.raises(ValueError, match="boom"):
         fuzz_spec.run_case(fuzz_spec.Case(dict(fuzz_spec.SEEDS)["configs/iris.yaml"]))
 
@@ -103,9 +102,9 @@ def test_the_harness_reports_an_exception_that_is_not_a_config_error(monkeypatch
 def test_the_harness_reports_a_hang(monkeypatch):
     import time
 
-    from nnflow import spec
+    from nnflow.spec import expect
 
-    monkeypatch.setattr(spec._Validator, "gate", lambda self, *args: time.sleep(10))
+    monkeypatch.setattr(expect, "gate", lambda self, *args: time.sleep(10))
     with pytest.raises(fuzz_spec.Hang):
         fuzz_spec.run_case(fuzz_spec.Case(dict(fuzz_spec.SEEDS)["configs/iris.yaml"]), limit=0.2)
 

@@ -78,7 +78,8 @@ def test_overrides_create_missing_sections():
         ("foo", "--set foo: expected KEY=VALUE"),
         ("fit..epochs=1", "has an empty part"),
         ("fit.epochs=", "no value after '='"),
-        ("fit.epochs=[1, 2", "the value is not valid YAML"),
+        # Not YAML: read as the plain string, which the file's check then refuses (issue 13, item 9).
+        ("fit.epochs=[1, 2", "--set fit.epochs=[1, 2 fit.epochs: expected a positive integer; received the string '[1, 2'."),
         ("data.target.x=1", "is str, not a mapping"),
     ],
 )
@@ -135,6 +136,60 @@ def test_values_the_reader_or_the_validator_refuse_name_the_override(override, f
     if fragment is None:
         assert load_spec(CONFIGS / "iris.yaml", [override]).name == "iris"
         return
+    with pytest.raises(ConfigError) as caught:
+        load_spec(CONFIGS / "iris.yaml", [override])
+    assert fragment in str(caught.value)
+
+
+# ---------------------------------------------------------------------------
+# Values that are not YAML are plain strings, judged by the file's checks (issue 13, item 9)
+
+
+@pytest.mark.parametrize(
+    "override, metric, condition",
+    [
+        ("expect.test_accuracy=>= 0.9", "test_accuracy", ">= 0.9"),
+        ("expect.val_accuracy=> 0.5", "val_accuracy", "> 0.5"),
+        ("expect.test_loss=<= 0.5", "test_loss", "<= 0.5"),
+        ('expect.test_accuracy=">= 0.8"', "test_accuracy", ">= 0.8"),  # the quoted form still works
+    ],
+)
+def test_a_gate_needs_no_quotes_on_the_command_line(override, metric, condition):
+    spec = load_spec(CONFIGS / "iris.yaml", [override])
+    assert str(next(gate for gate in spec.expect if gate.metric == metric)) == f"{metric} {condition}"
+    assert spec.locations[f"expect.{metric}"] == f"--set {override}"
+
+
+def test_a_value_that_is_not_yaml_is_the_text_written():
+    from nnflow.overrides import parse_override
+
+    assert parse_override("expect.test_accuracy=>= 0.9") == (["expect", "test_accuracy"], ">= 0.9")
+    assert parse_override("description=  a: b: c  ") == (["description"], "a: b: c")
+    assert parse_override("fit.epochs=[1, 2") == (["fit", "epochs"], "[1, 2")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("expect.test_accuracy=>= x", "--set expect.test_accuracy=>= x expect.test_accuracy: a gate is a comparison like \">= 0.9\""),
+        ("compile.loss=>mse", "--set compile.loss=>mse compile.loss: unknown loss '>mse'"),
+        ("fit.callbacks=[EarlyStopping", "--set fit.callbacks=[EarlyStopping fit.callbacks: expected a list of callbacks; received the string '[EarlyStopping'."),
+    ],
+)
+def test_a_value_that_is_not_yaml_is_judged_by_the_files_checks_at_the_set(override, message):
+    with pytest.raises(ConfigError) as caught:
+        load_spec(CONFIGS / "iris.yaml", [override])
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("fit.epochs=!!map", "the value is not valid YAML: the tag !!map"),  # YAML nnflow refuses: still an error
+        ("name=a\x0cb", "the value is not valid YAML: the character U+000C"),
+    ],
+)
+def test_yaml_that_nnflow_refuses_is_still_an_error_of_the_set(override, fragment):
     with pytest.raises(ConfigError) as caught:
         load_spec(CONFIGS / "iris.yaml", [override])
     assert fragment in str(caught.value)

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import CONFIGS, DATA
-from nnflow import runfiles, runs, training
+from nnflow import runs, training
 from nnflow.cli import cli
 from nnflow.errors import ConfigError, DamagedRunError
 from nnflow.workflows import Progress, list_runs, train
@@ -192,7 +192,7 @@ def snapshot(folder: Path) -> dict:
 def test_a_damaged_run_json_is_exit_6_for_every_command(run, tmp_path, case, damage, fragment):
     damage(run / "run.json")
     with pytest.raises(DamagedRunError, match="run.json"):
-        runfiles.read_run_info(run)
+        runs.read_run_info(run)
     before = snapshot(run)
     for name in EVERY_READER:
         assert_damaged(invoke(*command(name, run, tmp_path)), fragment)
@@ -230,12 +230,12 @@ def test_a_fifo_named_run_json_as_the_only_run_is_refused_at_once(tmp_path):
 
 def test_unknown_keys_and_statuses_are_accepted(run, tmp_path, monkeypatch):
     setting(status="pruned", pruned={"at": 2}, tracking_id="mlflow-123", format=1)(run / "run.json")
-    info = runfiles.read_run_info(run)
+    info = runs.read_run_info(run)
     assert info["status"] == "pruned" and info["tracking_id"] == "mlflow-123"
     (run / "metrics.json").write_text(json.dumps({"loss": 0.5, "val_loss": None, "a_later_metric": 3}))
-    assert runfiles.read_metrics(run) == {"loss": 0.5, "val_loss": None, "a_later_metric": 3}
+    assert runs.read_metrics(run) == {"loss": 0.5, "val_loss": None, "a_later_metric": 3}
     setting(extra={"later": True})(run / "evaluation.json")
-    assert runfiles.read_evaluation(run / "evaluation.json")["extra"] == {"later": True}
+    assert runs.read_evaluation(run / "evaluation.json")["extra"] == {"later": True}
     setting(added_by_a_later_nnflow=[1, 2])(run / "preprocessing.json")
     result = invoke("predict", run, "--input", DATA / "iris.csv", "--output", tmp_path / "p.csv", "-q")
     assert result.exit_code == 0, result.output
@@ -246,7 +246,7 @@ def test_unknown_keys_and_statuses_are_accepted(run, tmp_path, monkeypatch):
 
 
 def test_a_run_json_over_the_size_limit_is_damaged(run, monkeypatch):
-    monkeypatch.setattr(runfiles, "JSON_LIMIT", 100)
+    monkeypatch.setattr(runs.reading, "JSON_LIMIT", 100)
     assert_damaged(invoke("compare", run, run), "run.json: larger than 100 bytes")
 
 
@@ -316,12 +316,12 @@ def test_a_damaged_run_file_is_exit_6_for_every_command_that_reads_it(run, tmp_p
 
 
 @pytest.mark.parametrize(("file", "reader"), [
-    ("metrics.json", runfiles.read_metrics),
-    ("preprocessing.json", runfiles.read_preprocessing),
-    ("history.csv", runfiles.read_history),
-    ("gradients.csv", runfiles.read_gradients),
-    ("experiment.yaml", runfiles.read_experiment),
-    ("experiment.yaml", runfiles.read_spec),
+    ("metrics.json", runs.read_metrics),
+    ("preprocessing.json", runs.read_preprocessing),
+    ("history.csv", runs.read_history),
+    ("gradients.csv", runs.read_gradients),
+    ("experiment.yaml", runs.read_experiment),
+    ("experiment.yaml", runs.read_spec),
 ])
 @pytest.mark.parametrize(("case", "damage", "fragment"), NOT_REGULAR, ids=[case[0] for case in NOT_REGULAR])
 def test_every_reader_refuses_what_is_not_a_regular_file(run, file, reader, case, damage, fragment):
@@ -332,16 +332,16 @@ def test_every_reader_refuses_what_is_not_a_regular_file(run, file, reader, case
 
 
 def test_the_readers_give_what_the_run_wrote(finished):
-    history = runfiles.read_history(finished)
+    history = runs.read_history(finished)
     assert [row["epoch"] for row in history] == [1, 2] and all(isinstance(row["loss"], float) for row in history)
-    gradients = runfiles.read_gradients(finished)
+    gradients = runs.read_gradients(finished)
     assert gradients[0]["layer"] == "dense/kernel" and gradients[0]["epoch"] == 1
-    metrics = runfiles.read_metrics(finished)
+    metrics = runs.read_metrics(finished)
     assert set(metrics) >= {"loss", "val_loss", "test_loss"}
-    preprocessing = runfiles.read_preprocessing(finished)
+    preprocessing = runs.read_preprocessing(finished)
     assert preprocessing.to_json() == json.loads((finished / "preprocessing.json").read_text())
-    assert runfiles.read_experiment(finished)["name"] == "iris-mlp"
-    assert runfiles.read_metrics(finished / "nothing", optional=True) is None
+    assert runs.read_experiment(finished)["name"] == "iris-mlp"
+    assert runs.read_metrics(finished / "nothing", optional=True) is None
 
 
 def test_a_damaged_run_in_a_plot_of_several_names_the_file(run, finished, tmp_path):
@@ -580,16 +580,16 @@ def test_the_run_folder_guard_says_what_may_be_written_where(run, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(run, other)
     with pytest.raises(ConfigError, match=r"in a run folder, predict writes only predictions\*\.csv/\.tsv/\.parquet"):
-        runfiles.check_output(run / "history.csv", "predict", [run])
+        runs.check_output(run / "history.csv", "predict", [run])
     with pytest.raises(ConfigError, match="predict writes nothing into the folder of another run"):
-        runfiles.check_output(other / "predictions.csv", "predict", [run])
+        runs.check_output(other / "predictions.csv", "predict", [run])
     (tmp_path / "link.csv").symlink_to(run / "history.csv")
     with pytest.raises(ConfigError, match=f"it resolves to {run / 'history.csv'}"):
-        runfiles.check_output(tmp_path / "link.csv", "predict", [run])
+        runs.check_output(tmp_path / "link.csv", "predict", [run])
     for command, output in (("evaluate", "evaluation-new.json"), ("predict", "predictions-2.parquet"), ("report", "mine.html"),
                             ("plot", "gradients.png"), ("export", "export/savedmodel")):
-        assert runfiles.check_output(run / output, command, [run]) == run / output  # its own outputs, in its run
-    assert runfiles.check_output(tmp_path / "anywhere" / "else.csv", "predict", [run]) == tmp_path / "anywhere" / "else.csv"
+        assert runs.check_output(run / output, command, [run]) == run / output  # its own outputs, in its run
+    assert runs.check_output(tmp_path / "anywhere" / "else.csv", "predict", [run]) == tmp_path / "anywhere" / "else.csv"
 
 
 @pytest.mark.parametrize("name", OUTPUT_COMMANDS)

@@ -30,7 +30,7 @@ def test_spec_complete_file_example():
     assert spec.data.target == "species"
     assert spec.data.features == ("sepal_length", "sepal_width", "petal_length", "petal_width")
     assert (spec.data.validation, spec.data.test, spec.data.normalize) == (0.2, 0.1, True)
-    assert [(l.target, dict(l.args)) for l in spec.layers] == [
+    assert [(layer.target, dict(layer.args)) for layer in spec.layers] == [
         ("Dense", {"units": 16, "activation": "relu"}),
         ("Dropout", {"rate": 0.1}),
         ("Dense", {"units": 3, "activation": "softmax"}),
@@ -48,7 +48,7 @@ def test_spec_complete_file_example():
 def test_spec_tutorial_example():
     spec = load_spec(CONFIGS / "tutorial.yaml")
     assert spec.input_shape == (3,)
-    assert [l.target for l in spec.layers] == ["Dense", "Activation", "Dense", "Activation"]
+    assert [layer.target for layer in spec.layers] == ["Dense", "Activation", "Dense", "Activation"]
     assert "input_dim" not in spec.layers[0].args  # it became the model's Input
     assert dict(spec.layers[1].args) == {"activation": "sigmoid"}
     assert spec.compile.optimizer.name == "sgd" and spec.compile.loss.name == "mse"
@@ -116,7 +116,7 @@ def test_resolved_file_has_the_explicit_form():
     resolved = load_spec(CONFIGS / "tutorial.yaml").to_dict()
     assert resolved["layers"][:2] == [{"Input": {"shape": [3]}}, {"Dense": {"units": 4}}]
     again = spec_from_text(__import__("yaml").safe_dump(resolved))
-    assert again.input_shape == (3,) and [dict(l.args) for l in again.layers] == [dict(l.args) for l in load_spec(CONFIGS / "tutorial.yaml").layers]
+    assert again.input_shape == (3,) and [dict(layer.args) for layer in again.layers] == [dict(layer.args) for layer in load_spec(CONFIGS / "tutorial.yaml").layers]
 
 
 def test_metric_names_follow_keras():
@@ -239,7 +239,7 @@ def test_legitimate_keras_arguments_are_accepted(item):
     ],
 )
 def test_legitimate_callback_arguments_are_accepted(callback, monkeypatch):
-    monkeypatch.setattr("nnflow.spec._package_installed", lambda name: True)  # tensorboard is not in the test venv
+    monkeypatch.setattr("nnflow.spec.callback_checks._package_installed", lambda name: True)  # tensorboard is not in the test venv
     spec_from_text(f"layers: [Dense: 1]\ncompile: {{loss: mse}}\nfit: {{callbacks: [{callback}]}}\n")
 
 
@@ -271,7 +271,7 @@ PATH_CALLBACKS = [
 @pytest.fixture
 def tensorboard_installed(monkeypatch):
     """TensorBoard is not in the test venv; pretend it is, for the tests about paths."""
-    monkeypatch.setattr("nnflow.spec._package_installed", lambda name: True)
+    monkeypatch.setattr("nnflow.spec.callback_checks._package_installed", lambda name: True)
 
 
 def test_callback_path_arguments_are_every_path_argument_of_the_shipped_callbacks():
@@ -314,7 +314,7 @@ def test_relative_callback_paths_that_leave_the_run_folder_are_refused(name, arg
     if name == "ModelCheckpoint" and value not in ("'..'", "'.'", "''", "a/.."):
         value = value.rstrip("'") + ".keras" if not value.startswith("'") else value
     message = problems(f"layers: [Dense: 1]\ncompile: {{loss: mse}}\nfit:\n  callbacks:\n    - {template % value}\n")
-    assert f"x.yaml:5:" in message and f"fit.callbacks[0].{name}.{argument}:" in message
+    assert "x.yaml:5:" in message and f"fit.callbacks[0].{name}.{argument}:" in message
     assert "A relative path lands inside the run folder" in message and "give an absolute path" in message
 
 
@@ -683,3 +683,36 @@ def test_conflicts_caused_by_a_set_point_at_the_set(override, where):
 def test_conflicts_in_the_file_alone_still_point_at_the_file():
     text = "data: {train: t.csv, target: y, validation: 0.5, test: 0.5}\nlayers: [Dense: 1]\ncompile: {loss: mse}\n"
     assert problems(text, ["fit.epochs=2"]).startswith("x.yaml:1:45 data.validation: validation (0.5) and test (0.5)")
+
+
+# ---------------------------------------------------------------------------
+# One source for the metric names a run reports, and the gates beside `Gate` (issue 13)
+
+
+@pytest.mark.parametrize(
+    "data, reported",
+    [
+        ("{train: t.csv, target: y, validation: 0.2, test: 0.1}", ["loss", "mae", "val_loss", "val_mae", "test_loss", "test_mae"]),
+        ("{train: t.csv, target: y, validation: 0}", ["loss", "mae"]),
+        ("{train: t.csv, target: y, test: v.csv}", ["loss", "mae", "val_loss", "val_mae", "test_loss", "test_mae"]),
+    ],
+)
+def test_reported_metrics_are_each_metric_on_each_split_the_data_has(data, reported):
+    spec = spec_from_text(f"data: {data}\nlayers: [Dense: 1]\ncompile: {{loss: mse, metrics: [mae]}}\n")
+    assert spec.reported_metrics == reported
+
+
+def test_reported_metrics_without_a_data_section_list_every_split():
+    spec = spec_from_text(MINIMAL)
+    assert spec.reported_metrics == ["loss", "val_loss", "test_loss"]
+
+
+def test_check_gates_judges_each_gate_and_fails_a_metric_not_reported():
+    from nnflow.spec import GateResult, check_gates
+
+    spec = spec_from_text(MINIMAL + "expect: {loss: '<= 0.5', val_loss: '< 1'}\n")
+    results = check_gates(spec, {"loss": 0.25})
+    assert results == (GateResult("loss", "<= 0.5", 0.25, True), GateResult("val_loss", "< 1", None, False))
+    assert str(results[0]) == "loss = 0.25, expected <= 0.5"
+    assert str(results[1]) == "val_loss = not reported, expected < 1"
+    assert results[0].to_json() == {"metric": "loss", "condition": "<= 0.5", "value": 0.25, "passed": True}

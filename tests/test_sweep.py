@@ -144,7 +144,8 @@ def test_stopping_a_sweep_stops_every_member_and_keeps_finished_runs(tmp_path, s
 
 @pytest.mark.parametrize("code", [130, 143, -signal.SIGTERM])
 def test_a_member_stopped_before_its_run_folder_is_not_told_to_resume(tmp_path, code):
-    from nnflow.workflows.sweep import Member, _collect
+    from nnflow.workflows.sweep_members import Member
+    from nnflow.workflows.sweep_members import collect_outcome as _collect
 
     (tmp_path / "logs").mkdir()
     member = Member(1, {"fit.epochs": "1"}, tmp_path / "01-epochs=1")

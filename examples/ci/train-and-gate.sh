@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train, sweep and gate an experiment: the steps of github-actions.yml, runnable in any shell
-# or CI system (GitLab CI, Jenkins, a laptop). Every step fails the job with SPEC.md's exit
+# or CI system (GitLab CI, Jenkins, a laptop). Every step fails the job with nnflow's exit
 # code: 2 a bad experiment file, 3 bad data, 4 a NaN loss, 5 a gate that did not hold.
 #
 #   CONFIG=configs/iris.yaml EPOCHS=100 OUT=ci-runs examples/ci/train-and-gate.sh

@@ -1,21 +1,32 @@
-"""One function per command, composing the library; `cli.py` wraps these and prints.
+"""One function per command, composing the library; `cli` wraps these and prints.
 
-    check.py   check, compile_experiment   (validate; build and describe the model)
-    run.py     train                       (fit into a run folder, resume, gates)
-    score.py   evaluate, predict           (a trained run's model, loaded safely)
-    compare.py list_runs, compare_runs     (what is in runs/, how runs differ; no TensorFlow)
-    sweep.py   sweep                       (a grid of overrides, each member a train process)
-    show.py    plot, report                (pictures and a shareable page of runs; matplotlib)
-    export.py  export                      (SavedModel, TFLite, ONNX, checked against the run)
+- check.py: check, compile_experiment (validate; build and describe the model)
+- train.py: train (the checks before training: experiment, run folder, data, workers' agreement)
+- train_steps.py: run_training (build, open the record, fit, final metrics, outcome)
+- train_failures.py: mark_stopped (a run stopped by an error: marked interrupted or failed)
+- new_run.py: new_run_info, resolved_yaml (a new run's run.json and experiment.yaml)
+- trained_run.py: load_run (a trained run's model, loaded safely)
+- evaluate.py: evaluate (metrics on the test split or a labelled file; the gates)
+- predict.py: predict (predictions for a table, streamed)
+- compare.py: list_runs, compare_runs (what is in runs/, how runs differ; no TensorFlow)
+- sweep.py: sweep (a grid of overrides, ranked on a leaderboard)
+- sweep_members.py: run_members (each member a `nnflow train` process, and its outcome)
+- show.py: plot, report (pictures and a shareable page of runs; matplotlib)
+- export.py: export (SavedModel, TFLite, ONNX, checked against the run)
+
+The run folder itself (atomic writes, the lock, the checkpoint, reading back) is `nnflow.runs`;
+the `expect:` gates (`GateResult`, `check_gates`) sit beside `Gate` in `nnflow.spec`.
 """
 
-from .compare import Comparison, RunRow, compare_runs, list_runs
+from ..spec import GateResult, check_gates
 from .check import CheckResult, CompileResult, LayerRow, check, compile_experiment, describe_model
-from .run import GateResult, Progress, TrainResult, check_gates, train
-from .score import EvaluateResult, PredictResult, evaluate, predict
+from .compare import Comparison, RunRow, compare_runs, list_runs
+from .evaluate import EvaluateResult, evaluate
 from .export import ExportResult, export
+from .predict import PredictResult, predict
 from .show import PlotResult, ReportResult, plot, report
 from .sweep import Member, SweepResult, sweep
+from .train import Progress, TrainResult, train
 
 __all__ = [
     "CheckResult",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
 
 from ..headers import DataCheck, check_data
 from ..spec import Spec, load_spec
@@ -71,7 +71,7 @@ class CompileResult:
     non_trainable_params: int
     optimizer: str
     loss: str
-    metrics: tuple[str, ...]
+    metrics: tuple[str | None, ...]  # each compiled metric's output name (None: Keras names it)
 
     def to_json(self) -> dict:
         return {
@@ -112,7 +112,12 @@ def describe_model(model, spec: Spec) -> CompileResult:
         return int(sum(np.prod(w.shape) for w in weights))
 
     rows = tuple(
-        LayerRow(layer.name, type(layer).__name__, str(tuple(layer.output.shape)).replace(",)", ")"), int(layer.count_params()))
+        LayerRow(
+            layer.name,
+            type(layer).__name__,
+            str(tuple(layer.output.shape)).replace(",)", ")"),
+            int(layer.count_params()),
+        )
         for layer in model.layers
     )
     optimizer = model.optimizer

@@ -1,6 +1,6 @@
 """`runs` and `compare`: what is in `runs/`, and how runs differ (metrics and experiment files).
 
-Reads run folders only, through `runfiles` (checked, bounded, regular files only): no
+Reads run folders only, through `nnflow.runs` (checked, bounded, regular files only): no
 TensorFlow, no pandas, so both answer at once. A listing shows a damaged run as `damaged`
 and goes on; `compare` refuses one (exit 6).
 """
@@ -29,7 +29,9 @@ class RunRow:
     @property
     def key_metrics(self) -> dict:
         """The metrics a reader looks at first: the gated ones, else the losses."""
-        names = [gate["metric"] for gate in self.gates] or ["loss", "val_loss", "test_loss"]
+        from ..spec import reported_metric_names
+
+        names = [gate["metric"] for gate in self.gates] or reported_metric_names(["loss"], None)
         return {name: self.metrics[name] for name in names if name in self.metrics}
 
     @property
@@ -72,17 +74,17 @@ def _status(info: dict) -> str:
     """run.json's status, except that a `running` run whose process has gone on this machine was killed."""
     import socket
 
-    from .run import _alive
+    from ..runs import is_live_nnflow_process
 
     status = info["status"]
-    if status == "running" and info.get("host") == socket.gethostname() and not _alive(info.get("pid")):
+    if status == "running" and info.get("host") == socket.gethostname() and not is_live_nnflow_process(info.get("pid")):
         return "killed"
     return status
 
 
 def _row(folder: Path) -> RunRow:
     """A run's row, from its checked run.json and metrics.json (a DamagedRunError when one is damaged)."""
-    from ..runfiles import read_metrics, read_run_info
+    from ..runs import read_metrics, read_run_info
 
     info = read_run_info(folder)
     metrics = read_metrics(folder, optional=True) or {}
@@ -129,8 +131,7 @@ def compare_runs(runs: list[str | Path]) -> Comparison:
 
     Each run's files are checked: a damaged one is a DamagedRunError (exit 6) naming it.
     """
-    from ..runfiles import read_experiment
-    from ..runs import find_run
+    from ..runs import find_run, read_experiment
 
     if len(runs) < 2:
         raise ConfigError(Problem("compare needs at least two runs: nnflow compare RUN RUN ...", where="RUN"))

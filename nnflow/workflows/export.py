@@ -13,12 +13,21 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, Problem
 
+if TYPE_CHECKING:  # numpy loads with the model, never for `nnflow check`
+    import numpy as np
+
 FORMATS = ("savedmodel", "tflite", "onnx")
 DEFAULT_NAMES = {"savedmodel": "savedmodel", "tflite": "model.tflite", "onnx": "model.onnx"}
-FILE_SUFFIXES = {"tflite": ".tflite", "onnx": ".onnx", "keras": ".keras", "h5": ".h5"}  # what a savedmodel folder is not named
+FILE_SUFFIXES = {
+    "tflite": ".tflite",
+    "onnx": ".onnx",
+    "keras": ".keras",
+    "h5": ".h5",
+}  # what a savedmodel folder is not named
 DESCRIPTIONS = {"savedmodel": "a folder", "tflite": "a TensorFlow Lite flatbuffer", "onnx": "an ONNX model"}
 TOLERANCE = 1e-4  # largest difference in any output; float32 graphs may round differently
 
@@ -35,9 +44,9 @@ def export(run, format: str, output: str | Path | None = None) -> ExportResult:
     """Export RUN's model as `format` (savedmodel, tflite, onnx) and check it predicts as the run does."""
     import os
 
-    from ..runfiles import check_output
+    from ..runs import check_output
     from ..runs import find_run, output_error
-    from .score import _load_run
+    from .trained_run import load_run
 
     if format not in FORMATS:
         raise ConfigError(Problem(f"unknown format {format!r}; use one of {', '.join(FORMATS)}.", where="--format"))
@@ -47,13 +56,15 @@ def export(run, format: str, output: str | Path | None = None) -> ExportResult:
     suffix = target.suffix.lower()
     if output and (suffix in FILE_SUFFIXES.values() if format == "savedmodel" else suffix != FILE_SUFFIXES[format]):
         wanted = "a folder name (no file extension)" if format == "savedmodel" else f"a {FILE_SUFFIXES[format]} file"
-        raise ConfigError(Problem(f"{target}: a {format} export is {DESCRIPTIONS[format]}; give {wanted}.", where="--output"))
+        raise ConfigError(
+            Problem(f"{target}: a {format} export is {DESCRIPTIONS[format]}; give {wanted}.", where="--output")
+        )
     if os.path.lexists(target):
         raise ConfigError(Problem(f"{target} exists already; remove it or give another --output.", where=where))
     check_output(target, "export", [run_dir], folder=format == "savedmodel", where=where)
     if format == "onnx":
         _onnx_packages()  # before the model is loaded: say what to install first
-    run_dir, info, _, preprocessing, model = _load_run(run)
+    run_dir, info, _, preprocessing, model = load_run(run)
     rows = _sample_rows(info, preprocessing)
     import numpy as np
 
@@ -75,7 +86,12 @@ def export(run, format: str, output: str | Path | None = None) -> ExportResult:
                 produced, predicted = _tflite(saved, rows, work)
         difference = float(np.max(np.abs(np.asarray(predicted).reshape(expected.shape) - expected)))
         if not difference <= TOLERANCE:
-            raise ConfigError(Problem(f"the {format} export predicts differently from the run (max difference {difference:.3g}); it was not written.", where="--format"))
+            raise ConfigError(
+                Problem(
+                    f"the {format} export predicts differently from the run (max difference {difference:.3g}); it was not written.",
+                    where="--format",
+                )
+            )
         produced.rename(target)
     except OSError as error:  # a full disk, an I/O error: nothing is left under the target's name
         raise output_error(target, error) from None
@@ -135,17 +151,12 @@ def _onnx(model, rows: np.ndarray, work: Path) -> tuple[Path, np.ndarray]:
     import logging
 
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    try:  # tf2onnx 1.17 still uses numpy 1 names; Keras ships the patch it applies for its own exporter
-        from keras.src.export.tf2onnx_lib import patch_tf2onnx
-    except ImportError:
-        def patch_tf2onnx():
-            return None
+    from .._keras_compat import freeze, patch_tf2onnx
 
     spec = tf.TensorSpec((None, *rows.shape[1:]), tf.float32, name="inputs")
     function = tf.function(lambda inputs: model(inputs, training=False)).get_concrete_function(spec)
-    frozen = convert_variables_to_constants_v2(function)
+    frozen = freeze(function)
     path = work / "model.onnx"
     quiet = [logging.getLogger(name) for name in ("tf2onnx", "tensorflow")]
     levels = [logger.level for logger in quiet]
@@ -154,7 +165,7 @@ def _onnx(model, rows: np.ndarray, work: Path) -> tuple[Path, np.ndarray]:
             logger.setLevel(logging.ERROR)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            patch_tf2onnx()
+            patch_tf2onnx()  # tf2onnx 1.17 still uses numpy 1 names; Keras ships the patch it applies for its own exporter
             tf2onnx.convert.from_graph_def(
                 frozen.graph.as_graph_def(),
                 name=model.name,
@@ -165,10 +176,12 @@ def _onnx(model, rows: np.ndarray, work: Path) -> tuple[Path, np.ndarray]:
             )
     except Exception as error:  # an operation tf2onnx cannot convert, say
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ConfigError(Problem(
-            f"tf2onnx could not convert this model ({type(error).__name__}: {first}); export it as savedmodel or tflite instead.",
-            where="--format onnx",
-        )) from None
+        raise ConfigError(
+            Problem(
+                f"tf2onnx could not convert this model ({type(error).__name__}: {first}); export it as savedmodel or tflite instead.",
+                where="--format onnx",
+            )
+        ) from None
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)
@@ -181,8 +194,10 @@ def _onnx_packages():
         import onnxruntime
         import tf2onnx
     except ImportError:
-        raise ConfigError(Problem(
-            "ONNX export needs the packages of the `onnx` extra: pip install 'nnflow[onnx]' (onnx, tf2onnx, onnxruntime).",
-            where="--format onnx",
-        )) from None
+        raise ConfigError(
+            Problem(
+                "ONNX export needs the packages of the `onnx` extra: pip install 'nnflow[onnx]' (onnx, tf2onnx, onnxruntime).",
+                where="--format onnx",
+            )
+        ) from None
     return onnxruntime, tf2onnx

@@ -8,65 +8,44 @@ keeps the line and column it came from so later errors can point at it.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
-from .errors import ConfigError, Problem
-from .fileio import NotReadable, TooLarge, read_bounded
+from ..errors import ConfigError, Problem
+from ..fileio import NotReadable, TooLarge, read_bounded
+from .dialect import (
+    ALLOWED_TAGS,
+    BAD_CHARACTER,
+    CORE,
+    MAX_DEPTH,
+    Loader,
+    YamlSyntaxError,
+    check_characters,
+    check_depth,
+    check_tabs,
+    has_content,
+    yaml_problem,
+)
+from .dialect import dump_yaml as dump_yaml  # the public face: callers import it from here
 
 MAX_FILE_BYTES = 1_000_000
-MAX_DEPTH = 50
 MAX_NODES = 100_000  # after alias expansion
 
-KeyPath = tuple  # of str | int
-
-_CORE = "tag:yaml.org,2002:"
-_ALLOWED_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "seq", "map")}
+KeyPath = tuple[str | int, ...]  # ("layers", 2, "Dense", "units")
 
 
-class _CoreResolver(yaml.resolver.BaseResolver):
-    """The YAML 1.2 core schema, instead of PyYAML's YAML 1.1 one."""
-
-
-_CoreResolver.add_implicit_resolver(
-    _CORE + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_CoreResolver.add_implicit_resolver(
-    _CORE + "int",
-    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
-    list("-+0123456789"),
-)
-_CoreResolver.add_implicit_resolver(
-    _CORE + "float",
-    re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
-)
-_CoreResolver.add_implicit_resolver(
-    _CORE + "null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
-)
-
-
-class _Loader(
-    yaml.reader.Reader,
-    yaml.scanner.Scanner,
-    yaml.parser.Parser,
-    yaml.composer.Composer,
-    _CoreResolver,
-):
-    def __init__(self, stream: str):
-        yaml.reader.Reader.__init__(self, stream)
-        yaml.scanner.Scanner.__init__(self)
-        yaml.parser.Parser.__init__(self)
-        yaml.composer.Composer.__init__(self)
-        _CoreResolver.__init__(self)
+def render_path(path: KeyPath) -> str:
+    """A key path as messages write it: `("layers", 2, "Dense", "units")` -> `layers[2].Dense.units`."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
 
 
 @dataclass
@@ -132,7 +111,9 @@ def load_yaml_file(path: str | Path) -> Document:
             size = path.stat().st_size
         except OSError:
             size = 0
-        size_text = f"{size:,} bytes" if size > MAX_FILE_BYTES else f"over {MAX_FILE_BYTES:,} bytes"  # it may grow as we read
+        size_text = (
+            f"{size:,} bytes" if size > MAX_FILE_BYTES else f"over {MAX_FILE_BYTES:,} bytes"
+        )  # it may grow as we read
         raise ConfigError(
             f"{source}: the file is {size_text}; experiment files are limited to "
             f"{MAX_FILE_BYTES:,} bytes. Keep data in data files, not in the experiment."
@@ -162,26 +143,25 @@ def parse_yaml(raw: bytes | str, source: str = "<string>") -> Document:
         except UnicodeDecodeError as error:
             line = raw[: error.start].count(b"\n") + 1
             raise ConfigError(
-                f"{source}:{line}: the file is not UTF-8 text (byte {error.start}). "
-                "Save it as UTF-8."
-            )
+                f"{source}:{line}: the file is not UTF-8 text (byte {error.start}). Save it as UTF-8."
+            ) from None
     else:
         text = raw
     if "\x00" in text:
         raise ConfigError(f"{source}: the file contains NUL bytes; it is not a text file.")
-    if not _has_content(text):
+    if not has_content(text):
         raise ConfigError(
             f"{source}: the file is empty. An experiment file needs at least a `layers:` "
             "list and a `compile:` section; see configs/ for examples."
         )
-    _check_characters(text, source)
-    _check_tabs(text, source)
-    _check_depth(text, source)
-    loader = _Loader(text)
+    check_characters(text, source)
+    check_tabs(text, source)
+    check_depth(text, source)
+    loader = Loader(text)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as error:
-        raise ConfigError(_yaml_problem(error, source)) from None
+        raise YamlSyntaxError(yaml_problem(error, source)) from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{source}: not valid YAML: {error}") from None
     except RecursionError:
@@ -195,152 +175,8 @@ def parse_yaml(raw: bytes | str, source: str = "<string>") -> Document:
     return document
 
 
-class _Dumper(
-    yaml.emitter.Emitter,
-    yaml.serializer.Serializer,
-    yaml.representer.SafeRepresenter,
-    yaml.resolver.Resolver,
-):
-    """PyYAML's safe dumper, quoting every string that YAML 1.1 *or* 1.2 would read as something else."""
-
-    def __init__(self, stream, **options):
-        yaml.emitter.Emitter.__init__(
-            self, stream, canonical=None, indent=None, width=options.get("width"),
-            allow_unicode=options.get("allow_unicode"), line_break=None,
-        )
-        yaml.serializer.Serializer.__init__(self, encoding=None, explicit_start=None, explicit_end=None, version=None, tags=None)
-        yaml.representer.SafeRepresenter.__init__(self, default_style=None, default_flow_style=False, sort_keys=False)
-        yaml.resolver.Resolver.__init__(self)
-
-    def ignore_aliases(self, data) -> bool:
-        return True  # a file a person reads: every value written out, no `&id001`
-
-    def resolve(self, kind, value, implicit):
-        tag = super().resolve(kind, value, implicit)  # YAML 1.1, as other tools read the file
-        if kind is yaml.ScalarNode and implicit[0]:
-            core = _CORE_RESOLVER.resolve(kind, value, implicit)  # YAML 1.2, as nnflow reads it
-            if core != _CORE + "str":
-                return core
-        return tag
-
-
-def _represent_str(dumper: _Dumper, data: str) -> yaml.ScalarNode:
-    # PyYAML writes NEL and the Unicode line separators raw in a plain or single-quoted
-    # scalar, where a reader folds them into a space; double quotes escape them.
-    style = '"' if any(c in data for c in "\x85\u2028\u2029") else None
-    return dumper.represent_scalar(_CORE + "str", data, style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-_CORE_RESOLVER = _CoreResolver()
-
-
-def dump_yaml(data: Any, *, comment: str = "") -> str:
-    """YAML text that `parse_yaml` (and any YAML 1.1 reader) reads back as `data`.
-
-    `yaml.safe_dump` writes strings such as `1e3` or `0o17` unquoted, which YAML 1.2 reads
-    as numbers. `comment` becomes leading `# ` lines; line breaks inside it cannot end the comment.
-    """
-    lines = re.split("\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]", comment) if comment else []
-    header = "".join(f"# {line}\n" for line in lines)
-    return header + yaml.dump(data, Dumper=_Dumper, allow_unicode=True, width=100)
-
-
-def _has_content(text: str) -> bool:
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#") and stripped not in ("---", "..."):
-            return True
-    return False
-
-
-def _check_characters(text: str, source: str) -> None:
-    """YAML allows only printable characters in a file (escapes in double quotes can name others)."""
-    match = yaml.reader.Reader.NON_PRINTABLE.search(text)
-    if match is None:
-        return
-    start = match.start()
-    line = text.count("\n", 0, start) + 1
-    column = start - (text.rfind("\n", 0, start) + 1) + 1
-    code = ord(match.group())
-    name = unicodedata.name(match.group(), "a control character")
-    raise ConfigError(
-        Problem(
-            f"the character U+{code:04X} ({name}) is not allowed in a YAML file; delete it "
-            f"(inside a double-quoted string it can be written as the escape \\u{code:04x}).",
-            where=f"{source}:{line}:{column}",
-        )
-    )
-
-
-def _check_tabs(text: str, source: str) -> None:
-    problems = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        indent = line[: len(line) - len(line.lstrip(" \t"))]
-        if "\t" in indent and line.strip():
-            column = indent.index("\t") + 1
-            problems.append(
-                Problem(
-                    "a tab is used for indentation; YAML indents with spaces only. "
-                    "Replace the tab with spaces.",
-                    where=f"{source}:{number}:{column}",
-                )
-            )
-    if problems:
-        raise ConfigError(problems, source)
-
-
-def _check_depth(text: str, source: str) -> None:
-    """Refuse deep nesting before composing: PyYAML's composer is recursive."""
-    loader = _Loader(text)
-    depth = 0
-    try:
-        while True:
-            event = loader.get_event() if loader.check_event() else None
-            if event is None:
-                break
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    mark = event.start_mark
-                    raise ConfigError(
-                        Problem(
-                            f"nesting is deeper than {MAX_DEPTH} levels; an experiment file "
-                            "never needs that. Flatten the structure.",
-                            where=f"{source}:{mark.line + 1}:{mark.column + 1}",
-                        )
-                    )
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
-    except yaml.MarkedYAMLError as error:
-        raise ConfigError(_yaml_problem(error, source)) from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{source}: not valid YAML: {error}") from None
-    finally:
-        loader.dispose()
-
-
-def _yaml_problem(error: yaml.MarkedYAMLError, source: str) -> Problem:
-    mark = error.problem_mark or error.context_mark
-    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-    problem = error.problem or "invalid YAML"
-    if "found character '\\t'" in problem:
-        problem = "a tab character here is not allowed in YAML; use spaces"
-    elif error.context and mark is error.problem_mark:
-        problem = f"{problem} ({error.context}"
-        if error.context_mark is not None:
-            problem += f" at line {error.context_mark.line + 1}"
-        problem += ")"
-    if problem.startswith("found duplicate anchor"):
-        problem = "an anchor name is used twice; give each anchor its own name"
-    return Problem(f"YAML syntax error: {problem}", where=where)
-
-
-_BAD_CHARACTER = re.compile("[\0\ud800-\udfff]")
-
-
 def _short_tag(tag: str) -> str:
-    return "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
+    return "!!" + tag[len(CORE) :] if tag.startswith(CORE) else tag
 
 
 class _Builder:
@@ -382,7 +218,7 @@ class _Builder:
                     where=self._where(node),
                 )
             )
-        if node.tag not in _ALLOWED_TAGS:
+        if node.tag not in ALLOWED_TAGS:
             raise ConfigError(
                 Problem(
                     f"the tag {_short_tag(node.tag)} is not allowed: nnflow files hold plain data only "
@@ -391,8 +227,10 @@ class _Builder:
                     where=self._where(node),
                 )
             )
-        kind = "map" if isinstance(node, yaml.MappingNode) else "seq" if isinstance(node, yaml.SequenceNode) else "scalar"
-        if (node.tag in (_CORE + "map", _CORE + "seq") or kind != "scalar") and node.tag != _CORE + kind:
+        kind = (
+            "map" if isinstance(node, yaml.MappingNode) else "seq" if isinstance(node, yaml.SequenceNode) else "scalar"
+        )
+        if (node.tag in (CORE + "map", CORE + "seq") or kind != "scalar") and node.tag != CORE + kind:
             what = {"map": "a mapping", "seq": "a list", "scalar": "a single value"}[kind]
             raise ConfigError(
                 Problem(f"the tag {_short_tag(node.tag)} does not fit {what}; remove the tag.", where=self._where(node))
@@ -402,7 +240,7 @@ class _Builder:
             return self._mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
             return [self._build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
-        return self._scalar(node)
+        return self._scalar(cast(yaml.ScalarNode, node))  # the composer makes only these three kinds
 
     def _mapping(self, node: yaml.MappingNode, path: KeyPath, depth: int) -> dict:
         result: dict[str, Any] = {}
@@ -412,13 +250,13 @@ class _Builder:
                 raise ConfigError(
                     Problem("a key must be a plain name, not a list or mapping.", where=self._where(key_node))
                 )
-            if key_node.tag not in _ALLOWED_TAGS:
+            if key_node.tag not in ALLOWED_TAGS:
                 raise ConfigError(
                     Problem(f"the tag {_short_tag(key_node.tag)} is not allowed on a key.", where=self._where(key_node))
                 )
             key = key_node.value
-            self._check_characters(key_node)
-            if key == "<<" and key_node.tag == _CORE + "str" and key_node.style is None:
+            self.check_characters(key_node)
+            if key == "<<" and key_node.tag == CORE + "str" and key_node.style is None:
                 raise ConfigError(
                     Problem(
                         "merge keys (`<<: *anchor`) are not supported; write the keys out.",
@@ -439,19 +277,23 @@ class _Builder:
             result[key] = self._build(value_node, path + (key,), depth + 1)
         return result
 
-    def _check_characters(self, node: yaml.ScalarNode) -> None:
+    def check_characters(self, node: yaml.ScalarNode) -> None:
         """Escapes in quoted strings (`"\\0"`, `"\\ud800"`) can make what no file name or text may hold."""
-        match = _BAD_CHARACTER.search(node.value)
+        match = BAD_CHARACTER.search(node.value)
         if match:
-            what = "a NUL character (\\0)" if match.group() == "\0" else f"a lone surrogate (\\u{ord(match.group()):04x}, half of a UTF-16 pair)"
+            what = (
+                "a NUL character (\\0)"
+                if match.group() == "\0"
+                else f"a lone surrogate (\\u{ord(match.group()):04x}, half of a UTF-16 pair)"
+            )
             raise ConfigError(
                 Problem(f"{what} is not allowed in a value or a key; remove the escape.", where=self._where(node))
             )
 
     def _scalar(self, node: yaml.ScalarNode) -> Any:
-        tag = node.tag[len(_CORE):]
+        tag = node.tag[len(CORE) :]
         value = node.value
-        self._check_characters(node)
+        self.check_characters(node)
         try:
             if tag == "str":
                 return value
@@ -476,7 +318,5 @@ class _Builder:
                     return float("nan")
                 return float(value)
         except ValueError:
-            raise ConfigError(
-                Problem(f"{value!r} is not a valid {tag}.", where=self._where(node))
-            ) from None
-        raise AssertionError(tag)  # _ALLOWED_TAGS guards this
+            raise ConfigError(Problem(f"{value!r} is not a valid {tag}.", where=self._where(node))) from None
+        raise AssertionError(tag)  # ALLOWED_TAGS guards this

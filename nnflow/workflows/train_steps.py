@@ -1,0 +1,383 @@
+"""The steps of a training run once every check has passed: build the model, open the run's
+record, fit, the final metrics, the outcome. However it stops, the run's `run.json` says how."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..spec import GateResult, Spec, check_gates
+from ..spec.experiment import SPLIT_PREFIXES
+from .new_run import new_run_info, resolved_yaml
+from .train_failures import mark_stopped
+
+if TYPE_CHECKING:
+    from ..preprocessing import PreparedData
+    from ..runs import Checkpoint, RunLock, RunRecord, WorkerRecord
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path | None  # None on a multi-worker run's other workers: only the chief writes one
+    spec: Spec
+    metrics: dict
+    gates: tuple[GateResult, ...]
+    epochs_completed: int
+    stopped_early: bool
+    resumed_at: int | None  # the epoch a resumed run continued after
+    seconds: float
+    timing: dict
+    notes: tuple[str, ...]
+    distribution: dict | None = None  # fit.distribute as it ran: mode, replicas, workers, task, chief
+
+    @property
+    def failed_gates(self) -> list[GateResult]:
+        return [gate for gate in self.gates if not gate.passed]
+
+    def to_json(self) -> dict:
+        return {
+            "ok": not self.failed_gates,
+            "run": str(self.run_dir) if self.run_dir is not None else None,
+            "name": self.spec.name,
+            "epochs": {"configured": self.spec.fit.epochs, "completed": self.epochs_completed},
+            "stopped_early": self.stopped_early,
+            "resumed_after": self.resumed_at,
+            "seconds": round(self.seconds, 3),
+            "metrics": self.metrics,
+            "gates": [gate.to_json() for gate in self.gates],
+            "timing": self.timing,
+            "distribute": self.distribution,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class Progress:
+    """How training reports as it goes; `cli.py` supplies the printing."""
+
+    verbose: int = 0  # 1: Keras's own progress bar
+    on_epoch: Callable[[dict, int], None] | None = None  # (history row, configured epochs)
+    on_note: Callable[[str], None] | None = None
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A run being continued: its folder, its run.json and its last checkpoint (None: no epoch completed)."""
+
+    run_dir: Path
+    info: dict
+    checkpoint: Checkpoint | None
+
+
+@dataclass(frozen=True)
+class RunData:
+    """The run's data, prepared, with what the run records of it."""
+
+    prepared: PreparedData  # the splits, the files, the encodings
+    steps_per_execution: int
+    hashes: dict[str, str]  # role -> the sha256 of its data file
+
+
+@dataclass
+class _Fitting:
+    """Where fitting starts: the file's callbacks (and nnflow's), the history so far."""
+
+    user_callbacks: list
+    callbacks: list
+    history: list[dict] = field(default_factory=list)
+    initial_epoch: int = 0
+    stopped: bool = False  # a callback had stopped the resumed run: only finish it
+    gradients: list[dict] | None = None  # fit.gradient_norms: the norms so far
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    history: list[dict]
+    gradients: list[dict] | None
+    epochs_completed: int
+    initial_epoch: int
+
+
+def run_training(
+    spec: Spec,
+    seed: int,
+    data: RunData,
+    progress: Progress,
+    command: list[str],
+    distribution,
+    *,
+    out,
+    resumed: Resumed | None,
+    lock: RunLock | None,
+) -> TrainResult:
+    """Train; the run folder is made (a new run) or taken over (`lock`, a resumed run) here."""
+    started_clock = time.perf_counter()
+    model = _build(spec, seed, data, distribution, lock)
+    record = _open_record(
+        spec, seed, data, command, distribution, out=out, resumed=resumed, lock=lock, started_clock=started_clock
+    )
+    try:
+        fitting = _lockstep(distribution, lambda: _start_fit(spec, seed, model, record, data, resumed, distribution))
+        _lockstep(distribution, record.save_info)  # the other workers train once the chief has marked it running
+        fitted = _fit(spec, seed, model, record, data, fitting, progress)
+        metrics = _final_metrics(model, data.prepared, spec.fit.batch_size)
+        gates = check_gates(spec, metrics)
+        record.info["gates"] = [gate.to_json() for gate in gates]
+        # Every worker ends as the chief's writing did.
+        _lockstep(distribution, lambda: _complete(record, fitted, metrics, model))
+    except BaseException as error:
+        mark_stopped(error, record, distribution)
+    finally:
+        record.discard()  # a new run stopped before it started: no half-made folder (a no-op otherwise)
+        record.close()
+    return _outcome(
+        spec, record, data, fitted, metrics, gates, distribution, resumed=resumed, started_clock=started_clock
+    )
+
+
+def _complete(record, fitted: _Fitted, metrics: dict, model) -> None:
+    """The results written, then the run marked completed."""
+    record.save_results(fitted.history, fitted.gradients, metrics, model)
+    record.finish("completed")
+
+
+def _outcome(
+    spec: Spec,
+    record,
+    data: RunData,
+    fitted: _Fitted,
+    metrics: dict,
+    gates: tuple[GateResult, ...],
+    distribution,
+    *,
+    resumed: Resumed | None,
+    started_clock: float,
+) -> TrainResult:
+    return TrainResult(
+        run_dir=record.run_dir if record.writes else None,  # a resumed run's other workers know it, but do not write it
+        spec=spec,
+        metrics=metrics,
+        gates=gates,
+        epochs_completed=fitted.epochs_completed,
+        stopped_early=fitted.epochs_completed < spec.fit.epochs,
+        resumed_at=fitted.initial_epoch if resumed else None,
+        seconds=time.perf_counter() - started_clock,
+        timing=record.info["timing"],
+        notes=tuple(data.prepared.notes),
+        distribution=distribution.to_json() if distribution.mode != "none" else None,
+    )
+
+
+def _lockstep(distribution, step: Callable):
+    """Run `step` on every worker in lock-step: each learns whether every other's step held before any
+    goes on (a worker whose step failed raises, and makes the others stop), then its result."""
+    from .. import distribute
+
+    result, failure = None, None
+    try:
+        result = step()
+    except Exception as error:
+        failure = error
+    distribute.exchange(distribution, [], failure)
+    return result
+
+
+def _build(spec: Spec, seed: int, data: RunData, distribution, lock: RunLock | None):
+    """The model, compiled, its variables the strategy's; the lock is released if it cannot be built."""
+    from .. import distribute, training
+    from ..builder import build_model, normalization_layer
+
+    preprocessing = data.prepared.preprocessing
+    try:
+        with distribution.scope():  # variables (model, optimizer, metrics) are the strategy's
+            normalizer = None
+            if preprocessing.normalize:
+                normalizer = normalization_layer(preprocessing.mean, preprocessing.variance, preprocessing.input_shape)
+            model = build_model(
+                spec,
+                input_shape=tuple(preprocessing.input_shape),
+                normalizer=normalizer,
+                steps_per_execution=data.steps_per_execution,
+            )
+            training.check_output(model, preprocessing, spec)
+            distribute.prepare_model(distribution, model, data.prepared.train.x, data.prepared.train.y)
+    except BaseException:
+        if lock is not None:  # no record holds it yet
+            lock.release()
+        raise
+    return model
+
+
+def _open_record(
+    spec: Spec,
+    seed: int,
+    data: RunData,
+    command: list[str],
+    distribution,
+    *,
+    out,
+    resumed: Resumed | None,
+    lock,
+    started_clock: float,
+):
+    """The run's record, its run.json filled in as it will say `running`: the chief's writes, the other workers' does not."""
+    from .. import runs
+
+    record: RunRecord | WorkerRecord
+    if resumed and distribution.chief:
+        record = runs.RunRecord.resumed(resumed.run_dir, resumed.info, started_clock, lock=lock, command=command)
+    elif resumed:
+        record = runs.WorkerRecord(resumed.run_dir, resumed.info)
+    elif distribution.chief:
+        record = runs.RunRecord.new(spec.name, out, new_run_info(spec, seed, data, command), started_clock)
+    else:
+        record = runs.WorkerRecord(None, {})
+    info = record.info
+    info.update(
+        status="running", pid=os.getpid(), host=socket.gethostname(), steps_per_execution=data.steps_per_execution
+    )
+    info.update(epochs={"configured": spec.fit.epochs, "completed": info.get("epochs", {}).get("completed", 0)})
+    if distribution.mode != "none":
+        info["distribute"] = {
+            "mode": distribution.mode,
+            "replicas": distribution.replicas,
+            "workers": distribution.workers,
+        }
+    info.pop("error", None)
+    return record
+
+
+def _start_fit(spec: Spec, seed: int, model, record, data: RunData, resumed: Resumed | None, distribution) -> _Fitting:
+    """A new run's folder (locked), experiment and encodings; the callbacks, placed and checked once the
+    run folder is known; a resumed run's checkpoint restored. All before anything trains."""
+    from .. import runs, training
+    from ..builder import build_callbacks
+
+    record.create_folder(resolved_yaml(spec, seed), data.prepared.preprocessing)
+    user_callbacks = build_callbacks(
+        spec, base_dir=record.callbacks_dir, every_path=not record.writes, protected=protected_files(spec)
+    )
+    fitting = _Fitting(user_callbacks, list(user_callbacks))
+    checkpoint = resumed.checkpoint if resumed else None
+    if checkpoint is not None:  # checked whole before the run is marked running: damage changes nothing
+        path = record.run_dir / runs.CHECKPOINT_FILE
+        with distribution.scope():
+            runs.restore_weights(model, checkpoint.arrays, path=path)
+        fitting.history = checkpoint.state["history"]
+        fitting.initial_epoch = checkpoint.state["epochs_completed"]
+        fitting.stopped = checkpoint.state.get("stopped", False)
+        fitting.callbacks.append(
+            training.restore_callbacks(
+                user_callbacks,
+                checkpoint.state["callbacks"],
+                checkpoint.arrays,
+                fitting.initial_epoch,
+                model=model,
+                path=str(path),
+            )
+        )
+    if spec.fit.gradient_norms:  # measured after the file's callbacks, before the epoch is recorded
+        fitting.gradients = list(checkpoint.state.get("gradients", [])) if checkpoint is not None else []
+    return fitting
+
+
+def _fit(spec: Spec, seed: int, model, record, data: RunData, fitting: _Fitting, progress: Progress) -> _Fitted:
+    """`model.fit`, each epoch checkpointed (resumable) and then reported; a NaN loss marks the run failed."""
+    from .. import training
+
+    train_split, validation, batch_size = data.prepared.train, data.prepared.validation, spec.fit.batch_size
+    stream = training.TrainingStream(
+        train_split.x,
+        train_split.y,
+        batch_size,
+        shuffle=spec.fit.shuffle,
+        seed=seed,
+        epochs=spec.fit.epochs,
+        initial_epoch=fitting.initial_epoch,
+        steps_per_execution=data.steps_per_execution,
+    )
+    validation_data = training.evaluation_dataset(validation.x, validation.y, batch_size) if validation else None
+    if fitting.gradients is not None:
+        fitting.callbacks.append(training.gradient_norms(train_split.x, train_split.y, fitting.gradients))
+    outcome = training.fit(
+        model,
+        stream,
+        validation_data,
+        # a callback had stopped it: only finish (restore best weights)
+        epochs=fitting.initial_epoch if fitting.stopped else spec.fit.epochs,
+        initial_epoch=fitting.initial_epoch,
+        callbacks=fitting.callbacks,
+        history=fitting.history,
+        on_epoch=_epoch_saver(model, record, fitting, progress, spec.fit.epochs),
+        verbose=progress.verbose,
+    )
+    history = fitting.history
+    completed = len(history) if outcome.nan_epoch is None else outcome.nan_epoch - 1
+    record.info["epochs"]["completed"] = completed
+    rows_per_second = (
+        round(train_split.rows * outcome.epochs_run / outcome.fit_seconds, 1) if outcome.fit_seconds else None
+    )
+    record.info["timing"] = {
+        "fit_seconds": round(outcome.fit_seconds, 4),
+        "train_rows": train_split.rows,
+        "epochs": outcome.epochs_run,
+        "rows_per_second": rows_per_second,
+    }
+    if outcome.nan_epoch is not None:
+        record.save_history(history)
+        error = training.nan_error(outcome.nan_epoch, history, spec)
+        record.finish("failed", error=str(error))
+        raise type(error)(f"{error} The run {record.run_dir} is marked failed." if record.writes else str(error))
+    return _Fitted(history, fitting.gradients, completed, fitting.initial_epoch)
+
+
+def _epoch_saver(model, record, fitting: _Fitting, progress: Progress, epochs: int) -> Callable[[dict], None]:
+    """What runs after each epoch: checkpoint first, then report, so that every epoch a user has seen
+    reported can be resumed."""
+    from .. import training
+
+    history, gradients = fitting.history, fitting.gradients
+
+    def on_epoch(row: dict) -> None:
+        if record.writes:  # the other workers' records keep nothing: no state to gather
+            states, arrays = training.callback_state(fitting.user_callbacks)
+            state = {
+                "epochs_completed": row["epoch"],
+                "stopped": bool(model.stop_training),
+                "history": history,
+                "callbacks": states,
+            }
+            if gradients is not None:
+                state["gradients"] = gradients
+            record.save_epoch(model, state, arrays, history, gradients)
+        if progress.on_epoch:
+            progress.on_epoch(row, epochs)
+
+    return on_epoch
+
+
+def _final_metrics(model, prepared, batch_size: int) -> dict[str, float]:
+    """The trained model on each split: `loss`, `val_loss`, `test_loss`, ... Every worker evaluates its share:
+    the metrics combine all of them."""
+    from .. import training
+
+    metrics: dict[str, float] = {}
+    for role, prefix in SPLIT_PREFIXES:
+        split = prepared.splits.get(role)
+        if split is not None:
+            scores = training.evaluate(model, training.evaluation_dataset(split.x, split.y, batch_size))
+            metrics.update({prefix + key: value for key, value in scores.items()})
+    return metrics
+
+
+def protected_files(spec: Spec) -> list[Path]:
+    """What a run reads and a callback must never write over: the experiment file and the data."""
+    files = [spec.source] if spec.source else []
+    if spec.data is not None:
+        files += [value for value in (spec.data.train, spec.data.validation, spec.data.test) if isinstance(value, Path)]
+    return files
