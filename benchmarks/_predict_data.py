@@ -64,8 +64,10 @@ def check_same_task() -> None:
     x, label = chunk(rng, 1000, weights, means, scales)
     table = train_large.make_table(1000)
     if not (np.array_equal(x, table[FEATURES].to_numpy()) and np.array_equal(label, table[TARGET].to_numpy())):
-        sys.exit("benchmarks/_predict_data.py: task() and chunk() no longer match train_large.make_table; "
-                 "update them together and bump the data versions")
+        sys.exit(
+            "benchmarks/_predict_data.py: task() and chunk() no longer match train_large.make_table; "
+            "update them together and bump the data versions"
+        )
 
 
 def write_csv(path: Path, rows: int) -> None:
@@ -84,7 +86,7 @@ def write_csv(path: Path, rows: int) -> None:
         with pacsv.CSVWriter(sink, schema, write_options=pacsv.WriteOptions(include_header=False)) as writer:
             for start in range(0, rows, CHUNK_ROWS):
                 n = min(CHUNK_ROWS, rows - start)
-                x, labels[start:start + n] = chunk(rng, n, weights, means, scales)
+                x, labels[start : start + n] = chunk(rng, n, weights, means, scales)
                 columns = [pa.array(np.arange(start, start + n, dtype=np.int64))]
                 columns += [pa.array(x[:, i]) for i in range(len(FEATURES))]
                 writer.write_table(pa.Table.from_arrays(columns, schema=schema))
@@ -131,12 +133,14 @@ def compare(a: Path, b: Path, labels: Path) -> dict:
     result["class_mismatches_at_threshold"] = int((differ & borderline).sum())
     result["max_probability_diff"] = {
         column: float(np.abs(left[column].to_numpy(dtype="float64") - right[column].to_numpy(dtype="float64")).max())
-        for column in probability if column in shared
+        for column in probability
+        if column in shared
     }
     if len(truth) == len(left):
         names = np.array([str(name) for name in CLASSES])
-        result["accuracy"] = [float((side[predicted].astype(str).to_numpy() == names[truth]).mean())
-                              for side in (left, right)]
+        result["accuracy"] = [
+            float((side[predicted].astype(str).to_numpy() == names[truth]).mean()) for side in (left, right)
+        ]
     result["match"] = (
         result["same_columns"]
         and result.get("id_mismatches", 1) == 0

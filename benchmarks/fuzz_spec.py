@@ -41,14 +41,13 @@ import contextlib
 import copy
 import json
 import math
-import re
 import signal
 import sys
 import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +112,7 @@ SEEDS = seed_texts()
 SEED_DATA = [parse_yaml(text, name).data for name, text in SEEDS]
 
 
-@lru_cache(maxsize=None)
+@cache
 def keras_names() -> tuple[str, ...]:
     """Every name of every kind in the catalog, refused ones included."""
     names: set[str] = {"Input"}
@@ -122,7 +121,7 @@ def keras_names() -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-@lru_cache(maxsize=None)
+@cache
 def argument_names() -> tuple[str, ...]:
     names: set[str] = set()
     for table in catalog.load_catalog()["kinds"].values():
@@ -137,15 +136,90 @@ KEYS = tuple(SECTIONS + DATA_KEYS + COMPILE_KEYS + FIT_KEYS + ("gradient_norms",
 # Values
 
 EXTREME_NUMBERS = [
-    0, -1, 1, 2**31 - 1, 2**31, 2**32, 2**32 - 1, 2**53 + 1, 2**63 - 1, 2**63, -(2**63) - 1, 2**64, 10**30, -(10**30), 10**100,
-    math.nan, math.inf, -math.inf, 1e308, -1e308, 5e-324, -0.0, 0.5, 1.5, 1e-12, 0.999999,
+    0,
+    -1,
+    1,
+    2**31 - 1,
+    2**31,
+    2**32,
+    2**32 - 1,
+    2**53 + 1,
+    2**63 - 1,
+    2**63,
+    -(2**63) - 1,
+    2**64,
+    10**30,
+    -(10**30),
+    10**100,
+    math.nan,
+    math.inf,
+    -math.inf,
+    1e308,
+    -1e308,
+    5e-324,
+    -0.0,
+    0.5,
+    1.5,
+    1e-12,
+    0.999999,
 ]
 EXTREME_STRINGS = [
-    "", " ", "\t", "é", "名前", "😀", "\u2028", "\x85", "\u202e", "\x1b[31m", "\ufeff", "a\nb", "run\n", "x" * 300,
-    "1e3", "0o17", "0x1F", ".nan", ".inf", "-.inf", "yes", "no", "on", "null", "~", "true", "-", "..", ".",
-    "../x.csv", "../../..", "a/..", "a/../../b", "/tmp/nnflow-fuzz/x.csv", "~nosuchuser/x", "~/x", "a/b", "logs/",
-    "x.keras", "x.weights.h5", "x.h5", "auto", "val_loss", "loss", "accuracy", "val_accuracy", "test_accuracy",
-    ">= 0.9", "< 1e999", "== nan", ">=", "relu", "softmax", "my exp", "normalization", "a" * 129,
+    "",
+    " ",
+    "\t",
+    "é",
+    "名前",
+    "😀",
+    "\u2028",
+    "\x85",
+    "\u202e",
+    "\x1b[31m",
+    "\ufeff",
+    "a\nb",
+    "run\n",
+    "x" * 300,
+    "1e3",
+    "0o17",
+    "0x1F",
+    ".nan",
+    ".inf",
+    "-.inf",
+    "yes",
+    "no",
+    "on",
+    "null",
+    "~",
+    "true",
+    "-",
+    "..",
+    ".",
+    "../x.csv",
+    "../../..",
+    "a/..",
+    "a/../../b",
+    "/tmp/nnflow-fuzz/x.csv",
+    "~nosuchuser/x",
+    "~/x",
+    "a/b",
+    "logs/",
+    "x.keras",
+    "x.weights.h5",
+    "x.h5",
+    "auto",
+    "val_loss",
+    "loss",
+    "accuracy",
+    "val_accuracy",
+    "test_accuracy",
+    ">= 0.9",
+    "< 1e999",
+    "== nan",
+    ">=",
+    "relu",
+    "softmax",
+    "my exp",
+    "normalization",
+    "a" * 129,
 ]
 SCALARS = st.one_of(
     st.sampled_from(EXTREME_NUMBERS),
@@ -156,7 +230,9 @@ SCALARS = st.one_of(
     st.text(max_size=12),
     st.sampled_from(keras_names()),
 )
-MAP_KEYS = st.one_of(st.sampled_from(KEYS), st.sampled_from(keras_names()), st.sampled_from(argument_names()), st.text(max_size=8))
+MAP_KEYS = st.one_of(
+    st.sampled_from(KEYS), st.sampled_from(keras_names()), st.sampled_from(argument_names()), st.text(max_size=8)
+)
 VALUES = st.recursive(
     SCALARS,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(MAP_KEYS, children, max_size=4),
@@ -198,25 +274,47 @@ def _typo(draw, word: str) -> str:
     i = draw(st.integers(0, len(word) - 1))
     kind = draw(st.sampled_from(["drop", "double", "case", "swap", "space"]))
     if kind == "drop":
-        return word[:i] + word[i + 1:]
+        return word[:i] + word[i + 1 :]
     if kind == "double":
         return word[:i] + word[i] + word[i:]
     if kind == "case":
         return word.swapcase()
     if kind == "space":
         return word[:i] + " " + word[i:]
-    return word[:i] + word[i + 1:i + 2] + word[i:i + 1] + word[i + 2:]
+    return word[:i] + word[i + 1 : i + 2] + word[i : i + 1] + word[i + 2 :]
 
 
 def _mutate_once(draw, data: Any) -> Any:
     paths = key_paths(data)
     path = draw(st.sampled_from(paths))
     target = _get(data, path)
-    op = draw(st.sampled_from(["replace", "replace", "extreme", "delete", "rename", "swap_name", "wrap_list", "unwrap", "wrap_object", "graft", "duplicate"]))
+    op = draw(
+        st.sampled_from(
+            [
+                "replace",
+                "replace",
+                "extreme",
+                "delete",
+                "rename",
+                "swap_name",
+                "wrap_list",
+                "unwrap",
+                "wrap_object",
+                "graft",
+                "duplicate",
+            ]
+        )
+    )
     if op == "replace":
         return _set(data, path, draw(VALUES))
     if op == "extreme":
-        pool = EXTREME_NUMBERS if isinstance(target, (int, float)) else EXTREME_STRINGS if isinstance(target, str) else EXTREME_NUMBERS + EXTREME_STRINGS
+        pool = (
+            EXTREME_NUMBERS
+            if isinstance(target, (int, float))
+            else EXTREME_STRINGS
+            if isinstance(target, str)
+            else EXTREME_NUMBERS + EXTREME_STRINGS
+        )
         return _set(data, path, draw(st.sampled_from(pool)))
     if op == "delete" and path:
         parent = _get(data, path[:-1])
@@ -273,8 +371,22 @@ def _serialise(draw, data: Any) -> str | None:
 # Text mutations
 
 YAML_ALPHABET = ":-[]{},#&*!|>'\"%@`? \t\n\\" + "aAzZ019._/" + "é😀\u2028"
-TAGS = ["!!python/object/apply:os.system ['true'] ", "!!python/name:os.system ", "!!str ", "!!int ", "!!float ", "!!bool ",
-        "!!null ", "!!binary ", "!!set ", "!!omap ", "!!timestamp ", "!custom ", "!<tag:yaml.org,2002:str> ", "! "]
+TAGS = [
+    "!!python/object/apply:os.system ['true'] ",
+    "!!python/name:os.system ",
+    "!!str ",
+    "!!int ",
+    "!!float ",
+    "!!bool ",
+    "!!null ",
+    "!!binary ",
+    "!!set ",
+    "!!omap ",
+    "!!timestamp ",
+    "!custom ",
+    "!<tag:yaml.org,2002:str> ",
+    "! ",
+]
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
 
 
@@ -283,10 +395,33 @@ def _lines(text: str) -> list[str]:
 
 
 def _mutate_text(draw, text: str) -> str:
-    op = draw(st.sampled_from([
-        "delete", "insert", "insert", "duplicate_line", "swap_lines", "indent", "dedent", "tab", "anchor", "alias",
-        "tag", "document", "merge", "directive", "block_scalar", "comment", "crlf", "bomb", "deep", "long_line", "quote",
-    ]))
+    op = draw(
+        st.sampled_from(
+            [
+                "delete",
+                "insert",
+                "insert",
+                "duplicate_line",
+                "swap_lines",
+                "indent",
+                "dedent",
+                "tab",
+                "anchor",
+                "alias",
+                "tag",
+                "document",
+                "merge",
+                "directive",
+                "block_scalar",
+                "comment",
+                "crlf",
+                "bomb",
+                "deep",
+                "long_line",
+                "quote",
+            ]
+        )
+    )
     lines = _lines(text)
     row = draw(st.integers(0, max(len(lines) - 1, 0)))
     position = draw(st.integers(0, len(text)))
@@ -303,7 +438,7 @@ def _mutate_text(draw, text: str) -> str:
     elif op == "indent":
         lines[row] = " " * draw(st.integers(1, 3)) + lines[row]
     elif op == "dedent":
-        lines[row] = lines[row][draw(st.integers(1, 3)):] if lines[row].startswith(" ") else lines[row]
+        lines[row] = lines[row][draw(st.integers(1, 3)) :] if lines[row].startswith(" ") else lines[row]
     elif op == "tab":
         column = draw(st.integers(0, len(lines[row])))
         lines[row] = lines[row][:column] + "\t" + lines[row][column:]
@@ -311,18 +446,29 @@ def _mutate_text(draw, text: str) -> str:
         line = lines[row]
         colon = line.find(": ")
         if colon < 0:
-            return text[:position] + {"anchor": "&a ", "alias": "*a", "tag": draw(st.sampled_from(TAGS))}[op] + text[position:]
-        insert = {"anchor": f"&{draw(st.sampled_from(['a', 'b', 'a1']))} ", "alias": "", "tag": draw(st.sampled_from(TAGS))}[op]
+            return (
+                text[:position]
+                + {"anchor": "&a ", "alias": "*a", "tag": draw(st.sampled_from(TAGS))}[op]
+                + text[position:]
+            )
+        insert = {
+            "anchor": f"&{draw(st.sampled_from(['a', 'b', 'a1']))} ",
+            "alias": "",
+            "tag": draw(st.sampled_from(TAGS)),
+        }[op]
         if op == "alias":
             lines[row] = line[: colon + 2] + draw(st.sampled_from(["*a", "*b", "*a1", "*nowhere"]))
         else:
-            lines[row] = line[: colon + 2] + insert + line[colon + 2:]
+            lines[row] = line[: colon + 2] + insert + line[colon + 2 :]
     elif op == "document":
         lines.insert(row, draw(st.sampled_from(["---", "...", "--- !!map", "--- |"])))
     elif op == "merge":
         lines.insert(row, draw(st.sampled_from(["<<: *a", "  <<: {a: 1}", "<<: [*a, *b]"])))
     elif op == "directive":
-        lines.insert(0, draw(st.sampled_from(["%YAML 1.1", "%YAML 1.2", "%YAML 2.0", "%TAG ! tag:example.com,2000:", "%FOO bar"])))
+        lines.insert(
+            0,
+            draw(st.sampled_from(["%YAML 1.1", "%YAML 1.2", "%YAML 2.0", "%TAG ! tag:example.com,2000:", "%FOO bar"])),
+        )
         lines.insert(1, "---")
     elif op == "block_scalar":
         lines.insert(row, draw(st.sampled_from(["description: |", "description: >-", "name: |+", "  text"])))
@@ -338,7 +484,11 @@ def _mutate_text(draw, text: str) -> str:
     elif op == "long_line":
         return text + f"\ndescription: {'x' * draw(st.integers(1000, 20000))}\n"
     elif op == "quote":
-        return text[:position] + draw(st.sampled_from(["'", '"', '"\\', '"\\x', '"\\0"', '"\\ud800"', '"\\U0010FFFF"'])) + text[position:]
+        return (
+            text[:position]
+            + draw(st.sampled_from(["'", '"', '"\\', '"\\x', '"\\0"', '"\\ud800"', '"\\U0010FFFF"']))
+            + text[position:]
+        )
     return "\n".join(lines)
 
 
@@ -360,10 +510,38 @@ def _mutate_bytes(draw, raw: bytes) -> bytes:
 # Overrides
 
 OVERRIDE_VALUES = [
-    "", " ", "=", "[", "]", "{a: 1", "#x", "&a x", "*a", "!!python/object/apply:os.system ['true']", "1e999", "0x" + "f" * 300,
-    "a: b: c", "- x", "|\n x", "'unterminated", "null", "[]", "{}", " x ", ".nan", "-.inf", "9223372036854775808",
-    "[Dense: 0]", "{Adam: {learning_rate: .nan}}", "[{CSVLogger: {filename: ../x.csv}}]", "[BackupAndRestore]",
-    "[TensorBoard]", "'run\\n'", '"a\\0b"', "a\u2028b", "é",
+    "",
+    " ",
+    "=",
+    "[",
+    "]",
+    "{a: 1",
+    "#x",
+    "&a x",
+    "*a",
+    "!!python/object/apply:os.system ['true']",
+    "1e999",
+    "0x" + "f" * 300,
+    "a: b: c",
+    "- x",
+    "|\n x",
+    "'unterminated",
+    "null",
+    "[]",
+    "{}",
+    " x ",
+    ".nan",
+    "-.inf",
+    "9223372036854775808",
+    "[Dense: 0]",
+    "{Adam: {learning_rate: .nan}}",
+    "[{CSVLogger: {filename: ../x.csv}}]",
+    "[BackupAndRestore]",
+    "[TensorBoard]",
+    "'run\\n'",
+    '"a\\0b"',
+    "a\u2028b",
+    "é",
 ]
 
 
@@ -390,7 +568,22 @@ def _render_key(draw, path: tuple, data: Any) -> str:
 def _override(draw, data: Any) -> str:
     shape = draw(st.sampled_from(["path", "path", "path", "text", "malformed"]))
     if shape == "malformed":
-        return draw(st.sampled_from(["", "=", "=5", "fit.epochs", "fit..epochs=1", ".fit=1", "fit.=1", "fit.epochs=", "fit.epochs= # x", "a" * 200 + "=1"]))
+        return draw(
+            st.sampled_from(
+                [
+                    "",
+                    "=",
+                    "=5",
+                    "fit.epochs",
+                    "fit..epochs=1",
+                    ".fit=1",
+                    "fit.=1",
+                    "fit.epochs=",
+                    "fit.epochs= # x",
+                    "a" * 200 + "=1",
+                ]
+            )
+        )
     if shape == "text":
         key = draw(st.text(max_size=10))
     else:
@@ -481,15 +674,21 @@ def run_case(case: Case, *, limit: float = TIME_LIMIT) -> str:
     with time_limit(limit):
         try:
             document = parse_yaml(case.raw, "fuzz.yaml")
-            spec = spec_from_document(document, overrides=case.overrides, base_dir=BASE_DIR, default_name=case.default_name)
+            spec = spec_from_document(
+                document, overrides=case.overrides, base_dir=BASE_DIR, default_name=case.default_name
+            )
         except ConfigError as error:
-            assert error.problems and all(isinstance(p.message, str) and p.message for p in error.problems), error.problems
+            assert error.problems and all(isinstance(p.message, str) and p.message for p in error.problems), (
+                error.problems
+            )
             str(error)  # every message renders
             return "config-error"
         resolved = spec.to_dict()
         text = dump_yaml(resolved, comment="fuzz")
         try:
-            again = spec_from_document(parse_yaml(text, "experiment.yaml"), base_dir=BASE_DIR, default_name=case.default_name)
+            again = spec_from_document(
+                parse_yaml(text, "experiment.yaml"), base_dir=BASE_DIR, default_name=case.default_name
+            )
         except ConfigError as error:
             raise ResolvedFileMismatch(f"the resolved file is refused:\n{error}\n--- resolved ---\n{text}") from None
         if again.to_dict() != resolved:
@@ -534,9 +733,13 @@ def fuzz(examples: int, seed: int | None) -> tuple[Tally, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--examples", type=int, default=10_000, help="how many examples to run (default 10,000)")
-    parser.add_argument("--seed", type=int, default=None, help="a random seed; default: Hypothesis's fixed, derandomised sequence")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="a random seed; default: Hypothesis's fixed, derandomised sequence"
+    )
     parser.add_argument("--show", type=int, default=5, help="how many failures to print in full (default 5)")
     options = parser.parse_args(argv)
 

@@ -93,17 +93,23 @@ def run_once(side: str, run_dir: Path, csv: Path, rows: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows-small", type=int, default=1_000_000, metavar="N",
-                        help="rows in the smaller CSV (default: 1000000)")
-    parser.add_argument("--rows-large", type=int, default=5_000_000, metavar="N",
-                        help="rows in the larger CSV (default: 5000000)")
-    parser.add_argument("--repeat", type=int, default=1, metavar="N",
-                        help="runs per side and size, alternating (default: 1)")
-    parser.add_argument("--side", choices=["both", *SIDES], default="both",
-                        help="run only one side (default: both)")
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "nnflow-bench",
-                        metavar="DIR", help="where the generated data and the trained run are kept "
-                                            "(default: %(default)s)")
+    parser.add_argument(
+        "--rows-small", type=int, default=1_000_000, metavar="N", help="rows in the smaller CSV (default: 1000000)"
+    )
+    parser.add_argument(
+        "--rows-large", type=int, default=5_000_000, metavar="N", help="rows in the larger CSV (default: 5000000)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, metavar="N", help="runs per side and size, alternating (default: 1)"
+    )
+    parser.add_argument("--side", choices=["both", *SIDES], default="both", help="run only one side (default: both)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "nnflow-bench",
+        metavar="DIR",
+        help="where the generated data and the trained run are kept (default: %(default)s)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON document")
     args = parser.parse_args(argv)
     if min(args.rows_small, args.rows_large) < 100:
@@ -137,14 +143,20 @@ def main(argv: list[str] | None = None) -> int:
             for side in order:
                 result = run_once(side, run_dir, inputs[size]["path"], rows)
                 runs[side][size].append(result)
-                progress(f"{rows:>10,} rows, run {round_no + 1}: {side:<11} peak RSS "
-                         f"{result['max_rss_mb']:7,.0f} MB, {result['seconds']:6.1f} s")
+                progress(
+                    f"{rows:>10,} rows, run {round_no + 1}: {side:<11} peak RSS "
+                    f"{result['max_rss_mb']:7,.0f} MB, {result['seconds']:6.1f} s"
+                )
 
     summary = {
-        side: {size: {"max_rss_mb": statistics.median(r["max_rss_mb"] for r in runs[side][size]),
-                      "seconds": statistics.median(r["seconds"] for r in runs[side][size]),
-                      "runs": runs[side][size]}
-               for size in sizes}
+        side: {
+            size: {
+                "max_rss_mb": statistics.median(r["max_rss_mb"] for r in runs[side][size]),
+                "seconds": statistics.median(r["seconds"] for r in runs[side][size]),
+                "runs": runs[side][size],
+            }
+            for size in sizes
+        }
         for side in sides
     }
     for side in sides:
@@ -154,54 +166,78 @@ def main(argv: list[str] | None = None) -> int:
     targets_met = None
     if "nnflow" in summary:
         nn = summary["nnflow"]
-        targets_met = {"large_peak": nn["large"]["max_rss_mb"] <= TARGET_PEAK_MB,
-                       "growth": nn["growth"] <= TARGET_GROWTH}
+        targets_met = {
+            "large_peak": nn["large"]["max_rss_mb"] <= TARGET_PEAK_MB,
+            "growth": nn["growth"] <= TARGET_GROWTH,
+        }
 
     if args.json:
-        print(json.dumps({
-            "python": sys.executable,
-            "nnflow": nnflow_command(),
-            "script": str(PREDICT_SCRIPT),
-            "run": str(run_dir),
-            "inputs": {size: {**value, "path": str(value["path"])} for size, value in inputs.items()},
-            "repeat": args.repeat,
-            "unit": "MB (10^6 bytes)",
-            "results": summary,
-            "import_keras_peak_rss_mb": baseline_mb,
-            "harness_peak_rss_mb": floor_mb,
-            "targets": {"large_peak": f"nnflow <= {TARGET_PEAK_MB:.0f} MB",
-                        "growth": f"nnflow large / small <= {TARGET_GROWTH}"},
-            "targets_met": targets_met,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "python": sys.executable,
+                    "nnflow": nnflow_command(),
+                    "script": str(PREDICT_SCRIPT),
+                    "run": str(run_dir),
+                    "inputs": {size: {**value, "path": str(value["path"])} for size, value in inputs.items()},
+                    "repeat": args.repeat,
+                    "unit": "MB (10^6 bytes)",
+                    "results": summary,
+                    "import_keras_peak_rss_mb": baseline_mb,
+                    "harness_peak_rss_mb": floor_mb,
+                    "targets": {
+                        "large_peak": f"nnflow <= {TARGET_PEAK_MB:.0f} MB",
+                        "growth": f"nnflow large / small <= {TARGET_GROWTH}",
+                    },
+                    "targets_met": targets_met,
+                },
+                indent=2,
+            )
+        )
         return 0
 
     small, large = args.rows_small, args.rows_large
-    print(f"peak RSS (MB) of the whole process, CSV in and out, 64-64-1 MLP, binary; "
-          f"{args.repeat} run{'s' if args.repeat > 1 else ''} per side and size"
-          + (" (medians)" if args.repeat > 1 else ""))
-    print(f"{'side':<28} {f'{small:,} rows':>16} {f'{large:,} rows':>16} {'large/small':>12}"
-          f"   wall time (s)")
+    print(
+        f"peak RSS (MB) of the whole process, CSV in and out, 64-64-1 MLP, binary; "
+        f"{args.repeat} run{'s' if args.repeat > 1 else ''} per side and size"
+        + (" (medians)" if args.repeat > 1 else "")
+    )
+    print(f"{'side':<28} {f'{small:,} rows':>16} {f'{large:,} rows':>16} {'large/small':>12}   wall time (s)")
     for side in sides:
         s = summary[side]
-        print(f"{SIDES[side]:<28} {s['small']['max_rss_mb']:>16,.0f} {s['large']['max_rss_mb']:>16,.0f} "
-              f"{s['growth']:>12.2f}   {s['small']['seconds']:.1f} / {s['large']['seconds']:.1f}")
-    print(f"{'python -c ' + repr('import keras'):<28} {baseline_mb:>16,.0f}   (baseline: Keras and TensorFlow loaded, no data)")
-    print(f"(input files: {megabytes(inputs['small']['bytes'])} and {megabytes(inputs['large']['bytes'])}; "
-          f"this harness's own peak, a floor under every figure: {floor_mb:,.0f} MB)")
+        print(
+            f"{SIDES[side]:<28} {s['small']['max_rss_mb']:>16,.0f} {s['large']['max_rss_mb']:>16,.0f} "
+            f"{s['growth']:>12.2f}   {s['small']['seconds']:.1f} / {s['large']['seconds']:.1f}"
+        )
+    print(
+        f"{'python -c ' + repr('import keras'):<28} {baseline_mb:>16,.0f}   (baseline: Keras and TensorFlow loaded, no data)"
+    )
+    print(
+        f"(input files: {megabytes(inputs['small']['bytes'])} and {megabytes(inputs['large']['bytes'])}; "
+        f"this harness's own peak, a floor under every figure: {floor_mb:,.0f} MB)"
+    )
     print()
     if targets_met is None:
-        print(f"targets: not measured (--side {args.side}); nnflow: large-file peak <= {TARGET_PEAK_MB:,.0f} MB "
-              f"and large/small <= {TARGET_GROWTH:.2f}")
+        print(
+            f"targets: not measured (--side {args.side}); nnflow: large-file peak <= {TARGET_PEAK_MB:,.0f} MB "
+            f"and large/small <= {TARGET_GROWTH:.2f}"
+        )
         return 0
     nn = summary["nnflow"]
-    print(f"nnflow peak RSS, {large:,} rows: {nn['large']['max_rss_mb']:,.0f} MB  "
-          f"[{'ok' if targets_met['large_peak'] else 'OVER TARGET'}; target <= {TARGET_PEAK_MB:,.0f} MB]")
-    print(f"nnflow growth, {large:,} / {small:,} rows: {nn['growth']:.3f}  "
-          f"[{'ok' if targets_met['growth'] else 'OVER TARGET'}; target <= {TARGET_GROWTH:.2f}]")
+    print(
+        f"nnflow peak RSS, {large:,} rows: {nn['large']['max_rss_mb']:,.0f} MB  "
+        f"[{'ok' if targets_met['large_peak'] else 'OVER TARGET'}; target <= {TARGET_PEAK_MB:,.0f} MB]"
+    )
+    print(
+        f"nnflow growth, {large:,} / {small:,} rows: {nn['growth']:.3f}  "
+        f"[{'ok' if targets_met['growth'] else 'OVER TARGET'}; target <= {TARGET_GROWTH:.2f}]"
+    )
     if "handwritten" in summary:
         hw = summary["handwritten"]
-        print(f"hand-written growth, same files: {hw['growth']:.2f} "
-              f"({hw['small']['max_rss_mb']:,.0f} -> {hw['large']['max_rss_mb']:,.0f} MB)")
+        print(
+            f"hand-written growth, same files: {hw['growth']:.2f} "
+            f"({hw['small']['max_rss_mb']:,.0f} -> {hw['large']['max_rss_mb']:,.0f} MB)"
+        )
     print(f"targets: {'met' if all(targets_met.values()) else 'NOT met'}")
     return 0
 

@@ -127,9 +127,14 @@ def agreement_lines(agree: dict, sides: list[str]) -> list[str]:
     if "class_mismatches" in agree:
         if "id_mismatches" in agree:
             lines.append(f"  id: {agree['id_mismatches']:,} rows differ")
-        lines.append(f"  predicted class: {agree['class_mismatches']:,} rows differ"
-                     + (f" (+{agree['class_mismatches_at_threshold']:,} within 1e-5 of the 0.5 threshold, allowed)"
-                        if agree["class_mismatches_at_threshold"] else ""))
+        lines.append(
+            f"  predicted class: {agree['class_mismatches']:,} rows differ"
+            + (
+                f" (+{agree['class_mismatches_at_threshold']:,} within 1e-5 of the 0.5 threshold, allowed)"
+                if agree["class_mismatches_at_threshold"]
+                else ""
+            )
+        )
         diffs = ", ".join(f"{column} {diff:.2g}" for column, diff in agree["max_probability_diff"].items())
         lines.append(f"  max |probability difference|: {diffs or 'no shared probability columns'} (tolerance 1e-5)")
     if "accuracy" in agree:
@@ -139,16 +144,26 @@ def agreement_lines(agree: dict, sides: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, metavar="N",
-                        help="rows in the CSV to predict on (default: 1000000)")
-    parser.add_argument("--repeat", type=int, default=3, metavar="N",
-                        help="measured runs per side, alternating (default: 3)")
+    parser.add_argument(
+        "--rows", type=int, default=1_000_000, metavar="N", help="rows in the CSV to predict on (default: 1000000)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, metavar="N", help="measured runs per side, alternating (default: 3)"
+    )
     parser.add_argument("--warmup", action="store_true", help="one untimed round of both sides first")
-    parser.add_argument("--side", choices=["both", *SIDES], default="both",
-                        help="run only one side, e.g. while `nnflow predict` does not exist yet (default: both)")
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "nnflow-bench",
-                        metavar="DIR", help="where the generated data and the trained run are kept "
-                                            "(default: %(default)s)")
+    parser.add_argument(
+        "--side",
+        choices=["both", *SIDES],
+        default="both",
+        help="run only one side, e.g. while `nnflow predict` does not exist yet (default: both)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "nnflow-bench",
+        metavar="DIR",
+        help="where the generated data and the trained run are kept (default: %(default)s)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON document")
     args = parser.parse_args(argv)
     if args.rows < 100:
@@ -188,38 +203,50 @@ def main(argv: list[str] | None = None) -> int:
     target_met = ratio <= TARGET if ratio is not None else None
 
     if args.json:
-        print(json.dumps({
-            "python": sys.executable,
-            "nnflow": nnflow_command(),
-            "script": str(PREDICT_SCRIPT),
-            "run": str(run_dir),
-            "input": str(csv),
-            "input_bytes": input_bytes,
-            "rows": args.rows,
-            "warmup": int(args.warmup),
-            "repeat": args.repeat,
-            "results": summaries,
-            "ratio": ratio,
-            "target": f"<= {TARGET}",
-            "target_met": target_met,
-            "outputs": agree,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "python": sys.executable,
+                    "nnflow": nnflow_command(),
+                    "script": str(PREDICT_SCRIPT),
+                    "run": str(run_dir),
+                    "input": str(csv),
+                    "input_bytes": input_bytes,
+                    "rows": args.rows,
+                    "warmup": int(args.warmup),
+                    "repeat": args.repeat,
+                    "results": summaries,
+                    "ratio": ratio,
+                    "target": f"<= {TARGET}",
+                    "target_met": target_met,
+                    "outputs": agree,
+                },
+                indent=2,
+            )
+        )
         return 0
 
-    print(f"{args.rows:,} rows x 20 features (+ id), CSV in ({megabytes(input_bytes)}, in the page cache) "
-          f"and CSV out; 64-64-1 MLP, binary; {args.repeat} run{'s' if args.repeat > 1 else ''} per side"
-          + (", alternating (medians)" if args.repeat > 1 else "") + (", after 1 warm-up round" if args.warmup else ""))
+    print(
+        f"{args.rows:,} rows x 20 features (+ id), CSV in ({megabytes(input_bytes)}, in the page cache) "
+        f"and CSV out; 64-64-1 MLP, binary; {args.repeat} run{'s' if args.repeat > 1 else ''} per side"
+        + (", alternating (medians)" if args.repeat > 1 else "")
+        + (", after 1 warm-up round" if args.warmup else "")
+    )
     print(f"{'whole process':<28} {'min (s)':>8} {'median (s)':>11} {'rows/s':>10} {'peak RSS (MB)':>14}")
     for side in sides:
         s = summaries[side]
-        print(f"{SIDES[side]:<28} {s['min']:>8.2f} {s['median']:>11.2f} {args.rows / s['median']:>10,.0f} "
-              f"{s['max_rss_mb']:>14,.0f}")
+        print(
+            f"{SIDES[side]:<28} {s['min']:>8.2f} {s['median']:>11.2f} {args.rows / s['median']:>10,.0f} "
+            f"{s['max_rss_mb']:>14,.0f}"
+        )
     if "handwritten" in summaries:
         h = summaries["handwritten"]
         rest = h["median"] - sum(h[step] for step in STEPS)
-        print(f"  hand-written, where the time goes (medians, s): import {h['import']:.2f} + read CSV "
-              f"{h['read']:.2f} + load model {h['load']:.2f} + predict {h['predict']:.2f} + write CSV "
-              f"{h['write']:.2f} + interpreter start/exit {rest:.2f}")
+        print(
+            f"  hand-written, where the time goes (medians, s): import {h['import']:.2f} + read CSV "
+            f"{h['read']:.2f} + load model {h['load']:.2f} + predict {h['predict']:.2f} + write CSV "
+            f"{h['write']:.2f} + interpreter start/exit {rest:.2f}"
+        )
     print()
     for line in agreement_lines(agree, sides):
         print(line)
@@ -227,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     if ratio is None:
         print(f"ratio: not measured (--side {args.side}); target nnflow / hand-written <= {TARGET}")
     else:
-        print(f"ratio nnflow / hand-written (median whole-process time): {ratio:.3f}  "
-              f"[{'ok' if target_met else 'OVER TARGET'}; target <= {TARGET}]")
+        print(
+            f"ratio nnflow / hand-written (median whole-process time): {ratio:.3f}  "
+            f"[{'ok' if target_met else 'OVER TARGET'}; target <= {TARGET}]"
+        )
         print(f"target: {'met' if target_met else 'NOT met'}; outputs {'match' if agree['match'] else 'DO NOT match'}")
     return 0
 

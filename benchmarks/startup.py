@@ -70,10 +70,16 @@ def run_once(name: str, cmd: list[str], env: dict[str, str]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=7, metavar="N",
-                        help="measured runs per command, after 1 warm-up (default: 7)")
-    parser.add_argument("--config", type=Path, default=default_config(), metavar="PATH",
-                        help="experiment file for `nnflow check` (default: %(default)s)")
+    parser.add_argument(
+        "--repeat", type=int, default=7, metavar="N", help="measured runs per command, after 1 warm-up (default: 7)"
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default_config(),
+        metavar="PATH",
+        help="experiment file for `nnflow check` (default: %(default)s)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON document")
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -96,39 +102,40 @@ def main(argv: list[str] | None = None) -> int:
             if round_no > 0:
                 times[name].append(elapsed)
 
-    stats = {name: {"min": min(t), "median": statistics.median(t), "runs": t}
-             for name, t in times.items()}
+    stats = {name: {"min": min(t), "median": statistics.median(t), "runs": t} for name, t in times.items()}
     keras_median = stats["keras"]["median"]
     ratios = {name: stats[name]["median"] / keras_median for name in ("help", "check")}
     target_met = all(r <= TARGET for r in ratios.values())
 
     if args.json:
-        print(json.dumps({
-            "python": sys.executable,
-            "nnflow": nnflow,
-            "config": str(args.config),
-            "warmup": 1,
-            "repeat": args.repeat,
-            "commands": {name: shlex.join(cmd) for name, cmd in commands.items()},
-            "seconds": stats,
-            "ratios": ratios,
-            "target": TARGET,
-            "target_met": target_met,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "python": sys.executable,
+                    "nnflow": nnflow,
+                    "config": str(args.config),
+                    "warmup": 1,
+                    "repeat": args.repeat,
+                    "commands": {name: shlex.join(cmd) for name, cmd in commands.items()},
+                    "seconds": stats,
+                    "ratios": ratios,
+                    "target": TARGET,
+                    "target_met": target_met,
+                },
+                indent=2,
+            )
+        )
         return 0
 
-    print(f"1 warm-up + {args.repeat} measured runs each, round-robin; "
-          f"config: {args.config}")
+    print(f"1 warm-up + {args.repeat} measured runs each, round-robin; config: {args.config}")
     print(f"{'command':<34} {'min (s)':>9} {'median (s)':>11}")
-    labels = {"help": "nnflow --help", "check": f"nnflow check {args.config.name}",
-              "keras": 'python -c "import keras"'}
+    labels = {"help": "nnflow --help", "check": f"nnflow check {args.config.name}", "keras": 'python -c "import keras"'}
     for name, label in labels.items():
         print(f"{label:<34} {stats[name]['min']:>9.3f} {stats[name]['median']:>11.3f}")
     print()
     for name in ("help", "check"):
         verdict = "ok" if ratios[name] <= TARGET else "OVER TARGET"
-        print(f"ratio {labels[name]} / import keras (medians): "
-              f"{ratios[name]:.3f}  [{verdict}]")
+        print(f"ratio {labels[name]} / import keras (medians): {ratios[name]:.3f}  [{verdict}]")
     print(f"target (ratio <= {TARGET:.2f}): {'met' if target_met else 'NOT met'}")
     return 0
 

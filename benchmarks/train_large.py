@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from _common import HANDWRITTEN, last_json_line, nnflow_command, read_run, run_side
 
 TARGET_RATIO = 2.0
@@ -122,17 +123,21 @@ def run_handwritten(data: Path) -> dict:
     cmd = [sys.executable, str(SCRIPT), str(data), LABEL]
     elapsed, stdout = run_side("hand-written Keras script", cmd)
     result = last_json_line("hand-written Keras script", cmd, stdout)
-    return {"total": elapsed, **{key: result[key] for key in
-            ("fit_seconds", "train_rows", "epochs", "rows_per_second", "val_accuracy")}}
+    return {
+        "total": elapsed,
+        **{key: result[key] for key in ("fit_seconds", "train_rows", "epochs", "rows_per_second", "val_accuracy")},
+    }
 
 
 def run_nnflow(config: Path, run_dir: Path) -> dict:
     cmd = nnflow_command() + ["train", str(config), "--out", str(run_dir), "-q"]
     elapsed, _ = run_side("nnflow train", cmd)
     timing, metrics = read_run("nnflow train", cmd, run_dir)
-    return {"total": elapsed, **{key: timing[key] for key in
-            ("fit_seconds", "train_rows", "epochs", "rows_per_second")},
-            "val_accuracy": metrics["val_accuracy"]}
+    return {
+        "total": elapsed,
+        **{key: timing[key] for key in ("fit_seconds", "train_rows", "epochs", "rows_per_second")},
+        "val_accuracy": metrics["val_accuracy"],
+    }
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -142,12 +147,21 @@ def summarize(runs: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, metavar="N",
-                        help="rows in the generated table, before the validation split (default: 1000000)")
-    parser.add_argument("--repeat", type=int, default=1, metavar="N",
-                        help="runs per side, alternating (default: 1)")
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "nnflow-bench",
-                        metavar="DIR", help="where the generated Parquet files are kept (default: %(default)s)")
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="rows in the generated table, before the validation split (default: 1000000)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, metavar="N", help="runs per side, alternating (default: 1)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "nnflow-bench",
+        metavar="DIR",
+        help="where the generated Parquet files are kept (default: %(default)s)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON document")
     args = parser.parse_args(argv)
     if args.rows < 100:
@@ -173,8 +187,11 @@ def main(argv: list[str] | None = None) -> int:
                     result = run_nnflow(config, Path(tmp) / f"run-{round_no}")
                 runs[side].append(result)
                 if not args.json:
-                    print(f"  round {round_no + 1}: {side:<11} fit {result['fit_seconds']:6.1f} s, "
-                          f"whole process {result['total']:6.1f} s", file=sys.stderr)
+                    print(
+                        f"  round {round_no + 1}: {side:<11} fit {result['fit_seconds']:6.1f} s, "
+                        f"whole process {result['total']:6.1f} s",
+                        file=sys.stderr,
+                    )
 
     hand, nn = summarize(runs["handwritten"]), summarize(runs["nnflow"])
     ratio = nn["rows_per_second"] / hand["rows_per_second"]
@@ -183,37 +200,54 @@ def main(argv: list[str] | None = None) -> int:
     diff_met = abs(diff) <= TARGET_ACCURACY_DIFF
 
     if args.json:
-        print(json.dumps({
-            "python": sys.executable,
-            "nnflow": nnflow_command(),
-            "script": str(SCRIPT),
-            "data": str(data),
-            "rows": args.rows,
-            "features": FEATURES,
-            "normalize": True,
-            "repeat": args.repeat,
-            "results": {"handwritten": hand, "nnflow": nn},
-            "ratio_rows_per_second": ratio,
-            "val_accuracy_diff": diff,
-            "targets": {"ratio_rows_per_second": f">= {TARGET_RATIO}",
-                        "val_accuracy_diff": f"|diff| <= {TARGET_ACCURACY_DIFF}"},
-            "targets_met": {"ratio_rows_per_second": ratio_met, "val_accuracy_diff": diff_met},
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "python": sys.executable,
+                    "nnflow": nnflow_command(),
+                    "script": str(SCRIPT),
+                    "data": str(data),
+                    "rows": args.rows,
+                    "features": FEATURES,
+                    "normalize": True,
+                    "repeat": args.repeat,
+                    "results": {"handwritten": hand, "nnflow": nn},
+                    "ratio_rows_per_second": ratio,
+                    "val_accuracy_diff": diff,
+                    "targets": {
+                        "ratio_rows_per_second": f">= {TARGET_RATIO}",
+                        "val_accuracy_diff": f"|diff| <= {TARGET_ACCURACY_DIFF}",
+                    },
+                    "targets_met": {"ratio_rows_per_second": ratio_met, "val_accuracy_diff": diff_met},
+                },
+                indent=2,
+            )
+        )
         return 0
 
-    print(f"{args.rows:,} rows x {FEATURES} features, 64-64-1 MLP, batch 256, validation 0.2 "
-          f"every epoch, normalize: true on both sides; "
-          f"{args.repeat} run{'s' if args.repeat > 1 else ''} per side" + (" (medians)" if args.repeat > 1 else ""))
-    print(f"{'side':<28} {'train rows':>10} {'epochs':>6} {'fit (s)':>8} {'rows/s':>9} "
-          f"{'val_accuracy':>13} {'process (s)':>12}")
+    print(
+        f"{args.rows:,} rows x {FEATURES} features, 64-64-1 MLP, batch 256, validation 0.2 "
+        f"every epoch, normalize: true on both sides; "
+        f"{args.repeat} run{'s' if args.repeat > 1 else ''} per side" + (" (medians)" if args.repeat > 1 else "")
+    )
+    print(
+        f"{'side':<28} {'train rows':>10} {'epochs':>6} {'fit (s)':>8} {'rows/s':>9} "
+        f"{'val_accuracy':>13} {'process (s)':>12}"
+    )
     for label, r in (("hand-written Keras script", hand), ("nnflow train", nn)):
-        print(f"{label:<28} {r['train_rows']:>10,.0f} {r['epochs']:>6.0f} {r['fit_seconds']:>8.1f} "
-              f"{r['rows_per_second']:>9,.0f} {r['val_accuracy']:>13.4f} {r['total']:>12.1f}")
+        print(
+            f"{label:<28} {r['train_rows']:>10,.0f} {r['epochs']:>6.0f} {r['fit_seconds']:>8.1f} "
+            f"{r['rows_per_second']:>9,.0f} {r['val_accuracy']:>13.4f} {r['total']:>12.1f}"
+        )
     print()
-    print(f"ratio rows/s nnflow / hand-written: {ratio:.2f}  "
-          f"[{'ok' if ratio_met else 'UNDER TARGET'}; target >= {TARGET_RATIO}]")
-    print(f"val_accuracy nnflow - hand-written: {diff:+.4f}  "
-          f"[{'ok' if diff_met else 'OUTSIDE TARGET'}; target |diff| <= {TARGET_ACCURACY_DIFF}]")
+    print(
+        f"ratio rows/s nnflow / hand-written: {ratio:.2f}  "
+        f"[{'ok' if ratio_met else 'UNDER TARGET'}; target >= {TARGET_RATIO}]"
+    )
+    print(
+        f"val_accuracy nnflow - hand-written: {diff:+.4f}  "
+        f"[{'ok' if diff_met else 'OUTSIDE TARGET'}; target |diff| <= {TARGET_ACCURACY_DIFF}]"
+    )
     print(f"targets: {'met' if ratio_met and diff_met else 'NOT met'}")
     return 0
 

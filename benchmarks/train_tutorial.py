@@ -61,17 +61,28 @@ def run_handwritten() -> dict:
     cmd = [sys.executable, str(SCRIPT)]
     elapsed, stdout = run_side("hand-written Keras script", cmd)
     result = last_json_line("hand-written Keras script", cmd, stdout)
-    return {"total": elapsed, "import": result["import_seconds"], "prep": result["prep_seconds"],
-            "fit": result["fit_seconds"], "val_accuracy": result["val_accuracy"],
-            "train_rows": result["train_rows"], "epochs": result["epochs"]}
+    return {
+        "total": elapsed,
+        "import": result["import_seconds"],
+        "prep": result["prep_seconds"],
+        "fit": result["fit_seconds"],
+        "val_accuracy": result["val_accuracy"],
+        "train_rows": result["train_rows"],
+        "epochs": result["epochs"],
+    }
 
 
 def run_nnflow(run_dir: Path) -> dict:
     cmd = nnflow_command() + ["train", str(CONFIG), "--out", str(run_dir), "-q"]
     elapsed, _ = run_side("nnflow train", cmd)
     timing, metrics = read_run("nnflow train", cmd, run_dir)
-    return {"total": elapsed, "fit": timing["fit_seconds"], "val_accuracy": metrics["val_accuracy"],
-            "train_rows": timing["train_rows"], "epochs": timing["epochs"]}
+    return {
+        "total": elapsed,
+        "fit": timing["fit_seconds"],
+        "val_accuracy": metrics["val_accuracy"],
+        "train_rows": timing["train_rows"],
+        "epochs": timing["epochs"],
+    }
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -87,8 +98,9 @@ def summarize(runs: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, metavar="N",
-                        help="measured runs per side, after 1 warm-up round (default: 3)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, metavar="N", help="measured runs per side, after 1 warm-up round (default: 3)"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON document")
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -114,35 +126,49 @@ def main(argv: list[str] | None = None) -> int:
     target_met = ratio <= TARGET
 
     if args.json:
-        print(json.dumps({
-            "python": sys.executable,
-            "nnflow": nnflow_command(),
-            "config": str(CONFIG),
-            "script": str(SCRIPT),
-            "warmup": 1,
-            "repeat": args.repeat,
-            "seconds": {"handwritten": hand, "nnflow": nn},
-            "ratio": ratio,
-            "target": TARGET,
-            "target_met": target_met,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "python": sys.executable,
+                    "nnflow": nnflow_command(),
+                    "config": str(CONFIG),
+                    "script": str(SCRIPT),
+                    "warmup": 1,
+                    "repeat": args.repeat,
+                    "seconds": {"handwritten": hand, "nnflow": nn},
+                    "ratio": ratio,
+                    "target": TARGET,
+                    "target_met": target_met,
+                },
+                indent=2,
+            )
+        )
         return 0
 
-    print(f"iris 4-16-3 MLP, batch 16, {hand['epochs']:.0f} epochs, validation 0.2, normalize on; "
-          f"1 warm-up + {args.repeat} measured runs per side, alternating")
+    print(
+        f"iris 4-16-3 MLP, batch 16, {hand['epochs']:.0f} epochs, validation 0.2, normalize on; "
+        f"1 warm-up + {args.repeat} measured runs per side, alternating"
+    )
     print(f"{'whole process':<28} {'min (s)':>8} {'median (s)':>11} {'val_accuracy':>13}")
-    print(f"{'hand-written Keras script':<28} {hand['min']:>8.2f} {hand['median']:>11.2f} "
-          f"{hand['val_accuracy']:>13.3f}")
+    print(
+        f"{'hand-written Keras script':<28} {hand['min']:>8.2f} {hand['median']:>11.2f} {hand['val_accuracy']:>13.3f}"
+    )
     print(f"{'nnflow train':<28} {nn['min']:>8.2f} {nn['median']:>11.2f} {nn['val_accuracy']:>13.3f}")
     print()
     print("where the time goes (medians, s):")
     hand_rest = hand["median"] - hand["import"] - hand["prep"] - hand["fit"]
-    print(f"  hand-written: import keras {hand['import']:.2f} + read/build/compile {hand['prep']:.2f} "
-          f"+ fit {hand['fit']:.2f} + interpreter start/exit {hand_rest:.2f}")
-    print(f"  nnflow:       fit {nn['fit']:.2f} (run.json) + everything else {nn['median'] - nn['fit']:.2f} "
-          f"(start-up, imports, data, build, run folder)")
-    print(f"  train rows x epochs: hand-written {hand['train_rows']:.0f} x {hand['epochs']:.0f}, "
-          f"nnflow {nn['train_rows']:.0f} x {nn['epochs']:.0f}")
+    print(
+        f"  hand-written: import keras {hand['import']:.2f} + read/build/compile {hand['prep']:.2f} "
+        f"+ fit {hand['fit']:.2f} + interpreter start/exit {hand_rest:.2f}"
+    )
+    print(
+        f"  nnflow:       fit {nn['fit']:.2f} (run.json) + everything else {nn['median'] - nn['fit']:.2f} "
+        f"(start-up, imports, data, build, run folder)"
+    )
+    print(
+        f"  train rows x epochs: hand-written {hand['train_rows']:.0f} x {hand['epochs']:.0f}, "
+        f"nnflow {nn['train_rows']:.0f} x {nn['epochs']:.0f}"
+    )
     print()
     verdict = "ok" if target_met else "OVER TARGET"
     print(f"ratio nnflow / hand-written (median whole-process time): {ratio:.3f}  [{verdict}]")

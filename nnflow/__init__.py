@@ -11,10 +11,9 @@ Importing this package is cheap: Keras and TensorFlow load only when a model is 
 
 from __future__ import annotations
 
-from .version import __version__  # noqa: F401  (the public nnflow.__version__)
-
 from .errors import ConfigError, DataError, GateError, NnflowError, TrainingError, UnsafeModelError  # noqa: E402
 from .spec import Spec, load_spec  # noqa: E402
+from .version import __version__  # noqa: F401  (the public nnflow.__version__)
 
 
 def build_model(spec: Spec, *, input_shape: tuple | None = None):

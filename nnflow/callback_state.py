@@ -129,8 +129,7 @@ def _truncate_csv_log(filename: str, epochs_completed: int) -> None:
     import os
     from pathlib import Path
 
-    from .runs import damaged, read_text
-    from .runs import write_text_atomic
+    from .runs import damaged, read_text, write_text_atomic
 
     path = Path(filename)
     if not os.path.lexists(path):

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import catalog
-from .version import __version__
 from .spec import EXPERIMENT
 from .spec.keras_schema import definitions
+from .version import __version__
 
 SCHEMA_ID = "https://nnflow.dev/schema/experiment.json"
 

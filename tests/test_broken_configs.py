@@ -205,7 +205,8 @@ def test_alias_bomb_is_refused_quickly_wherever_it_is_located():
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert re.search(
-        re.escape(str(BROKEN / "billion_laughs.yaml")) + r":\d+:\d+(?: \S+)?: aliases expand to more than 100,000 values",
+        re.escape(str(BROKEN / "billion_laughs.yaml"))
+        + r":\d+:\d+(?: \S+)?: aliases expand to more than 100,000 values",
         result.stderr,
     ), result.output
 

@@ -2,14 +2,13 @@
 
 import warnings
 
+import keras  # noqa: E402
 import pytest
 
 from conftest import CONFIGS
 from nnflow import build_model, load_spec
 from nnflow.errors import ConfigError
 from nnflow.spec import spec_from_text
-
-import keras  # noqa: E402
 
 
 def _without_name(config: dict) -> dict:
@@ -106,7 +105,10 @@ def test_input_shape_from_the_caller():
     "text, fragment",
     [
         ("layers: [Input: [4], {Dense: {units: 4, dtype: int32}}]\ncompile: {loss: mse}\n", "layers[1]"),
-        ("layers: [Input: [4], {Embedding: {input_dim: 10, output_dim: 4, weights: [1]}}]\ncompile: {loss: mse}\n", "layers[1]"),
+        (
+            "layers: [Input: [4], {Embedding: {input_dim: 10, output_dim: 4, weights: [1]}}]\ncompile: {loss: mse}\n",
+            "layers[1]",
+        ),
         ("layers: [Input: [4], {Dense: {units: 3, kernel_initializer: stft}}]\ncompile: {loss: mse}\n", "layers[1]"),
     ],
 )
@@ -126,7 +128,7 @@ def test_any_keras_failure_on_the_files_arguments_is_a_located_config_error(text
 )
 def test_every_bare_name_the_catalog_accepts_builds(objects):
     if objects.startswith("layers_extra"):
-        args = objects[len("layers_extra: {"):-1]
+        args = objects[len("layers_extra: {") : -1]
         text = f"layers: [Input: [4], {{Dense: {{units: 2, {args}}}}}]\ncompile: {{loss: mse}}\n"
     else:
         text = f"layers: [Input: [4], Dense: 2]\n{objects}\n"
@@ -134,7 +136,9 @@ def test_every_bare_name_the_catalog_accepts_builds(objects):
 
 
 def test_input_options_are_honoured():
-    spec = spec_from_text("layers: [{Input: {shape: [4], dtype: float64, name: features}}, Dense: 1]\ncompile: {loss: mse}\n")
+    spec = spec_from_text(
+        "layers: [{Input: {shape: [4], dtype: float64, name: features}}, Dense: 1]\ncompile: {loss: mse}\n"
+    )
     model = build_model(spec)
     assert model.inputs[0].dtype == "float64" and model.inputs[0].name == "features"
 

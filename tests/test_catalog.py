@@ -2,11 +2,10 @@
 
 import json
 
+import keras  # noqa: E402
 import pytest
 
 from nnflow import catalog
-
-import keras  # noqa: E402
 
 
 def test_shipped_catalog_matches_installed_keras():
@@ -24,7 +23,16 @@ def test_shipped_catalog_matches_installed_keras():
         )
 
 
-@pytest.mark.parametrize("kind, module", [("layer", keras.layers), ("optimizer", keras.optimizers), ("callback", keras.callbacks), ("loss", keras.losses), ("metric", keras.metrics)])
+@pytest.mark.parametrize(
+    "kind, module",
+    [
+        ("layer", keras.layers),
+        ("optimizer", keras.optimizers),
+        ("callback", keras.callbacks),
+        ("loss", keras.losses),
+        ("metric", keras.metrics),
+    ],
+)
 def test_every_catalog_class_exists_in_keras(kind, module):
     for name in catalog.load_catalog()["kinds"][kind]["objects"]:
         assert hasattr(module, name), f"{module.__name__}.{name}"

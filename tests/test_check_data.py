@@ -94,7 +94,11 @@ def test_no_data_skips_a_missing_file(tmp_path):
 
 def test_no_data_is_in_the_help():
     result = run("check", "--help")
-    assert result.exit_code == 0 and "--no-data" in result.output and "Do not read the data files' headers" in result.output
+    assert (
+        result.exit_code == 0
+        and "--no-data" in result.output
+        and "Do not read the data files' headers" in result.output
+    )
 
 
 def test_the_workflow_takes_data_as_a_keyword(tmp_path):
@@ -155,10 +159,17 @@ def test_a_data_error_under_json_is_one_error_document(tmp_path):
     ("extra", "target", "fragment"),
     [
         ("", "specie", "no column 'specie' (did you mean 'species'?). The file has: sepal_length,"),
-        ("  features: [sepal_length, petal_lenght]\n", "species", "no column 'petal_lenght' (did you mean 'petal_length'?)"),
+        (
+            "  features: [sepal_length, petal_lenght]\n",
+            "species",
+            "no column 'petal_lenght' (did you mean 'petal_length'?)",
+        ),
         ("  drop: [sepal_widht]\n", "species", "no column 'sepal_widht' (did you mean 'sepal_width'?)"),
-        ("  features: [sepal_lenght]\n  drop: [petal_widht]\n", "specie",
-         "no columns 'specie' (did you mean 'species'?), 'sepal_lenght' (did you mean 'sepal_length'?), 'petal_widht'"),
+        (
+            "  features: [sepal_lenght]\n  drop: [petal_widht]\n",
+            "specie",
+            "no columns 'specie' (did you mean 'species'?), 'sepal_lenght' (did you mean 'sepal_length'?), 'petal_widht'",
+        ),
         ("  drop: [sepal_length, sepal_width, petal_length, petal_width]\n", "species", "no feature columns are left"),
     ],
 )
@@ -180,7 +191,10 @@ def test_a_wrong_column_is_found_by_check_in_the_words_of_train(tmp_path, extra,
     ("header", "fragment"),
     [
         ("sepal_length,sepal_width,petal_length,petal_width,kind", "no column 'species'. The file has:"),
-        ("sepal_length,sepal_width,petal_lenght,petal_width,species", "no column 'petal_length' (did you mean 'petal_lenght'?)"),
+        (
+            "sepal_length,sepal_width,petal_lenght,petal_width,species",
+            "no column 'petal_length' (did you mean 'petal_lenght'?)",
+        ),
     ],
 )
 def test_validation_and_test_files_need_the_features_and_the_target(tmp_path, role, header, fragment):
@@ -277,9 +291,15 @@ def test_header_names_are_the_names_pandas_reads(tmp_path, text):
         ("a,b,a\n1,2,3\n", "the header names column 'a' twice"),
         ("a,b\x00,species\n1,2,x\n", "holds binary data, not a text table"),
         ("a,b,sp\xe9cies\n", "not UTF-8 text (byte 0xe9 on line 1)"),
-        ('a,"b,species\n1,2,x\n3,4,y\n', "has a header but no data rows (the header runs from line 1 to the end of the file, line 3: is a quote left open?)"),
+        (
+            'a,"b,species\n1,2,x\n3,4,y\n',
+            "has a header but no data rows (the header runs from line 1 to the end of the file, line 3: is a quote left open?)",
+        ),
         ("a," + "b" * 131_073 + ",species\n1,2,x\n", "the header (line 1): a cell holds more than 131,072 characters"),
-        ('\na,"b\n' + "b" * 131_073 + '",species\n1,2,x\n', "the header (line 2): a cell holds more than 131,072 characters (it runs on to line 3)"),
+        (
+            '\na,"b\n' + "b" * 131_073 + '",species\n1,2,x\n',
+            "the header (line 2): a cell holds more than 131,072 characters (it runs on to line 3)",
+        ),
     ],
 )
 def test_a_bad_header_is_refused_by_check(tmp_path, text, fragment):
@@ -309,7 +329,10 @@ def test_a_long_data_cell_passes_check_and_is_refused_by_train(tmp_path):
     path = tmp_path / "train.csv"
     path.write_text(IRIS_HEAD.replace("setosa", "s" * 140_000, 1))
     assert run("check", experiment(tmp_path)).exit_code == 0
-    with pytest.raises(DataError, match=r"train.csv: row 1 \(line 2\), column 'species': a cell of 140,000 characters; cells may hold at most 131,072"):
+    with pytest.raises(
+        DataError,
+        match=r"train.csv: row 1 \(line 2\), column 'species': a cell of 140,000 characters; cells may hold at most 131,072",
+    ):
         read_table(path)
 
 
@@ -338,7 +361,9 @@ def test_zst_is_read_only_when_zstandard_is_installed(tmp_path):
         assert "note: train.csv.zst: not read (reading .zst files needs the zstandard package)" in result.stderr
         from nnflow.data import read_table
 
-        with pytest.raises(DataError, match=r"train.csv.zst: reading .zst files needs the zstandard package \(pip install zstandard\)"):
+        with pytest.raises(
+            DataError, match=r"train.csv.zst: reading .zst files needs the zstandard package \(pip install zstandard\)"
+        ):
             read_table(tmp_path / "train.csv.zst")
 
 
@@ -351,7 +376,9 @@ def parquet_with(path: Path, column, name: str = "extra") -> Path:
     import pyarrow.parquet as pq
 
     n = 12
-    table = pa.table({"x": [float(i) for i in range(n)], name: column(n), "species": [["a", "b", "c"][i % 3] for i in range(n)]})
+    table = pa.table(
+        {"x": [float(i) for i in range(n)], name: column(n), "species": [["a", "b", "c"][i % 3] for i in range(n)]}
+    )
     pq.write_table(table, path)
     return path
 
@@ -363,14 +390,35 @@ def _pa():
 
 
 PARQUET_REFUSED = {
-    "list": (lambda n: _pa().array([[i] for i in range(n)], _pa().list_(_pa().int64())), "holds lists, structs or maps"),
-    "large_list": (lambda n: _pa().array([["a"]] * n, _pa().large_list(_pa().string())), "holds lists, structs or maps"),
-    "fixed_size_list": (lambda n: _pa().array([[1, 2]] * n, _pa().list_(_pa().int64(), 2)), "holds lists, structs or maps"),
+    "list": (
+        lambda n: _pa().array([[i] for i in range(n)], _pa().list_(_pa().int64())),
+        "holds lists, structs or maps",
+    ),
+    "large_list": (
+        lambda n: _pa().array([["a"]] * n, _pa().large_list(_pa().string())),
+        "holds lists, structs or maps",
+    ),
+    "fixed_size_list": (
+        lambda n: _pa().array([[1, 2]] * n, _pa().list_(_pa().int64(), 2)),
+        "holds lists, structs or maps",
+    ),
     "struct": (lambda n: _pa().array([{"w": i} for i in range(n)]), "holds lists, structs or maps"),
-    "map": (lambda n: _pa().array([[("k", i)] for i in range(n)], _pa().map_(_pa().string(), _pa().int64())), "holds lists, structs or maps"),
-    "date32": (lambda n: _pa().array([datetime.date(2024, 1, 1 + i) for i in range(n)], _pa().date32()), "holds dates or times"),
-    "time64": (lambda n: _pa().array([datetime.time(1, i) for i in range(n)], _pa().time64("us")), "holds dates or times"),
-    "timestamp": (lambda n: _pa().array([datetime.datetime(2024, 1, 1 + i) for i in range(n)], _pa().timestamp("ms")), "holds dates or times"),
+    "map": (
+        lambda n: _pa().array([[("k", i)] for i in range(n)], _pa().map_(_pa().string(), _pa().int64())),
+        "holds lists, structs or maps",
+    ),
+    "date32": (
+        lambda n: _pa().array([datetime.date(2024, 1, 1 + i) for i in range(n)], _pa().date32()),
+        "holds dates or times",
+    ),
+    "time64": (
+        lambda n: _pa().array([datetime.time(1, i) for i in range(n)], _pa().time64("us")),
+        "holds dates or times",
+    ),
+    "timestamp": (
+        lambda n: _pa().array([datetime.datetime(2024, 1, 1 + i) for i in range(n)], _pa().timestamp("ms")),
+        "holds dates or times",
+    ),
     "duration": (lambda n: _pa().array(list(range(n)), _pa().duration("s")), "holds dates or times"),
 }
 
@@ -426,9 +474,13 @@ def test_a_nested_feature_in_new_rows_is_refused_at_predict(tmp_path):
 
     from nnflow.preprocessing import Preprocessing
 
-    preprocessing = Preprocessing(["x", "colour"], {"colour": ["blue", "red"]}, [], "y", "regression", None, None, [3], False)
+    preprocessing = Preprocessing(
+        ["x", "colour"], {"colour": ["blue", "red"]}, [], "y", "regression", None, None, [3], False
+    )
     frame = pd.DataFrame({"x": [1.0, 2.0], "colour": [["red"], ["blue"]]})
-    with pytest.raises(DataError, match=r"new.parquet: feature 'colour' holds lists, structs or maps \(row 1: \['red'\]\)"):
+    with pytest.raises(
+        DataError, match=r"new.parquet: feature 'colour' holds lists, structs or maps \(row 1: \['red'\]\)"
+    ):
         preprocessing.features(frame, Path("new.parquet"))
 
 
@@ -440,15 +492,26 @@ def test_a_saved_pandas_index_is_not_a_column(tmp_path):
     frame = pd.read_csv(io.StringIO(IRIS_HEAD))
     frame.index = [f"r{i}" for i in range(len(frame))]
     frame.to_parquet(tmp_path / "train.parquet")
-    assert headers.read_header(tmp_path / "train.parquet").columns == COLUMNS == tuple(read_table(tmp_path / "train.parquet").columns)
+    assert (
+        headers.read_header(tmp_path / "train.parquet").columns
+        == COLUMNS
+        == tuple(read_table(tmp_path / "train.parquet").columns)
+    )
 
 
 @pytest.mark.parametrize(
     ("table", "fragment"),
     [
-        (lambda pa: pa.table({"x": pa.array([], pa.float64()), "species": pa.array([], pa.string())}), "train.parquet: has no rows."),
-        (lambda pa: pa.Table.from_arrays([pa.array([1.0]), pa.array([2.0]), pa.array(["a"])], names=["x", "x", "species"]),
-         "train.parquet: names column(s) 'x' twice"),
+        (
+            lambda pa: pa.table({"x": pa.array([], pa.float64()), "species": pa.array([], pa.string())}),
+            "train.parquet: has no rows.",
+        ),
+        (
+            lambda pa: pa.Table.from_arrays(
+                [pa.array([1.0]), pa.array([2.0]), pa.array(["a"])], names=["x", "x", "species"]
+            ),
+            "train.parquet: names column(s) 'x' twice",
+        ),
     ],
 )
 def test_an_empty_or_ambiguous_parquet_file_is_refused(tmp_path, table, fragment):
@@ -475,7 +538,11 @@ def test_a_fifo_fails_check_and_train_at_once(tmp_path, name):
     os.mkfifo(tmp_path / name)
     config = experiment(tmp_path, train=name)
     for command in ("check", "train"):
-        outcome = finishes(lambda: run(command, config, *(["-q", "--out", tmp_path / "run"] if command == "train" else [])))
+        outcome = finishes(
+            lambda command=command: run(
+                command, config, *(["-q", "--out", tmp_path / "run"] if command == "train" else [])
+            )
+        )
         result = outcome["value"]
         assert result.exit_code == 3, result.output
         assert f"{name}: is a named pipe (FIFO), not a regular file; expected a CSV or Parquet file." in result.stderr
@@ -522,10 +589,15 @@ def test_table_rows_and_row_line_give_up_on_a_fifo(tmp_path):
 @pytest.mark.parametrize(
     ("make", "fragment"),
     [
-        (lambda path: path.symlink_to("/dev/zero"), "is a character device, not a regular file; expected a CSV or Parquet file."),
+        (
+            lambda path: path.symlink_to("/dev/zero"),
+            "is a character device, not a regular file; expected a CSV or Parquet file.",
+        ),
         (lambda path: path.mkdir(), "is a directory; expected a CSV or Parquet file."),
-        (lambda path: (path.symlink_to(path.with_name("loop")), path.with_name("loop").symlink_to(path)),
-         "a loop of symbolic links (a link that points, through others, back at itself)."),
+        (
+            lambda path: (path.symlink_to(path.with_name("loop")), path.with_name("loop").symlink_to(path)),
+            "a loop of symbolic links (a link that points, through others, back at itself).",
+        ),
         (lambda path: path.symlink_to("gone.csv"), "a symbolic link to gone.csv, which does not exist."),
         (lambda path: None, "no such file (paths in an experiment's `data:` are relative to the experiment file)."),
     ],
@@ -539,7 +611,7 @@ def test_what_is_not_a_regular_file_is_refused_by_check_and_the_readers(tmp_path
     assert result.exit_code == 3, result.output
     assert f"train.csv: {fragment}" in result.stderr
     for reader in (read_table, sha256):
-        outcome = finishes(lambda: reader(tmp_path / "train.csv"))
+        outcome = finishes(lambda reader=reader: reader(tmp_path / "train.csv"))
         assert isinstance(outcome.get("error"), DataError) and fragment in str(outcome["error"])
 
 

@@ -1,5 +1,5 @@
 """For CI pipelines: --json documents (validated against docs/json/), step summaries, runs, compare,
-and every exit code of SPEC.md from the command line."""
+and every exit code (docs/experiment-file.md) from the command line."""
 
 from __future__ import annotations
 
@@ -34,7 +34,17 @@ def two_runs(tmp_path_factory) -> list[Path]:
     runs = []
     for index, rate in enumerate((0.01, 0.05)):
         out = root / "runs" / "iris-mlp" / f"2026-01-0{index + 1}_00-00-00"
-        result = invoke("train", CONFIGS / "iris.yaml", "--set", "fit.epochs=3", "--set", f"compile.optimizer.Adam.learning_rate={rate}", "--out", out, "-q")
+        result = invoke(
+            "train",
+            CONFIGS / "iris.yaml",
+            "--set",
+            "fit.epochs=3",
+            "--set",
+            f"compile.optimizer.Adam.learning_rate={rate}",
+            "--out",
+            out,
+            "-q",
+        )
         assert result.exit_code in (0, 5), result.output
         runs.append(out)
     return runs
@@ -51,8 +61,16 @@ def test_train_json_is_the_only_thing_on_stdout_and_summaries_are_written(tmp_pa
     github = tmp_path / "github-summary.md"
     github.write_text("earlier step\n")
     result = invoke(
-        "train", CONFIGS / "iris.yaml", "--set", "fit.epochs=2", "--out", tmp_path / "run", "--json",
-        "--summary", tmp_path / "summary.md", env={"GITHUB_STEP_SUMMARY": str(github)},
+        "train",
+        CONFIGS / "iris.yaml",
+        "--set",
+        "fit.epochs=2",
+        "--out",
+        tmp_path / "run",
+        "--json",
+        "--summary",
+        tmp_path / "summary.md",
+        env={"GITHUB_STEP_SUMMARY": str(github)},
     )
     assert result.exit_code == 5  # two epochs do not pass iris's gates
     data = document(result, "train")
@@ -118,15 +136,29 @@ def test_compare_includes_expect_and_absent_keys(two_runs, tmp_path):
     text = (other / "experiment.yaml").read_text().replace("  val_loss: < 0.5\n", "")
     (other / "experiment.yaml").write_text(text.replace("test_accuracy: '>= 0.9'", "test_accuracy: '>= 0.95'"))
     data = json.loads(invoke("compare", two_runs[0], other, "--json").stdout)
-    assert data["differences"] == {"expect.test_accuracy": [">= 0.9", ">= 0.95"], "expect.val_loss": ["< 0.5", "(absent)"]}
+    assert data["differences"] == {
+        "expect.test_accuracy": [">= 0.9", ">= 0.95"],
+        "expect.val_loss": ["< 0.5", "(absent)"],
+    }
 
 
 def test_every_exit_code_from_the_command_line(two_runs, tmp_path, monkeypatch):
     assert invoke("check", CONFIGS / "iris.yaml").exit_code == 0
     assert invoke("check", CONFIGS / "iris.yaml", "--set", "fit.epoch=3").exit_code == 2
     assert invoke("train", ROOT / "tests" / "bad_data" / "stray_text" / "experiment.yaml").exit_code == 3
-    nan = invoke("train", CONFIGS / "diabetes.yaml", "--out", tmp_path / "nan", "-q", "--set", "data.normalize=false",
-                 "--set", "compile.optimizer.SGD.learning_rate=1.0", "--set", "fit.epochs=2")
+    nan = invoke(
+        "train",
+        CONFIGS / "diabetes.yaml",
+        "--out",
+        tmp_path / "nan",
+        "-q",
+        "--set",
+        "data.normalize=false",
+        "--set",
+        "compile.optimizer.SGD.learning_rate=1.0",
+        "--set",
+        "fit.epochs=2",
+    )
     assert nan.exit_code == 4
     hard = tmp_path / "hard"
     shutil.copytree(two_runs[1], hard)
@@ -153,17 +185,33 @@ def test_every_exit_code_from_the_command_line(two_runs, tmp_path, monkeypatch):
 
 
 def test_a_summary_that_cannot_be_written_is_a_warning_not_a_failure(tmp_path):
-    result = invoke("train", CONFIGS / "iris.yaml", "--set", "fit.epochs=1", "--set", "expect={}", "--out", tmp_path / "r",
-                    "--json", "--summary", tmp_path / "no" / "such" / "dir" / "s.md")
+    result = invoke(
+        "train",
+        CONFIGS / "iris.yaml",
+        "--set",
+        "fit.epochs=1",
+        "--set",
+        "expect={}",
+        "--out",
+        tmp_path / "r",
+        "--json",
+        "--summary",
+        tmp_path / "no" / "such" / "dir" / "s.md",
+    )
     assert result.exit_code == 0, result.output
     assert document(result, "train")["ok"] and "warning: cannot write the summary to" in result.stderr
 
 
 def test_damaged_run_folders_are_listed_not_fatal(two_runs, tmp_path, monkeypatch):
     root = tmp_path / "runs" / "x"
-    for name, files in {"bad-metrics": {"metrics.json": '{"loss": "abc"}'}, "bad-gates": {"metrics.json": "{}"}}.items():
+    for name, files in {
+        "bad-metrics": {"metrics.json": '{"loss": "abc"}'},
+        "bad-gates": {"metrics.json": "{}"},
+    }.items():
         (root / name).mkdir(parents=True)
-        (root / name / "run.json").write_text('{"status": "completed", "gates": 5}' if name == "bad-gates" else '{"gates": [{"passed": true}]}')
+        (root / name / "run.json").write_text(
+            '{"status": "completed", "gates": 5}' if name == "bad-gates" else '{"gates": [{"passed": true}]}'
+        )
         for file, text in files.items():
             (root / name / file).write_text(text)
     monkeypatch.chdir(tmp_path)
@@ -171,7 +219,9 @@ def test_damaged_run_folders_are_listed_not_fatal(two_runs, tmp_path, monkeypatc
     assert result.exit_code == 0, result.output
     assert "runs/x/bad-metrics" in result.stdout and "runs/x/bad-gates" in result.stdout
     assert "Damaged runs:" in result.stdout and "run.json: `name` is missing" in result.stdout
-    result = invoke("compare", root / "bad-metrics", root / "bad-gates")  # damaged run files: exit 6, said, not a traceback
+    result = invoke(
+        "compare", root / "bad-metrics", root / "bad-gates"
+    )  # damaged run files: exit 6, said, not a traceback
     assert result.exit_code == 6 and "run.json: `name` is missing" in result.stderr and "Traceback" not in result.output
 
 
@@ -190,10 +240,20 @@ def test_a_run_whose_process_died_is_listed_as_killed(tmp_path, monkeypatch):
     gone.wait()
     folder = tmp_path / "runs" / "x" / "2026-01-01_00-00-00"
     folder.mkdir(parents=True)
-    (folder / "run.json").write_text(json.dumps({
-        "name": "x", "status": "running", "started": "2026-01-01T00:00:00+00:00", "seed": 0, "data": {},
-        "epochs": {"configured": 1, "completed": 0}, "host": socket.gethostname(), "pid": gone.pid,
-    }))
+    (folder / "run.json").write_text(
+        json.dumps(
+            {
+                "name": "x",
+                "status": "running",
+                "started": "2026-01-01T00:00:00+00:00",
+                "seed": 0,
+                "data": {},
+                "epochs": {"configured": 1, "completed": 0},
+                "host": socket.gethostname(),
+                "pid": gone.pid,
+            }
+        )
+    )
     monkeypatch.chdir(tmp_path)
     data = document(invoke("runs", "--json"), "runs")
     assert [run["status"] for run in data["runs"]] == ["killed"]

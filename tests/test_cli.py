@@ -19,12 +19,42 @@ def test_version_and_help():
     assert run("--version").output.strip() == f"nnflow {__version__}"
     result = run("--help")
     assert result.exit_code == 0
-    for command in ("check", "compile", "train", "fit", "evaluate", "predict", "sweep", "plot", "report", "export", "runs", "compare", "schema"):
+    for command in (
+        "check",
+        "compile",
+        "train",
+        "fit",
+        "evaluate",
+        "predict",
+        "sweep",
+        "plot",
+        "report",
+        "export",
+        "runs",
+        "compare",
+        "schema",
+    ):
         assert command in result.output
     assert "Exit codes" in result.output
 
 
-@pytest.mark.parametrize("command", ["check", "compile", "train", "evaluate", "predict", "sweep", "plot", "report", "export", "runs", "compare", "schema"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "check",
+        "compile",
+        "train",
+        "evaluate",
+        "predict",
+        "sweep",
+        "plot",
+        "report",
+        "export",
+        "runs",
+        "compare",
+        "schema",
+    ],
+)
 def test_every_command_has_help_with_an_example(command):
     result = run(command, "--help")
     assert result.exit_code == 0 and "Example" in result.output
@@ -47,7 +77,10 @@ def test_check_error_is_one_screen_with_exit_2(write):
     path = write("layers: [Dens: 1]\ncompile: {loss: mse}\n")
     result = run("check", path)
     assert result.exit_code == 2
-    assert result.output == f"Error: {path}:1:10 layers[0].Dens: unknown layer 'Dens' (not a name in keras.layers). Did you mean 'Dense'?\n"
+    assert (
+        result.output
+        == f"Error: {path}:1:10 layers[0].Dens: unknown layer 'Dens' (not a name in keras.layers). Did you mean 'Dense'?\n"
+    )
 
 
 def test_bad_command_line_is_exit_2():

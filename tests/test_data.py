@@ -9,8 +9,8 @@ import pytest
 
 from conftest import DATA
 from nnflow.data import read_table
-from nnflow.preprocessing import Preprocessing, classification_encoding, prepare
 from nnflow.errors import DataError
+from nnflow.preprocessing import Preprocessing, classification_encoding, prepare
 from nnflow.spec import spec_from_text
 
 MLP = """
@@ -80,8 +80,12 @@ def test_one_hot_targets_for_categorical_losses(tmp_path):
 def test_binary_targets_are_0_1_with_the_class_names_kept(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("x,label\n" + "".join(f"{i},{'yes' if i % 3 else 'no'}\n" for i in range(30)))
-    spec = experiment(tmp_path, f"  train: {path}\n  target: label\n  validation: 0", loss="binary_crossentropy",
-                      layers="layers: [{Dense: {units: 1, activation: sigmoid}}]")
+    spec = experiment(
+        tmp_path,
+        f"  train: {path}\n  target: label\n  validation: 0",
+        loss="binary_crossentropy",
+        layers="layers: [{Dense: {units: 1, activation: sigmoid}}]",
+    )
     prepared = prepare(spec, seed=0)
     assert prepared.preprocessing.class_names == ["no", "yes"]
     assert prepared.train.y[:4, 0].tolist() == [0.0, 1.0, 1.0, 0.0]
@@ -98,7 +102,9 @@ def test_integer_class_labels_keep_their_values(tmp_path):
 
 def test_text_and_boolean_features_are_encoded_and_said(tmp_path):
     train = tmp_path / "train.csv"
-    train.write_text("size,colour,shiny,y\n" + "".join(f"{i},{['red', 'blue'][i % 2]},{i % 4 == 0},{i % 3}\n" for i in range(30)))
+    train.write_text(
+        "size,colour,shiny,y\n" + "".join(f"{i},{['red', 'blue'][i % 2]},{i % 4 == 0},{i % 3}\n" for i in range(30))
+    )
     valid = tmp_path / "valid.csv"
     valid.write_text("size,colour,shiny,y\n1,green,True,0\n2,red,False,1\n3,blue,False,2\n")
     spec = experiment(tmp_path, f"  train: {train}\n  target: y\n  validation: {valid}")
@@ -113,7 +119,10 @@ def test_text_and_boolean_features_are_encoded_and_said(tmp_path):
     notes = " | ".join(prepared.notes)
     assert "column 'colour': one-hot encoded, 2 categories (blue, red)." in notes
     assert "shiny: true/false read as 1/0" in notes
-    assert "valid.csv: column 'colour' has 1 row(s) with categories not seen in training (first: 'green' at row 1 (line 2)); encoded as all zeros." in notes
+    assert (
+        "valid.csv: column 'colour' has 1 row(s) with categories not seen in training (first: 'green' at row 1 (line 2)); encoded as all zeros."
+        in notes
+    )
 
 
 def test_preprocessing_round_trips_through_json(tmp_path):
@@ -162,14 +171,20 @@ def test_nullable_and_arrow_booleans_are_booleans(tmp_path):
     import pandas as pd
 
     n = 40
-    frame = pd.DataFrame({
-        "x": range(n),
-        "shiny": pd.array([True, False] * (n // 2), dtype="boolean"),
-        "flag": pd.array([i % 3 == 0 for i in range(n)], dtype="bool[pyarrow]"),
-    })
+    frame = pd.DataFrame(
+        {
+            "x": range(n),
+            "shiny": pd.array([True, False] * (n // 2), dtype="boolean"),
+            "flag": pd.array([i % 3 == 0 for i in range(n)], dtype="bool[pyarrow]"),
+        }
+    )
     frame.to_parquet(tmp_path / "t.parquet")
-    spec = experiment(tmp_path, f"  train: {tmp_path / 't.parquet'}\n  target: flag\n  validation: 0.25",
-                      loss="binary_crossentropy", layers="layers: [{Dense: {units: 1, activation: sigmoid}}]")
+    spec = experiment(
+        tmp_path,
+        f"  train: {tmp_path / 't.parquet'}\n  target: flag\n  validation: 0.25",
+        loss="binary_crossentropy",
+        layers="layers: [{Dense: {units: 1, activation: sigmoid}}]",
+    )
     prepared = prepare(spec, 0)
     assert prepared.preprocessing.class_names == [False, True] and prepared.preprocessing.booleans == ["shiny"]
     assert prepared.train.y.sum() > 0 and set(prepared.train.x[:, 1].tolist()) == {0.0, 1.0}
@@ -179,11 +194,13 @@ def test_bytes_and_pandas_string_columns_keep_their_categories(tmp_path):
     import pandas as pd
 
     n = 40
-    frame = pd.DataFrame({
-        "raw": [b"ab", b"cd"] * (n // 2),
-        "label": pd.array(["yes", "no", "no", "yes"] * (n // 4), dtype="string[pyarrow]"),
-        "y": [i % 3 for i in range(n)],
-    })
+    frame = pd.DataFrame(
+        {
+            "raw": [b"ab", b"cd"] * (n // 2),
+            "label": pd.array(["yes", "no", "no", "yes"] * (n // 4), dtype="string[pyarrow]"),
+            "y": [i % 3 for i in range(n)],
+        }
+    )
     frame.to_parquet(tmp_path / "t.parquet")
     prepared = prepare(experiment(tmp_path, f"  train: {tmp_path / 't.parquet'}\n  target: y\n  validation: 0.25"), 0)
     assert prepared.preprocessing.categories == {"raw": ["ab", "cd"], "label": ["no", "yes"]}
@@ -224,7 +241,11 @@ def test_validation_and_test_from_files(tmp_path):
         ("[{Dense: 3}, {Activation: softmax}, {Dropout: 0.1}]", "mean_absolute_error", "onehot"),
         ("[{Dense: {units: 1, activation: sigmoid}}]", "mse", "binary"),
         ("[{Dense: {units: 3}}]", "mse", None),  # a linear output: regression
-        ("[{Dense: {units: 3, activation: softmax}}]", "sparse_categorical_crossentropy", "sparse"),  # the loss decides first
+        (
+            "[{Dense: {units: 3, activation: softmax}}]",
+            "sparse_categorical_crossentropy",
+            "sparse",
+        ),  # the loss decides first
     ],
 )
 def test_a_softmax_or_sigmoid_output_makes_label_targets_classes(tmp_path, layers, loss, encoding):
@@ -271,10 +292,14 @@ def test_unseen_categories_locate_their_first_row_once(tmp_path, monkeypatch):
     from nnflow import feature_encoding as preprocessing  # UnseenCategories moved there with its row_label
 
     calls = []
-    monkeypatch.setattr(preprocessing, "row_label", lambda path, series, position: calls.append(position) or f"row {position + 1}")
+    monkeypatch.setattr(
+        preprocessing, "row_label", lambda path, series, position: calls.append(position) or f"row {position + 1}"
+    )
     unseen = preprocessing.UnseenCategories()
     for start in (0, 3, 6):  # three chunks of one file, each with an unseen category
         series = pd.Series(["red", "green", "blue"], index=range(start, start + 3))
         unseen.add(tmp_path / "new.csv", "colour", series, np.array([False, True, False]))
     assert unseen.rows == 3 and len(calls) == 1
-    assert unseen.notes() == ["new.csv: column 'colour' has 3 row(s) with categories not seen in training (first: 'green' at row 2); encoded as all zeros."]
+    assert unseen.notes() == [
+        "new.csv: column 'colour' has 3 row(s) with categories not seen in training (first: 'green' at row 2); encoded as all zeros."
+    ]

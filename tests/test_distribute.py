@@ -78,11 +78,21 @@ def localhost_cluster(workers: int = 2) -> list[str]:
 def test_two_workers_train_one_run_that_only_the_chief_writes(tmp_path):
     out = tmp_path / "run"
     args = [
-        IRIS, "--out", out, "--json",
-        "--set", "fit.distribute=multi_worker", "--set", "fit.epochs=3", "--set", "expect={}",
+        IRIS,
+        "--out",
+        out,
+        "--json",
+        "--set",
+        "fit.distribute=multi_worker",
+        "--set",
+        "fit.epochs=3",
+        "--set",
+        "expect={}",
         # No seed in the file: each worker draws one and the chief's is used by all of them.
-        "--set", "seed=null",
-        "--set", "fit.callbacks=[{CSVLogger: {filename: epochs.csv}}]",
+        "--set",
+        "seed=null",
+        "--set",
+        "fit.callbacks=[{CSVLogger: {filename: epochs.csv}}]",
     ]
     scratch = tmp_path / "tmp"  # where the other worker's scratch folder goes
     scratch.mkdir()
@@ -94,14 +104,34 @@ def test_two_workers_train_one_run_that_only_the_chief_writes(tmp_path):
     chief_doc, worker_doc = json.loads(chief_out), json.loads(worker_out)
 
     assert chief_doc["run"] == str(out) and worker_doc["run"] is None
-    assert chief_doc["distribute"] == {"mode": "multi_worker", "replicas": 2, "workers": 2, "task": "worker:0", "chief": True}
-    assert worker_doc["distribute"] == {"mode": "multi_worker", "replicas": 2, "workers": 2, "task": "worker:1", "chief": False}
+    assert chief_doc["distribute"] == {
+        "mode": "multi_worker",
+        "replicas": 2,
+        "workers": 2,
+        "task": "worker:0",
+        "chief": True,
+    }
+    assert worker_doc["distribute"] == {
+        "mode": "multi_worker",
+        "replicas": 2,
+        "workers": 2,
+        "task": "worker:1",
+        "chief": False,
+    }
     assert chief_doc["metrics"] == worker_doc["metrics"]  # evaluated by both, summed over both
     assert chief_doc["epochs"]["completed"] == 3
 
     # The chief's run folder is complete, and says how it was trained.
     names = {path.name for path in out.iterdir()}
-    assert {"run.json", "experiment.yaml", "preprocessing.json", "history.csv", "metrics.json", "model.keras", "epochs.csv"} <= names
+    assert {
+        "run.json",
+        "experiment.yaml",
+        "preprocessing.json",
+        "history.csv",
+        "metrics.json",
+        "model.keras",
+        "epochs.csv",
+    } <= names
     assert "checkpoint.npz" not in names
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "completed" and info["distribute"] == {"mode": "multi_worker", "replicas": 2, "workers": 2}
@@ -123,22 +153,42 @@ def test_two_workers_train_one_run_that_only_the_chief_writes(tmp_path):
 def test_a_lost_worker_leaves_a_run_every_worker_can_resume(tmp_path):
     out = tmp_path / "run"
     addresses = localhost_cluster()
-    args = [IRIS, "--out", out, "--set", "fit.distribute=multi_worker", "--set", "fit.epochs=40", "--set", "expect={}", "--set", "fit.callbacks=[]"]
+    args = [
+        IRIS,
+        "--out",
+        out,
+        "--set",
+        "fit.distribute=multi_worker",
+        "--set",
+        "fit.epochs=40",
+        "--set",
+        "expect={}",
+        "--set",
+        "fit.callbacks=[]",
+    ]
     chief, worker = start_workers(args, tmp_path, addresses)
     deadline = time.monotonic() + 120
     history = out / "history.csv"
-    while not (history.is_file() and len(history.read_text().splitlines()) > 3) and time.monotonic() < deadline and chief.poll() is None:
+    while (
+        not (history.is_file() and len(history.read_text().splitlines()) > 3)
+        and time.monotonic() < deadline
+        and chief.poll() is None
+    ):
         time.sleep(0.05)
     worker.kill()  # a machine lost mid-run
     (code, _, stderr), _ = finish([chief, worker])
     assert code == 4, stderr
-    assert "lost contact with worker:1" in stderr and f"nnflow train --resume {out}" in stderr and "Traceback" not in stderr
+    assert (
+        "lost contact with worker:1" in stderr
+        and f"nnflow train --resume {out}" in stderr
+        and "Traceback" not in stderr
+    )
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "interrupted" and info["epochs"]["completed"] >= 3
     assert (out / "checkpoint.npz").is_file() and not (out / "model.keras").exists()
 
     results = finish(start_workers(["--resume", out, "--json"], tmp_path, addresses))
-    for code, stdout, stderr in results:
+    for code, _, stderr in results:
         assert code == 0, stderr
     chief_doc, worker_doc = (json.loads(stdout) for _, stdout, _ in results)
     assert chief_doc["resumed_after"] == worker_doc["resumed_after"] == info["epochs"]["completed"]
@@ -151,7 +201,14 @@ def test_a_lost_worker_leaves_a_run_every_worker_can_resume(tmp_path):
 @pytest.mark.slow
 def test_workers_that_disagree_are_all_refused(tmp_path):
     common = [IRIS, "--set", "fit.distribute=multi_worker", "--set", "fit.epochs=2"]
-    results = finish(start_workers(common, tmp_path, localhost_cluster(), per_worker_args=[["--set", "fit.batch_size=16"], ["--set", "fit.batch_size=32"]]))
+    results = finish(
+        start_workers(
+            common,
+            tmp_path,
+            localhost_cluster(),
+            per_worker_args=[["--set", "fit.batch_size=16"], ["--set", "fit.batch_size=32"]],
+        )
+    )
     for code, _, stderr in results:
         assert code == 2, stderr
         assert "not training the same experiment" in stderr
@@ -165,9 +222,13 @@ def test_a_chief_that_refuses_to_start_stops_the_other_workers_too(tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("the user's")
     args = [IRIS, "--out", out, "--set", "fit.distribute=multi_worker"]
-    (chief_code, _, chief_err), (worker_code, _, worker_err) = finish(start_workers(args, tmp_path, localhost_cluster()))
+    (chief_code, _, chief_err), (worker_code, _, worker_err) = finish(
+        start_workers(args, tmp_path, localhost_cluster())
+    )
     assert chief_code == 2 and "already exists and is not an empty folder" in chief_err, chief_err
-    assert worker_code == 2 and "worker:0 stopped (exit 2; its output says why), so this worker stops too." in worker_err, worker_err
+    assert (
+        worker_code == 2 and "worker:0 stopped (exit 2; its output says why), so this worker stops too." in worker_err
+    ), worker_err
     assert "Traceback" not in chief_err + worker_err
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
@@ -191,7 +252,9 @@ def test_mirrored_over_two_devices_splits_each_global_batch(tmp_path):
         print(json.dumps({{"result": result.to_json(), "refused": refused}}))
     """)
     out = tmp_path / "run"
-    completed = subprocess.run([sys.executable, "-c", script, str(out)], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    completed = subprocess.run(
+        [sys.executable, "-c", script, str(out)], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
     assert completed.returncode == 0, completed.stderr
     report = json.loads(completed.stdout.strip().splitlines()[-1])
     result = report["result"]
@@ -205,7 +268,19 @@ def test_mirrored_over_two_devices_splits_each_global_batch(tmp_path):
 
 
 def test_mirrored_on_this_machine_trains_and_says_so(tmp_path):
-    result = CliRunner().invoke(cli, ["train", str(IRIS), "--set", "fit.distribute=mirrored", "--set", "fit.epochs=2", "--out", str(tmp_path / "run")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            str(IRIS),
+            "--set",
+            "fit.distribute=mirrored",
+            "--set",
+            "fit.epochs=2",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
     assert result.exit_code in (0, 5), result.output
     import tensorflow as tf
 
@@ -225,7 +300,10 @@ def test_mirrored_on_this_machine_trains_and_says_so(tmp_path):
         (None, "TF_CONFIG is not set"),
         ("{cluster: 1}", "TF_CONFIG is not JSON"),
         ('{"cluster": {"worker": ["a:1"]}}', "needs a `cluster` and a `task`"),
-        ('{"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}', "uses only `chief` and `worker`"),
+        (
+            '{"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}',
+            "uses only `chief` and `worker`",
+        ),
         ('{"cluster": {"worker": "a:1"}, "task": {"type": "worker", "index": 0}}', 'list of "host:port" addresses'),
         ('{"cluster": {"worker": ["a:http"]}, "task": {"type": "worker", "index": 0}}', "a port from 1 to 65535"),
         ('{"cluster": {"worker": ["a:0"]}, "task": {"type": "worker", "index": 0}}', "a port from 1 to 65535"),
@@ -233,7 +311,10 @@ def test_mirrored_on_this_machine_trains_and_says_so(tmp_path):
         ('{"cluster": {"worker": [":1"]}, "task": {"type": "worker", "index": 0}}', "a port from 1 to 65535"),
         ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}', "0 to 1"),
         ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "not a job of its cluster"),
-        ('{"cluster": {"chief": ["a:1", "b:1"], "worker": ["c:1"]}, "task": {"type": "worker", "index": 0}}', "exactly one address"),
+        (
+            '{"cluster": {"chief": ["a:1", "b:1"], "worker": ["c:1"]}, "task": {"type": "worker", "index": 0}}',
+            "exactly one address",
+        ),
     ],
 )
 def test_bad_tf_config_is_a_clear_usage_error(tf_config, message, tmp_path, monkeypatch):
@@ -241,7 +322,9 @@ def test_bad_tf_config_is_a_clear_usage_error(tf_config, message, tmp_path, monk
         monkeypatch.delenv("TF_CONFIG", raising=False)
     else:
         monkeypatch.setenv("TF_CONFIG", tf_config)
-    result = CliRunner().invoke(cli, ["train", str(IRIS), "--set", "fit.distribute=multi_worker", "--out", str(tmp_path / "run")])
+    result = CliRunner().invoke(
+        cli, ["train", str(IRIS), "--set", "fit.distribute=multi_worker", "--out", str(tmp_path / "run")]
+    )
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "TF_CONFIG" in result.stderr
     assert not (tmp_path / "run").exists()
@@ -255,10 +338,17 @@ def test_a_port_in_use_is_said_so_before_joining(index, tmp_path, monkeypatch):
         taken.listen()
         port = taken.getsockname()[1]
         addresses = [f"localhost:{port}", "localhost:1"] if index == 0 else ["localhost:1", f"localhost:{port}"]
-        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}))
-        result = CliRunner().invoke(cli, ["train", str(IRIS), "--set", "fit.distribute=multi_worker", "--out", str(tmp_path / "run")])
+        monkeypatch.setenv(
+            "TF_CONFIG", json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}})
+        )
+        result = CliRunner().invoke(
+            cli, ["train", str(IRIS), "--set", "fit.distribute=multi_worker", "--out", str(tmp_path / "run")]
+        )
     assert result.exit_code == 2, result.output
-    assert f"could not start this worker (worker:{index} at localhost:{port}): port {port} is in use by another process" in result.stderr
+    assert (
+        f"could not start this worker (worker:{index} at localhost:{port}): port {port} is in use by another process"
+        in result.stderr
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -271,7 +361,9 @@ def worker_config(addresses: list[str], index: int) -> dict:
     return {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
 
 
-def join_in_thread(addresses: list[str], index: int, timeout: float, results: dict, config: dict | None = None) -> threading.Thread:
+def join_in_thread(
+    addresses: list[str], index: int, timeout: float, results: dict, config: dict | None = None
+) -> threading.Thread:
     """worker:INDEX joins the localhost cluster in a thread; results[index] becomes "go" or the error."""
     config = config or worker_config(addresses, index)
 
@@ -327,10 +419,15 @@ def test_every_worker_goes_once_all_of_them_have_joined(chief_job):
     addresses, results = localhost_cluster(3), {}
     if chief_job:
         tasks = [("chief", 0), ("worker", 0), ("worker", 1)]
-        configs = [{"cluster": {"chief": addresses[:1], "worker": addresses[1:]}, "task": {"type": job, "index": i}} for job, i in tasks]
+        configs = [
+            {"cluster": {"chief": addresses[:1], "worker": addresses[1:]}, "task": {"type": job, "index": i}}
+            for job, i in tasks
+        ]
     else:
         configs = [worker_config(addresses, index) for index in range(3)]
-    threads = [join_in_thread(addresses, index, 10, results, configs[index]) for index in (2, 1)]  # before the chief listens: they retry
+    threads = [
+        join_in_thread(addresses, index, 10, results, configs[index]) for index in (2, 1)
+    ]  # before the chief listens: they retry
     time.sleep(0.3)
     threads.append(join_in_thread(addresses, 0, 10, results, configs[0]))
     for thread in threads:
@@ -366,7 +463,9 @@ def test_a_worker_that_leaves_before_all_have_joined_is_missing_again():
     assert str(results[0]).startswith(f"worker:1 ({addresses[1]}) did not join within 2 s")
 
 
-@pytest.mark.parametrize("answer", [None, b"SSH-2.0-OpenSSH_9.6\r\n"], ids=["nothing listens", "another program answers"])
+@pytest.mark.parametrize(
+    "answer", [None, b"SSH-2.0-OpenSSH_9.6\r\n"], ids=["nothing listens", "another program answers"]
+)
 def test_a_worker_whose_chief_does_not_answer_names_the_chief(answer):
     from nnflow.errors import TrainingError
 
@@ -392,14 +491,26 @@ def test_a_worker_whose_chief_does_not_answer_names_the_chief(answer):
         stop.set()
     error = results[1]
     assert isinstance(error, TrainingError)
-    assert str(error).startswith(f"the chief, worker:0 at {addresses[0]}, did not answer within 0.6 s (fit.join_timeout): ")
+    assert str(error).startswith(
+        f"the chief, worker:0 at {addresses[0]}, did not answer within 0.6 s (fit.join_timeout): "
+    )
     assert ("something other than an nnflow worker answers" in str(error)) == (answer is not None)
 
 
-@pytest.mark.parametrize("said, message", [
-    (b"waiting worker:2\nstopped\n", "stopped before every worker had joined (its output says why), so this worker stops too."),
-    (b"waiting worker:2\n", "did not answer within 0.8 s (fit.join_timeout): it went away before every worker had joined"),
-], ids=["it stopped", "it went away"])
+@pytest.mark.parametrize(
+    "said, message",
+    [
+        (
+            b"waiting worker:2\nstopped\n",
+            "stopped before every worker had joined (its output says why), so this worker stops too.",
+        ),
+        (
+            b"waiting worker:2\n",
+            "did not answer within 0.8 s (fit.join_timeout): it went away before every worker had joined",
+        ),
+    ],
+    ids=["it stopped", "it went away"],
+)
 def test_a_worker_hears_that_its_chief_stopped_waiting(said, message):
     from nnflow.errors import TrainingError
 
@@ -429,12 +540,16 @@ def test_the_chief_turns_away_a_worker_that_cannot_be_one_of_its_own(impostor):
         assert first_line(joined) == "waiting worker:2"
         cluster = addresses if impostor == "same task" else [*addresses[:2], "localhost:1"]
         with pytest.raises(ConfigError) as refused:
-            distribute.join_cluster(worker_config(cluster, 1 if impostor == "same task" else 2), None, time.monotonic() + 5, 5)
+            distribute.join_cluster(
+                worker_config(cluster, 1 if impostor == "same task" else 2), None, time.monotonic() + 5, 5
+            )
         chief.join()
         assert heard(joined) == ["missing worker:2"]
     assert f"the chief, worker:0 at {addresses[0]}, refused this worker" in str(refused.value)
     if impostor == "same task":
-        assert "another process has joined as worker:1 already: give each worker its own task index" in str(refused.value)
+        assert "another process has joined as worker:1 already: give each worker its own task index" in str(
+            refused.value
+        )
     else:
         assert "its TF_CONFIG has another cluster than the chief's" in str(refused.value)
         assert "A process claiming to be worker:2 was turned away: its TF_CONFIG has another cluster" in str(results[0])
@@ -451,17 +566,34 @@ Additional GRPC error information from remote target /job:worker/replica:0/task:
 REGISTER_DEADLINE = "Deadline Exceeded\n\nRPC: /tensorflow.CoordinationService/RegisterTask"
 
 
-@pytest.mark.parametrize("index, text, said", [
-    (0, BARRIER_TIMEOUT, "worker:2 (localhost:3) joined, then did not start TensorFlow's side within 5 s (fit.join_timeout): it failed"),
-    (1, BARRIER_TIMEOUT, "worker:2 (localhost:3) joined, then did not start TensorFlow's side within 5 s"),
-    (1, REGISTER_DEADLINE, "worker:0 (localhost:1) joined, then did not start TensorFlow's side within 5 s"),
-    (0, REGISTER_DEADLINE, "worker:1 (localhost:2), worker:2 (localhost:3) joined, then did not start TensorFlow's side within 5 s (fit.join_timeout): one of them"),
-    (1, "Could not start gRPC server", "could not start this worker (worker:1 at localhost:2): Could not start gRPC server (is port 2 in use by another process?)"),
-])
+@pytest.mark.parametrize(
+    "index, text, said",
+    [
+        (
+            0,
+            BARRIER_TIMEOUT,
+            "worker:2 (localhost:3) joined, then did not start TensorFlow's side within 5 s (fit.join_timeout): it failed",
+        ),
+        (1, BARRIER_TIMEOUT, "worker:2 (localhost:3) joined, then did not start TensorFlow's side within 5 s"),
+        (1, REGISTER_DEADLINE, "worker:0 (localhost:1) joined, then did not start TensorFlow's side within 5 s"),
+        (
+            0,
+            REGISTER_DEADLINE,
+            "worker:1 (localhost:2), worker:2 (localhost:3) joined, then did not start TensorFlow's side within 5 s (fit.join_timeout): one of them",
+        ),
+        (
+            1,
+            "Could not start gRPC server",
+            "could not start this worker (worker:1 at localhost:2): Could not start gRPC server (is port 2 in use by another process?)",
+        ),
+    ],
+)
 def test_tensorflows_own_refusals_to_start_are_said_plainly(index, text, said):
     from nnflow.errors import TrainingError
 
-    error = distribute._start_error(RuntimeError(text), worker_config(["localhost:1", "localhost:2", "localhost:3"], index), 5.0)
+    error = distribute._start_error(
+        RuntimeError(text), worker_config(["localhost:1", "localhost:2", "localhost:3"], index), 5.0
+    )
     assert said in str(error)
     assert isinstance(error, ConfigError if "gRPC" in text else TrainingError)
 
@@ -471,7 +603,9 @@ def test_tensorflows_registration_barrier_is_still_there():
     between joining and TensorFlow for ever (the other workers time out either way)."""
     from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
 
-    assert "cluster_register_with_barrier" in coordination_config_pb2.CoordinationServiceConfig.DESCRIPTOR.fields_by_name
+    assert (
+        "cluster_register_with_barrier" in coordination_config_pb2.CoordinationServiceConfig.DESCRIPTOR.fields_by_name
+    )
 
 
 def wait_for_note(process: subprocess.Popen) -> str:
@@ -497,22 +631,29 @@ def test_a_peer_killed_before_it_joins_stops_the_chief_within_the_timeout(tmp_pa
     elapsed = time.monotonic() - started
     assert peer_code == -9 and "note:" not in peer_stdout  # it never said which worker it is: it never joined
     assert code == 4, stderr
-    assert f"Error: worker:1 ({addresses[1]}) did not join within 8 s (fit.join_timeout): it is not running, or failed before joining" in stderr
+    assert (
+        f"Error: worker:1 ({addresses[1]}) did not join within 8 s (fit.join_timeout): it is not running, or failed before joining"
+        in stderr
+    )
     assert "Traceback" not in stderr
     assert timeout <= elapsed <= timeout + 6  # the start-up before the clock, and the exit, are the margin
     assert not out.exists() and list(work.iterdir()) == []  # the chief stopped before making anything
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("number, code, said", [(signal.SIGINT, 130, "Interrupted."), (signal.SIGTERM, 143, "Terminated (SIGTERM).")])
+@pytest.mark.parametrize(
+    "number, code, said", [(signal.SIGINT, 130, "Interrupted."), (signal.SIGTERM, 143, "Terminated (SIGTERM).")]
+)
 def test_a_signal_while_waiting_stops_the_worker_at_once_and_the_joined_ones_with_it(number, code, said, tmp_path):
     addresses = localhost_cluster(3)
-    chief = start_worker([IRIS, "--set", "fit.distribute=multi_worker", "--out", tmp_path / "run"], tmp_path, addresses, 0)
+    chief = start_worker(
+        [IRIS, "--set", "fit.distribute=multi_worker", "--out", tmp_path / "run"], tmp_path, addresses, 0
+    )
     with say_hello(addresses, "worker:1") as joined:
         assert first_line(joined) == "waiting worker:2"  # the chief waits in its join loop
         signalled = time.monotonic()
         chief.send_signal(number)
-        (chief_code, _, stderr), = finish([chief], timeout=30)
+        ((chief_code, _, stderr),) = finish([chief], timeout=30)
         assert time.monotonic() - signalled < 3
         assert chief_code == code, stderr
         assert said in stderr and "Traceback" not in stderr
@@ -525,12 +666,19 @@ def test_a_peer_lost_between_joining_and_tensorflow_is_caught_by_tensorflows_own
     """The window after the join: the chief builds the strategy, and TensorFlow's registration
     (bounded by fit.join_timeout too) gives up on a worker that said hello and then vanished."""
     addresses, timeout = localhost_cluster(2), 5
-    chief = start_worker([IRIS, "--set", "fit.distribute=multi_worker", "--set", f"fit.join_timeout={timeout}"], tmp_path, addresses, 0)
-    distribute.join_cluster(worker_config(addresses, 1), None, time.monotonic() + 60, 60)  # says hello, hears go, then never starts TensorFlow
+    chief = start_worker(
+        [IRIS, "--set", "fit.distribute=multi_worker", "--set", f"fit.join_timeout={timeout}"], tmp_path, addresses, 0
+    )
+    distribute.join_cluster(
+        worker_config(addresses, 1), None, time.monotonic() + 60, 60
+    )  # says hello, hears go, then never starts TensorFlow
     joined = time.monotonic()
-    (code, _, stderr), = finish([chief], timeout=60)
+    ((code, _, stderr),) = finish([chief], timeout=60)
     assert code == 4, stderr
-    assert f"Error: worker:1 ({addresses[1]}) joined, then did not start TensorFlow's side within 5 s (fit.join_timeout)" in stderr
+    assert (
+        f"Error: worker:1 ({addresses[1]}) joined, then did not start TensorFlow's side within 5 s (fit.join_timeout)"
+        in stderr
+    )
     assert "Traceback" not in stderr
     assert time.monotonic() - joined <= timeout + 5
     assert not (tmp_path / "runs").exists()
@@ -547,12 +695,15 @@ def test_the_chief_is_chief_0_or_else_worker_0():
 
 def fake_cluster(monkeypatch, others: list[list[int]], workers: int):
     """This process as worker:0 of a cluster whose other workers contribute `others` to each all-reduce."""
+
     def summed(distribution, values):
         return [sum(column) for column in zip(values, *others)]
 
     monkeypatch.setattr(distribute, "_sum_over_workers", summed)
     tasks = tuple(f"worker:{i}" for i in range(workers))
-    return distribute.Distribution("multi_worker", replicas=workers, workers=workers, task="worker:0", chief=True, tasks=tasks)
+    return distribute.Distribution(
+        "multi_worker", replicas=workers, workers=workers, task="worker:0", chief=True, tasks=tasks
+    )
 
 
 def contribution(fingerprint: str, code: int = 0, workers: int = 2, rank: int = 1) -> list[int]:
@@ -565,7 +716,9 @@ def contribution(fingerprint: str, code: int = 0, workers: int = 2, rank: int = 
 @pytest.mark.parametrize("others, agree", [(["a"], True), (["b"], False), (["a", "b"], False), (["b", "b"], False)])
 def test_workers_that_differ_are_found(monkeypatch, others, agree):
     workers = len(others) + 1
-    cluster = fake_cluster(monkeypatch, [contribution(x, workers=workers, rank=i + 1) for i, x in enumerate(others)], workers)
+    cluster = fake_cluster(
+        monkeypatch, [contribution(x, workers=workers, rank=i + 1) for i, x in enumerate(others)], workers
+    )
     if agree:
         distribute.check_same_experiment(cluster, "a")
     else:
@@ -592,7 +745,9 @@ def test_a_worker_lost_while_the_others_agree_is_a_clear_error(monkeypatch):
     from nnflow.errors import TrainingError
 
     def lost(distribution, values):
-        raise tf.errors.UnavailableError(None, None, "The following tasks are unhealthy (stopped sending heartbeats):\n/job:worker/replica:0/task:1")
+        raise tf.errors.UnavailableError(
+            None, None, "The following tasks are unhealthy (stopped sending heartbeats):\n/job:worker/replica:0/task:1"
+        )
 
     cluster = fake_cluster(monkeypatch, [], 2)
     monkeypatch.setattr(distribute, "_sum_over_workers", lost)
@@ -603,7 +758,10 @@ def test_a_worker_lost_while_the_others_agree_is_a_clear_error(monkeypatch):
 def test_distribute_is_checked_with_the_file(write):
     result = CliRunner().invoke(cli, ["check", str(IRIS), "--set", "fit.distribute=multiworker"])
     assert result.exit_code == 2
-    assert "fit.distribute: expected one of none, mirrored, multi_worker" in result.stderr and "Did you mean 'multi_worker'?" in result.stderr
+    assert (
+        "fit.distribute: expected one of none, mirrored, multi_worker" in result.stderr
+        and "Did you mean 'multi_worker'?" in result.stderr
+    )
 
 
 def test_other_workers_keep_callback_files_in_their_scratch_folder(tmp_path):
@@ -612,7 +770,9 @@ def test_other_workers_keep_callback_files_in_their_scratch_folder(tmp_path):
 
     logs = tmp_path / "shared" / "log.csv"
     logs.parent.mkdir()  # an absolute path's folder must exist
-    spec = load_spec(IRIS, [f"fit.callbacks=[{{CSVLogger: {{filename: {logs}}}}}, {{ModelCheckpoint: {{filepath: best.keras}}}}]"])
+    spec = load_spec(
+        IRIS, [f"fit.callbacks=[{{CSVLogger: {{filename: {logs}}}}}, {{ModelCheckpoint: {{filepath: best.keras}}}}]"]
+    )
     chief = build_callbacks(spec, base_dir=tmp_path / "run")
     assert chief[0].filename == str(logs) and chief[1].filepath == str(tmp_path / "run" / "best.keras")
     other = build_callbacks(spec, base_dir=tmp_path / "scratch", every_path=True)
@@ -651,7 +811,15 @@ def test_a_worker_whose_own_deadline_passes_first_names_the_missing_worker():
 def test_a_peer_failing_with_a_damaged_or_full_disk_is_reported_with_its_exit_code(monkeypatch):
     from nnflow.errors import DamagedRunError, GateError, OutputError
 
-    distribution = distribute.Distribution("multi_worker", strategy=object(), replicas=2, workers=2, task="worker:0", chief=True, tasks=("worker:0", "worker:1"))
+    distribution = distribute.Distribution(
+        "multi_worker",
+        strategy=object(),
+        replicas=2,
+        workers=2,
+        task="worker:0",
+        chief=True,
+        tasks=("worker:0", "worker:1"),
+    )
     for code, kind in ((5, GateError), (6, DamagedRunError), (7, OutputError)):
         monkeypatch.setattr(distribute, "_sum_over_workers", lambda d, values, code=code: [*values[:-2], 0, code])
         with pytest.raises(kind, match=f"worker:1 stopped \\(exit {code}"):

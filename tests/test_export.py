@@ -17,7 +17,9 @@ def invoke(*args):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return train(CONFIGS / "iris.yaml", ["fit.epochs=3", "expect={}"], out=tmp_path_factory.mktemp("export") / "iris").run_dir
+    return train(
+        CONFIGS / "iris.yaml", ["fit.epochs=3", "expect={}"], out=tmp_path_factory.mktemp("export") / "iris"
+    ).run_dir
 
 
 def rows_and_expected(run):
@@ -71,7 +73,9 @@ def test_onnx_predicts_as_the_run(run, tmp_path):
     assert result.exit_code == 0, result.output
     rows, expected = rows_and_expected(run)
     session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-    assert [i.name for i in session.get_inputs()] == ["inputs"]  # the Normalization statistics are constants, not inputs
+    assert [i.name for i in session.get_inputs()] == [
+        "inputs"
+    ]  # the Normalization statistics are constants, not inputs
     assert np.allclose(session.run(["outputs"], {"inputs": rows})[0], expected, atol=1e-5)
 
 
@@ -88,11 +92,14 @@ def test_unknown_formats_are_refused_by_the_command_line(run):
     assert result.exit_code == 2 and "pickle" in result.output
 
 
-@pytest.mark.parametrize(("format", "name", "message"), [
-    ("tflite", "x.onnx", "a tflite export is a TensorFlow Lite flatbuffer; give a .tflite file"),
-    ("onnx", "x.tflite", "an ONNX model; give a .onnx file"),
-    ("savedmodel", "x.tflite", "a savedmodel export is a folder; give a folder name"),
-])
+@pytest.mark.parametrize(
+    ("format", "name", "message"),
+    [
+        ("tflite", "x.onnx", "a tflite export is a TensorFlow Lite flatbuffer; give a .tflite file"),
+        ("onnx", "x.tflite", "an ONNX model; give a .onnx file"),
+        ("savedmodel", "x.tflite", "a savedmodel export is a folder; give a folder name"),
+    ],
+)
 def test_an_output_of_another_formats_extension_is_refused(run, tmp_path, format, name, message):
     result = invoke("export", run, "-f", format, "-o", tmp_path / name)
     assert result.exit_code == 2 and message in result.stderr and not list(tmp_path.iterdir())

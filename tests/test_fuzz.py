@@ -58,9 +58,20 @@ def _same(a, b) -> bool:
 
 
 PLAIN = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30) | st.floats()
-    | st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")) | st.sampled_from(fuzz_spec.EXTREME_STRINGS),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=6), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats()
+    | st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
+    | st.sampled_from(fuzz_spec.EXTREME_STRINGS),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=6),
+            children,
+            max_size=4,
+        )
+    ),
     max_leaves=10,
 )
 
@@ -83,7 +94,11 @@ def test_dump_yaml_reads_back_as_the_same_data(data):
 
 
 def test_the_seeds_are_valid_experiments_so_mutations_start_from_real_files():
-    outcomes = {name: fuzz_spec.run_case(fuzz_spec.Case(text)) for name, text in fuzz_spec.SEEDS if name.startswith(("configs", "SPEC"))}
+    outcomes = {
+        name: fuzz_spec.run_case(fuzz_spec.Case(text))
+        for name, text in fuzz_spec.SEEDS
+        if name.startswith(("configs", "SPEC"))
+    }
     assert len(outcomes) >= 10 and set(outcomes.values()) == {"spec"}, outcomes
 
 

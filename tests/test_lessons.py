@@ -17,7 +17,11 @@ LESSONS = sorted((CONFIGS / "lessons").glob("*.yaml"))
 def kernel_norms(run_dir, epoch: int) -> list[float]:
     """The kernels' gradient norms at `epoch`, first layer to last."""
     with open(run_dir / "gradients.csv", newline="") as stream:
-        return [float(r["norm"]) for r in csv.DictReader(stream) if r["epoch"] == str(epoch) and r["layer"].endswith("/kernel")]
+        return [
+            float(r["norm"])
+            for r in csv.DictReader(stream)
+            if r["epoch"] == str(epoch) and r["layer"].endswith("/kernel")
+        ]
 
 
 def test_every_lesson_says_what_to_look_for():
@@ -41,7 +45,9 @@ def test_each_lesson_runs(lesson, tmp_path):
 def deep_runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("deep")
     return {
-        activation: train(CONFIGS / "lessons" / f"{number}_deep_{activation}.yaml", ["fit.epochs=5"], out=folder / activation).run_dir
+        activation: train(
+            CONFIGS / "lessons" / f"{number}_deep_{activation}.yaml", ["fit.epochs=5"], out=folder / activation
+        ).run_dir
         for number, activation in (("03", "sigmoid"), ("04", "relu"))
     }
 
@@ -56,7 +62,11 @@ def test_the_sigmoid_gradient_vanishes_and_relus_does_not(deep_runs):
 @pytest.mark.parametrize("config", ["iris", "breast_cancer"])  # dropout; an L2 regularizer
 def test_gradient_diagnostics_do_not_change_the_results(config, tmp_path):
     plain = train(CONFIGS / f"{config}.yaml", ["fit.epochs=3", "expect={}"], out=tmp_path / "plain")
-    measured = train(CONFIGS / f"{config}.yaml", ["fit.epochs=3", "expect={}", "fit.diagnostics.gradient_norms=true"], out=tmp_path / "measured")
+    measured = train(
+        CONFIGS / f"{config}.yaml",
+        ["fit.epochs=3", "expect={}", "fit.diagnostics.gradient_norms=true"],
+        out=tmp_path / "measured",
+    )
     assert measured.metrics == plain.metrics
     drop = lambda text: [line.rsplit(",", 1)[0] for line in text.splitlines()]  # noqa: E731 - all but the seconds column
     assert drop((measured.run_dir / "history.csv").read_text()) == drop((plain.run_dir / "history.csv").read_text())
@@ -67,5 +77,9 @@ def test_gradient_diagnostics_do_not_change_the_results(config, tmp_path):
 
 def test_gradients_of_a_loss_only_compile_understands(tmp_path):
     """`crossentropy` is resolved by Keras's compile(); the diagnostics use the compiled loss too."""
-    result = train(CONFIGS / "iris.yaml", ["fit.epochs=1", "expect={}", "compile.loss=crossentropy", "fit.diagnostics.gradient_norms=true"], out=tmp_path / "r")
+    result = train(
+        CONFIGS / "iris.yaml",
+        ["fit.epochs=1", "expect={}", "compile.loss=crossentropy", "fit.diagnostics.gradient_norms=true"],
+        out=tmp_path / "r",
+    )
     assert len(kernel_norms(result.run_dir, 1)) == 2

@@ -25,7 +25,9 @@ from nnflow.modelfile import check_model_file
 def trained(tmp_path_factory) -> Path:
     from nnflow.workflows import train
 
-    return train(CONFIGS / "iris.yaml", ["fit.epochs=2", "expect={}"], out=tmp_path_factory.mktemp("run") / "iris").run_dir
+    return train(
+        CONFIGS / "iris.yaml", ["fit.epochs=2", "expect={}"], out=tmp_path_factory.mktemp("run") / "iris"
+    ).run_dir
 
 
 @pytest.fixture
@@ -36,7 +38,9 @@ def run_copy(trained, tmp_path) -> Path:
 
 
 def predict(run: Path | str, tmp_path: Path):
-    return CliRunner().invoke(cli, ["predict", str(run), "--input", str(DATA / "iris.csv"), "--output", str(tmp_path / "out.csv")])
+    return CliRunner().invoke(
+        cli, ["predict", str(run), "--input", str(DATA / "iris.csv"), "--output", str(tmp_path / "out.csv")]
+    )
 
 
 def assert_refused(result, tmp_path: Path, fragment: str):
@@ -50,7 +54,9 @@ def lambda_model(path: Path, trace: Path):
     import keras
 
     code = f"lambda x: (open({str(trace)!r}, 'w').close(), x)[1]"
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(eval(code)), keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Lambda(eval(code)), keras.layers.Dense(3, activation="softmax")]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     model.save(path)
     trace.unlink(missing_ok=True)  # building the model above ran it once
@@ -175,8 +181,16 @@ def test_a_damaged_deflated_member_is_refused(run_copy, tmp_path):
 
 def test_members_a_keras_model_never_has_and_zip_bombs_are_refused(trained, tmp_path):
     for case, change, fragment in (
-        ("extra", lambda members: members.update({"../../evil.py": b"print(1)"}), "holds files a Keras model of nnflow's never has"),
-        ("bomb", lambda members: members.update({"config.json": members["config.json"] + b" " * (40 << 20)}), "expands to"),
+        (
+            "extra",
+            lambda members: members.update({"../../evil.py": b"print(1)"}),
+            "holds files a Keras model of nnflow's never has",
+        ),
+        (
+            "bomb",
+            lambda members: members.update({"config.json": members["config.json"] + b" " * (40 << 20)}),
+            "expands to",
+        ),
     ):
         run = tmp_path / case
         shutil.copytree(trained, run)
@@ -193,17 +207,24 @@ def test_a_model_that_does_not_fit_its_run_is_refused(run_copy, tmp_path):
 
 
 def test_the_file_compile_config_is_not_used(run_copy, tmp_path):
-    rewrite_config(run_copy / "model.keras", lambda config: config.update(compile_config={"loss": "nonsense", "steps_per_execution": 0}))
+    rewrite_config(
+        run_copy / "model.keras",
+        lambda config: config.update(compile_config={"loss": "nonsense", "steps_per_execution": 0}),
+    )
     result = CliRunner().invoke(cli, ["evaluate", str(run_copy)])
     assert result.exit_code == 0, result.output
 
 
 def test_a_damaged_run_record_is_refused(run_copy, tmp_path):
     (run_copy / "run.json").write_text("[]")
-    assert_refused(predict(run_copy, tmp_path), tmp_path, "run.json: must be a JSON object (an nnflow run record); received a list")
+    assert_refused(
+        predict(run_copy, tmp_path), tmp_path, "run.json: must be a JSON object (an nnflow run record); received a list"
+    )
 
 
-@pytest.mark.parametrize(("case", "fragment"), [("fifo", "is a named pipe (FIFO), not a regular file"), ("loop", "a loop of symbolic links")])
+@pytest.mark.parametrize(
+    ("case", "fragment"), [("fifo", "is a named pipe (FIFO), not a regular file"), ("loop", "a loop of symbolic links")]
+)
 def test_a_model_file_that_is_not_a_regular_file_is_refused_at_once(run_copy, tmp_path, case, fragment):
     import os
 

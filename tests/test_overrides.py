@@ -1,4 +1,4 @@
-"""`--set KEY=VALUE`: SPEC.md's examples, and errors that name the override."""
+"""`--set KEY=VALUE`: the reference's examples (docs/experiment-file.md), and errors that name the override."""
 
 import pytest
 
@@ -73,13 +73,22 @@ def test_overrides_create_missing_sections():
         ("fit.epochs=0", "--set fit.epochs=0 fit.epochs: expected a positive integer; received 0."),
         ("layers.9.units=3", "--set layers.9.units=3: index 9 is out of range: layers has 3 item(s)."),
         ("layers.x.units=3", "address an item by its index"),
-        ("layers.0.unit=3", "--set layers.0.unit=3 layers[0].Dense.unit: Dense has no argument 'unit'. Did you mean 'units'?"),
-        ("compile.optimizer.Adamm.learning_rate=1", "--set compile.optimizer.Adamm.learning_rate=1 compile.optimizer.Adamm: unknown optimizer 'Adamm'"),
+        (
+            "layers.0.unit=3",
+            "--set layers.0.unit=3 layers[0].Dense.unit: Dense has no argument 'unit'. Did you mean 'units'?",
+        ),
+        (
+            "compile.optimizer.Adamm.learning_rate=1",
+            "--set compile.optimizer.Adamm.learning_rate=1 compile.optimizer.Adamm: unknown optimizer 'Adamm'",
+        ),
         ("foo", "--set foo: expected KEY=VALUE"),
         ("fit..epochs=1", "has an empty part"),
         ("fit.epochs=", "no value after '='"),
         # Not YAML: read as the plain string, which the file's check then refuses (issue 13, item 9).
-        ("fit.epochs=[1, 2", "--set fit.epochs=[1, 2 fit.epochs: expected a positive integer; received the string '[1, 2'."),
+        (
+            "fit.epochs=[1, 2",
+            "--set fit.epochs=[1, 2 fit.epochs: expected a positive integer; received the string '[1, 2'.",
+        ),
         ("data.target.x=1", "is str, not a mapping"),
     ],
 )
@@ -124,12 +133,24 @@ def test_override_problems_are_reported_with_the_files(write):
         ("name=a\x0cb", "the value is not valid YAML: the character U+000C"),
         ("fit.epochs=!!map", "the value is not valid YAML: the tag !!map does not fit a single value"),
         ("fit.epochs=--- !!seq", "the tag !!seq does not fit a single value"),
-        ("fit.epochs=!!python/object/apply:os.system ['true']", "the tag !!python/object/apply:os.system is not allowed"),
-        ("fit.epochs=9223372036854775808", "--set fit.epochs=9223372036854775808 fit.epochs: expected a positive integer; received 9,223,372,036,854,775,808, more than"),
-        ("compile.optimizer.Adam.learning_rate=.nan", "--set compile.optimizer.Adam.learning_rate=.nan compile.optimizer.Adam.learning_rate: NaN"),
-        ("fit.callbacks=[BackupAndRestore]", "--set fit.callbacks=[BackupAndRestore] fit.callbacks[0]: `BackupAndRestore` is not allowed"),
+        (
+            "fit.epochs=!!python/object/apply:os.system ['true']",
+            "the tag !!python/object/apply:os.system is not allowed",
+        ),
+        (
+            "fit.epochs=9223372036854775808",
+            "--set fit.epochs=9223372036854775808 fit.epochs: expected a positive integer; received 9,223,372,036,854,775,808, more than",
+        ),
+        (
+            "compile.optimizer.Adam.learning_rate=.nan",
+            "--set compile.optimizer.Adam.learning_rate=.nan compile.optimizer.Adam.learning_rate: NaN",
+        ),
+        (
+            "fit.callbacks=[BackupAndRestore]",
+            "--set fit.callbacks=[BackupAndRestore] fit.callbacks[0]: `BackupAndRestore` is not allowed",
+        ),
         ("name=iris\n", None),  # a plain scalar's final newline is not part of it
-        ('name="iris\\n"', "--set name=\"iris\\n\" name: a name may hold letters"),
+        ('name="iris\\n"', '--set name="iris\\n" name: a name may hold letters'),
     ],
 )
 def test_values_the_reader_or_the_validator_refuse_name_the_override(override, fragment):
@@ -171,9 +192,15 @@ def test_a_value_that_is_not_yaml_is_the_text_written():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("expect.test_accuracy=>= x", "--set expect.test_accuracy=>= x expect.test_accuracy: a gate is a comparison like \">= 0.9\""),
+        (
+            "expect.test_accuracy=>= x",
+            '--set expect.test_accuracy=>= x expect.test_accuracy: a gate is a comparison like ">= 0.9"',
+        ),
         ("compile.loss=>mse", "--set compile.loss=>mse compile.loss: unknown loss '>mse'"),
-        ("fit.callbacks=[EarlyStopping", "--set fit.callbacks=[EarlyStopping fit.callbacks: expected a list of callbacks; received the string '[EarlyStopping'."),
+        (
+            "fit.callbacks=[EarlyStopping",
+            "--set fit.callbacks=[EarlyStopping fit.callbacks: expected a list of callbacks; received the string '[EarlyStopping'.",
+        ),
     ],
 )
 def test_a_value_that_is_not_yaml_is_judged_by_the_files_checks_at_the_set(override, message):

@@ -41,7 +41,10 @@ def test_learning_curves_are_drawn_from_the_history(run, tmp_path):
     panels = {axis.get_title(): axis for axis in figure.axes if axis.get_visible()}
     assert list(panels) == ["loss", "accuracy"]
     lines = {line.get_label(): list(line.get_ydata()) for line in panels["loss"].get_lines()}
-    assert lines == {"train": pytest.approx(history(run, "loss")), "validation": pytest.approx(history(run, "val_loss"))}
+    assert lines == {
+        "train": pytest.approx(history(run, "loss")),
+        "validation": pytest.approx(history(run, "val_loss")),
+    }
 
     result = invoke("plot", run, "-o", tmp_path / "curves.png")
     assert result.exit_code == 0 and result.stdout == f"wrote {tmp_path / 'curves.png'}\n"
@@ -54,7 +57,12 @@ def test_several_runs_overlay(run, tmp_path):
     figure = plots.learning_curves([run, other])
     labels = [line.get_label() for line in figure.axes[0].get_lines()]
     # Labelled by the runs' names, with the folder where two names are the same.
-    assert labels == [f"iris-mlp ({run.name}) train", f"iris-mlp ({run.name}) validation", "iris-mlp (other) train", "iris-mlp (other) validation"]
+    assert labels == [
+        f"iris-mlp ({run.name}) train",
+        f"iris-mlp ({run.name}) validation",
+        "iris-mlp (other) train",
+        "iris-mlp (other) validation",
+    ]
     assert invoke("plot", run, other, "-o", tmp_path / "both.png").exit_code == 0
 
 

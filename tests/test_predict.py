@@ -45,7 +45,9 @@ def colour_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def diabetes_run(tmp_path_factory) -> Path:
-    return train(CONFIGS / "diabetes.yaml", ["fit.epochs=3", "expect={}"], out=tmp_path_factory.mktemp("runs") / "d").run_dir
+    return train(
+        CONFIGS / "diabetes.yaml", ["fit.epochs=3", "expect={}"], out=tmp_path_factory.mktemp("runs") / "d"
+    ).run_dir
 
 
 # ---------------------------------------------------------------------------
@@ -59,10 +61,14 @@ def test_evaluate_gives_the_numbers_training_reported(iris_run):
     assert result.rows == 15 and result.data == "the test split (15 rows of iris.csv)"
     report = result.report
     assert report["classes"] == ["setosa", "versicolor", "virginica"]
-    assert np.array(report["confusion_matrix"]).sum() == 15 and report["accuracy"] == pytest.approx(trained["test_accuracy"])
+    assert np.array(report["confusion_matrix"]).sum() == 15 and report["accuracy"] == pytest.approx(
+        trained["test_accuracy"]
+    )
     assert [row["support"] for row in report["per_class"]] == [5, 5, 5]
     saved = json.loads((iris_run / "evaluation.json").read_text())
-    assert saved["metrics"] == result.metrics and saved["classification"]["confusion_matrix"] == report["confusion_matrix"]
+    assert (
+        saved["metrics"] == result.metrics and saved["classification"]["confusion_matrix"] == report["confusion_matrix"]
+    )
 
 
 def test_evaluate_cli_table_and_json(iris_run):
@@ -82,7 +88,9 @@ def test_evaluate_on_a_labelled_file_and_its_gates(iris_run, tmp_path):
     assert result.rows == 150 and json.loads((tmp_path / "e.json").read_text())["rows"] == 150
     hard = tmp_path / "hard"
     shutil.copytree(iris_run, hard)
-    (hard / "experiment.yaml").write_text((hard / "experiment.yaml").read_text().replace("test_accuracy: '>= 0.9'", "test_accuracy: '>= 1.01'"))
+    (hard / "experiment.yaml").write_text(
+        (hard / "experiment.yaml").read_text().replace("test_accuracy: '>= 0.9'", "test_accuracy: '>= 1.01'")
+    )
     failed = invoke("evaluate", hard)
     assert failed.exit_code == 5 and "test_accuracy = " in failed.stderr and "expected >= 1.01" in failed.stderr
 
@@ -94,12 +102,18 @@ def test_evaluate_without_a_test_split_or_with_changed_data(tmp_path):
     config.write_text((CONFIGS / "iris.yaml").read_text().replace("../data/iris.csv", "iris.csv"))
     no_test = train(config, ["fit.epochs=1", "data.test=0", "expect={}"], out=tmp_path / "no-test").run_dir
     result = invoke("evaluate", no_test)
-    assert result.exit_code == 2 and "has no test split (data.test: 0); evaluate it on a labelled file with --data FILE" in result.stderr
+    assert (
+        result.exit_code == 2
+        and "has no test split (data.test: 0); evaluate it on a labelled file with --data FILE" in result.stderr
+    )
     run = train(config, ["fit.epochs=1", "expect={}"], out=tmp_path / "run").run_dir
     data.write_text(data.read_text().replace("5.1,3.5", "5.2,3.5", 1))
     result = invoke("evaluate", run)
     assert result.exit_code == 3
-    assert "changed since training (its sha256 differs), so its test split cannot be rebuilt. Evaluate on a labelled file with --data FILE." in result.stderr
+    assert (
+        "changed since training (its sha256 differs), so its test split cannot be rebuilt. Evaluate on a labelled file with --data FILE."
+        in result.stderr
+    )
 
 
 def test_regression_evaluation_has_no_confusion_matrix(diabetes_run):
@@ -123,11 +137,18 @@ def test_predict_matches_columns_by_name_and_carries_the_others(iris_run, tmp_pa
     result = predict(iris_run, tmp_path / "in.csv", tmp_path / "out.csv")
     out = pd.read_csv(tmp_path / "out.csv")
     assert result.rows == 150 and list(out.columns) == [
-        "id", "species", "predicted_species", "probability_setosa", "probability_versicolor", "probability_virginica",
+        "id",
+        "species",
+        "predicted_species",
+        "probability_setosa",
+        "probability_versicolor",
+        "probability_virginica",
     ]
     assert out["id"].tolist() == list(range(1000, 1150))
     model = keras.saving.load_model(iris_run / "model.keras")
-    expected = model.predict(shuffled[["sepal_length", "sepal_width", "petal_length", "petal_width"]].to_numpy("float32"), verbose=0)
+    expected = model.predict(
+        shuffled[["sepal_length", "sepal_width", "petal_length", "petal_width"]].to_numpy("float32"), verbose=0
+    )
     assert np.allclose(out[result.columns[1:]].to_numpy(), expected, atol=1e-6)
     names = np.array(["setosa", "versicolor", "virginica"])
     assert out["predicted_species"].tolist() == names[expected.argmax(axis=1)].tolist()
@@ -163,12 +184,17 @@ def test_a_bad_value_deep_in_a_streamed_file_names_its_row_and_leaves_no_output(
     lines[20] = lines[20].replace(lines[20].split(",")[1], "oops", 1)
     (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
     result = invoke("predict", iris_run, "--input", tmp_path / "in.csv", "--output", tmp_path / "out.csv")
-    assert result.exit_code == 3 and "in.csv: row 20 (line 21), feature 'sepal_width': 'oops' is not a number" in result.stderr
+    assert (
+        result.exit_code == 3
+        and "in.csv: row 20 (line 21), feature 'sepal_width': 'oops' is not a number" in result.stderr
+    )
     assert not (tmp_path / "out.csv").exists() and not list(tmp_path.glob(".out.csv*"))
 
 
 def test_missing_columns_are_listed_and_exit_3(iris_run, tmp_path):
-    pd.read_csv(DATA / "iris.csv").drop(columns=["petal_width", "sepal_length"]).to_csv(tmp_path / "in.csv", index=False)
+    pd.read_csv(DATA / "iris.csv").drop(columns=["petal_width", "sepal_length"]).to_csv(
+        tmp_path / "in.csv", index=False
+    )
     result = invoke("predict", iris_run, "--input", tmp_path / "in.csv", "--output", tmp_path / "out.csv")
     assert result.exit_code == 3
     assert "missing 2 feature column(s) the model needs: sepal_length, petal_width" in result.stderr
@@ -176,10 +202,15 @@ def test_missing_columns_are_listed_and_exit_3(iris_run, tmp_path):
 
 
 def test_unseen_categories_are_encoded_as_zeros_and_reported(colour_run, tmp_path):
-    pd.DataFrame({"size": [1.0, -1.0, 2.0], "colour": ["purple", "red", "purple"]}).to_csv(tmp_path / "in.csv", index=False)
+    pd.DataFrame({"size": [1.0, -1.0, 2.0], "colour": ["purple", "red", "purple"]}).to_csv(
+        tmp_path / "in.csv", index=False
+    )
     result = invoke("predict", colour_run, "--input", tmp_path / "in.csv", "--output", tmp_path / "out.csv")
     assert result.exit_code == 0, result.output
-    assert "in.csv: column 'colour' has 2 row(s) with categories not seen in training (first: 'purple' at row 1 (line 2))" in result.stderr
+    assert (
+        "in.csv: column 'colour' has 2 row(s) with categories not seen in training (first: 'purple' at row 1 (line 2))"
+        in result.stderr
+    )
     out = pd.read_csv(tmp_path / "out.csv")
     assert len(out) == 3 and set(out["predicted_kind"]) <= {"big", "small"}
     assert out[["probability_big", "probability_small"]].sum(axis=1).round(5).tolist() == [1.0, 1.0, 1.0]
@@ -187,12 +218,12 @@ def test_unseen_categories_are_encoded_as_zeros_and_reported(colour_run, tmp_pat
 
 def test_csv_output_escapes_formulas_but_not_numbers(iris_run, tmp_path):
     frame = pd.read_csv(DATA / "iris.csv").head(6).drop(columns="species")
-    frame["note"] = ["=HYPERLINK(\"http://x\")", "+1 555", "-2+3", "@SUM(A1)", "\tindent", "plain"]
+    frame["note"] = ['=HYPERLINK("http://x")', "+1 555", "-2+3", "@SUM(A1)", "\tindent", "plain"]
     frame["delta"] = [-1.5, 2, -3, 4, 5, -6]
     frame.to_csv(tmp_path / "in.csv", index=False)
     assert invoke("predict", iris_run, "--input", tmp_path / "in.csv", "--output", tmp_path / "out.csv").exit_code == 0
     out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
-    assert out["note"].tolist() == ["'=HYPERLINK(\"http://x\")", "'+1 555", "'-2+3", "'@SUM(A1)", "'\tindent", "plain"]
+    assert out["note"].tolist() == ['\'=HYPERLINK("http://x")', "'+1 555", "'-2+3", "'@SUM(A1)", "'\tindent", "plain"]
     assert out["delta"].tolist() == [-1.5, 2, -3, 4, 5, -6]
 
 
@@ -222,7 +253,10 @@ def test_an_unfinished_run_says_how_to_finish_it(iris_run, tmp_path):
     (unfinished / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
     result = invoke("predict", unfinished, "--input", DATA / "iris.csv")
     assert result.exit_code == 2
-    assert f"has no model.keras: its training did not finish (status: interrupted). Continue it with `nnflow train --resume {unfinished}`" in result.stderr
+    assert (
+        f"has no model.keras: its training did not finish (status: interrupted). Continue it with `nnflow train --resume {unfinished}`"
+        in result.stderr
+    )
 
 
 def test_output_must_be_a_table_file(iris_run, tmp_path):
@@ -250,7 +284,9 @@ def test_carried_columns_are_written_exactly_as_read(iris_run, tmp_path, monkeyp
     assert out["id"].tolist() == [f"{i:05d}" for i in range(150)]
     assert out["big"].tolist() == ["12345678901234567"] * 149 + [""]
     assert out["ref"].tolist() == ["-1", "7", "'=cmd"] * 50  # numbers written as text are numbers: not escaped
-    assert invoke("predict", iris_run, "--input", tmp_path / "in.csv", "--output", tmp_path / "out.parquet").exit_code == 0
+    assert (
+        invoke("predict", iris_run, "--input", tmp_path / "in.csv", "--output", tmp_path / "out.parquet").exit_code == 0
+    )
     assert pd.read_parquet(tmp_path / "out.parquet")["id"].tolist() == [f"{i:05d}" for i in range(150)]
 
 
@@ -268,7 +304,10 @@ def test_parquet_output_survives_a_column_that_changes_between_chunks(iris_run, 
     frame = pd.read_csv(DATA / "iris.csv")
     frame["count"] = pd.array([1] * 100 + [None] * 50, dtype="Int64")
     frame.to_parquet(tmp_path / "in.parquet")
-    assert invoke("predict", iris_run, "--input", tmp_path / "in.parquet", "--output", tmp_path / "out.parquet").exit_code == 0
+    assert (
+        invoke("predict", iris_run, "--input", tmp_path / "in.parquet", "--output", tmp_path / "out.parquet").exit_code
+        == 0
+    )
     assert pd.read_parquet(tmp_path / "out.parquet")["count"].isna().sum() == 50
 
 
@@ -286,7 +325,10 @@ def test_inputs_without_rows_or_with_a_column_twice_exit_3(iris_run, tmp_path, n
     if content is not None:
         (tmp_path / name).write_text(content)
     else:
-        pq.write_table(pa.table([[1.0], [2.0], [3.0], [4.0]], names=["sepal_length", "sepal_width", "sepal_width", "petal_width"]), tmp_path / name)
+        pq.write_table(
+            pa.table([[1.0], [2.0], [3.0], [4.0]], names=["sepal_length", "sepal_width", "sepal_width", "petal_width"]),
+            tmp_path / name,
+        )
     result = invoke("predict", iris_run, "--input", tmp_path / name, "--output", tmp_path / "out.csv")
     assert result.exit_code == 3 and message in result.stderr and not (tmp_path / "out.csv").exists()
 

@@ -47,7 +47,9 @@ def no_hang():
 def finished(tmp_path_factory) -> Path:
     """A completed run with every file: model, metrics, history, gradients, preprocessing, experiment."""
     out = tmp_path_factory.mktemp("finished") / "iris"
-    return train(CONFIGS / "iris.yaml", ["fit.epochs=2", "expect={}", "fit.diagnostics.gradient_norms=true"], out=out).run_dir
+    return train(
+        CONFIGS / "iris.yaml", ["fit.epochs=2", "expect={}", "fit.diagnostics.gradient_norms=true"], out=out
+    ).run_dir
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,9 @@ def interrupted(tmp_path_factory) -> Path:
 
     callbacks = "fit.callbacks=[{EarlyStopping: {monitor: val_loss, patience: 5, restore_best_weights: true}}, {CSVLogger: {filename: log.csv}}]"
     with pytest.raises(KeyboardInterrupt):
-        train(CONFIGS / "iris.yaml", ["fit.epochs=5", "expect={}", callbacks], out=out, progress=Progress(on_epoch=stop))
+        train(
+            CONFIGS / "iris.yaml", ["fit.epochs=5", "expect={}", callbacks], out=out, progress=Progress(on_epoch=stop)
+        )
     assert (out / runs.CHECKPOINT_FILE).is_file()
     return out
 
@@ -70,7 +74,9 @@ def interrupted(tmp_path_factory) -> Path:
 def run(finished, tmp_path) -> Path:
     copy = tmp_path / "run"
     shutil.copytree(finished, copy)
-    (copy / "evaluation.json").write_text(json.dumps({"metrics": {"loss": 0.5}, "classification": None}))  # no evaluation from report
+    (copy / "evaluation.json").write_text(
+        json.dumps({"metrics": {"loss": 0.5}, "classification": None})
+    )  # no evaluation from report
     return copy
 
 
@@ -144,7 +150,11 @@ RUN_JSON = [
     ("not-utf8", raw(b'{"name": "\xff\xfe"}'), "run.json: not UTF-8 text"),
     ("a-list", text("[]"), "run.json: must be a JSON object (an nnflow run record); received a list"),
     ("data-list", setting(data=[]), "run.json: `data` must be a mapping of role -> {path, sha256}; received a list"),
-    ("versions-list", setting(versions=["keras 3"]), "`versions` must be a mapping of package -> version text; received a list"),
+    (
+        "versions-list",
+        setting(versions=["keras 3"]),
+        "`versions` must be a mapping of package -> version text; received a list",
+    ),
     ("seed-text", setting(seed="42"), "`seed` must be an integer; received the text '42'"),
     ("epochs-number", setting(epochs=3), "`epochs` must be a mapping {configured, completed}; received the number 3"),
     ("gates-not-records", setting(gates=[{"metric": "loss"}]), "`gates[0].condition` is missing"),
@@ -154,7 +164,11 @@ RUN_JSON = [
     ("no-data", dropping("data"), "`data` is missing"),
     ("no-epochs", dropping("epochs"), "`epochs` is missing"),
     ("no-sha256", edit(lambda info: info["data"]["train"].pop("sha256")), "`data.train.sha256` is missing"),
-    ("data-entry-text", setting(data={"train": "iris.csv"}), "`data.train` must be a mapping {path, sha256}; received the text 'iris.csv'"),
+    (
+        "data-entry-text",
+        setting(data={"train": "iris.csv"}),
+        "`data.train` must be a mapping {path, sha256}; received the text 'iris.csv'",
+    ),
     ("no-completed", edit(lambda info: info["epochs"].pop("completed")), "`epochs.completed` is missing"),
     *NOT_REGULAR,
 ]
@@ -181,7 +195,9 @@ def assert_damaged(result, fragment: str):
 
 
 def snapshot(folder: Path) -> dict:
-    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+    return {
+        p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -262,51 +278,187 @@ def test_a_run_from_a_newer_nnflow_is_said_as_such_before_its_keys_are_read(run,
 OTHER_FILES = [
     # metrics.json: evaluate (its gates), report, compare, runs
     ("metrics.json", "not-json", text("{"), "metrics.json: not valid JSON", ("evaluate", "report", "compare")),
-    ("metrics.json", "a-list", text("[1]"), "metrics.json: must be a JSON object (metric name -> number); received a list", ("evaluate", "report", "compare")),
-    ("metrics.json", "text-value", setting(loss="low"), "metrics.json: `loss` must be a number (or null); received the text 'low'", ("evaluate", "report", "compare")),
+    (
+        "metrics.json",
+        "a-list",
+        text("[1]"),
+        "metrics.json: must be a JSON object (metric name -> number); received a list",
+        ("evaluate", "report", "compare"),
+    ),
+    (
+        "metrics.json",
+        "text-value",
+        setting(loss="low"),
+        "metrics.json: `loss` must be a number (or null); received the text 'low'",
+        ("evaluate", "report", "compare"),
+    ),
     ("metrics.json", "fifo", fifo, "metrics.json: is a named pipe (FIFO)", ("evaluate", "report", "compare")),
     # preprocessing.json: evaluate, predict, export, report
-    ("preprocessing.json", "not-json", text("{'task': 1}"), "preprocessing.json: not valid JSON", ("evaluate", "predict", "export", "report")),
-    ("preprocessing.json", "a-list", text("[]"), "preprocessing.json: must be a JSON object (the run's encodings); received a list", ("predict", "report")),
-    ("preprocessing.json", "no-target", dropping("target"), "preprocessing.json: `target` is missing", ("evaluate", "predict", "export", "report")),
-    ("preprocessing.json", "shape-text", setting(input_shape="4"), "`input_shape` must be a list of positive sizes; received the text '4'", ("predict", "export")),
-    ("preprocessing.json", "shape-wrong", setting(input_shape=[5]), "`input_shape` [5] does not hold the 4 numbers the feature columns give", ("predict", "report")),
-    ("preprocessing.json", "unknown-task", setting(task="ranking"), "`task` must be 'classification' or 'regression'; received the text 'ranking'", ("predict",)),
-    ("preprocessing.json", "binary-of-3", setting(target_encoding="binary"), "a binary target has two classes; `class_names` lists 3", ("evaluate",)),
-    ("preprocessing.json", "short-mean", setting(mean=[0.0]), "`mean` must be a list of 4 numbers (one per input column) or null", ("predict",)),
-    ("preprocessing.json", "fifo", fifo, "preprocessing.json: is a named pipe (FIFO)", ("evaluate", "predict", "export", "report")),
+    (
+        "preprocessing.json",
+        "not-json",
+        text("{'task': 1}"),
+        "preprocessing.json: not valid JSON",
+        ("evaluate", "predict", "export", "report"),
+    ),
+    (
+        "preprocessing.json",
+        "a-list",
+        text("[]"),
+        "preprocessing.json: must be a JSON object (the run's encodings); received a list",
+        ("predict", "report"),
+    ),
+    (
+        "preprocessing.json",
+        "no-target",
+        dropping("target"),
+        "preprocessing.json: `target` is missing",
+        ("evaluate", "predict", "export", "report"),
+    ),
+    (
+        "preprocessing.json",
+        "shape-text",
+        setting(input_shape="4"),
+        "`input_shape` must be a list of positive sizes; received the text '4'",
+        ("predict", "export"),
+    ),
+    (
+        "preprocessing.json",
+        "shape-wrong",
+        setting(input_shape=[5]),
+        "`input_shape` [5] does not hold the 4 numbers the feature columns give",
+        ("predict", "report"),
+    ),
+    (
+        "preprocessing.json",
+        "unknown-task",
+        setting(task="ranking"),
+        "`task` must be 'classification' or 'regression'; received the text 'ranking'",
+        ("predict",),
+    ),
+    (
+        "preprocessing.json",
+        "binary-of-3",
+        setting(target_encoding="binary"),
+        "a binary target has two classes; `class_names` lists 3",
+        ("evaluate",),
+    ),
+    (
+        "preprocessing.json",
+        "short-mean",
+        setting(mean=[0.0]),
+        "`mean` must be a list of 4 numbers (one per input column) or null",
+        ("predict",),
+    ),
+    (
+        "preprocessing.json",
+        "fifo",
+        fifo,
+        "preprocessing.json: is a named pipe (FIFO)",
+        ("evaluate", "predict", "export", "report"),
+    ),
     # experiment.yaml: evaluate, predict, export (the spec), compare (its keys), report (its text)
-    ("experiment.yaml", "alias-bomb", text("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8))),
-        "aliases expand to more than", ("evaluate", "predict", "export", "compare")),
-    ("experiment.yaml", "python-tag", text("name: !!python/object/apply:os.system [echo hi]\n"), "the tag !!python/object/apply:os.system is not allowed", ("predict", "compare")),
+    (
+        "experiment.yaml",
+        "alias-bomb",
+        text(
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8))
+        ),
+        "aliases expand to more than",
+        ("evaluate", "predict", "export", "compare"),
+    ),
+    (
+        "experiment.yaml",
+        "python-tag",
+        text("name: !!python/object/apply:os.system [echo hi]\n"),
+        "the tag !!python/object/apply:os.system is not allowed",
+        ("predict", "compare"),
+    ),
     ("experiment.yaml", "not-a-mapping", text("- layers\n- compile\n"), "experiment.yaml: ", ("predict", "compare")),
-    ("experiment.yaml", "not-a-spec", text("layers: 5\ncompile: {optimizer: adam, loss: mse}\n"), "experiment.yaml: it does not load", ("evaluate", "predict", "export")),
+    (
+        "experiment.yaml",
+        "not-a-spec",
+        text("layers: 5\ncompile: {optimizer: adam, loss: mse}\n"),
+        "experiment.yaml: it does not load",
+        ("evaluate", "predict", "export"),
+    ),
     ("experiment.yaml", "not-utf8", raw(b"name: \xff\n"), "not UTF-8", ("predict", "compare", "report")),
     ("experiment.yaml", "fifo", fifo, "experiment.yaml: ", ("evaluate", "predict", "export", "compare", "report")),
     # history.csv: plot, report
-    ("history.csv", "no-epoch", csv_edit(lambda lines: [lines[0].replace("epoch,", "step,"), *lines[1:]]), "history.csv: no 'epoch' column in its header", ("plot", "report")),
-    ("history.csv", "epoch-text", csv_edit(lambda lines: [lines[0], "one" + lines[1][1:], *lines[2:]]), "history.csv: line 2: `epoch` must be an epoch number (1 or more); received 'one'", ("plot", "report")),
-    ("history.csv", "value-text", csv_edit(lambda lines: [lines[0], lines[1].replace(",0.", ",zero", 1), *lines[2:]]), "history.csv: line 2, column ", ("plot", "report")),
-    ("history.csv", "ragged", csv_edit(lambda lines: [lines[0], lines[1] + ",1,2", *lines[2:]]), "history.csv: line 2 has", ("plot", "report")),
-    ("history.csv", "nul", raw(b"epoch,loss\n1,0.5\x00\n"), "history.csv: line 2, column 'loss': '0.5\\x00' is not a number", ("plot", "report")),
+    (
+        "history.csv",
+        "no-epoch",
+        csv_edit(lambda lines: [lines[0].replace("epoch,", "step,"), *lines[1:]]),
+        "history.csv: no 'epoch' column in its header",
+        ("plot", "report"),
+    ),
+    (
+        "history.csv",
+        "epoch-text",
+        csv_edit(lambda lines: [lines[0], "one" + lines[1][1:], *lines[2:]]),
+        "history.csv: line 2: `epoch` must be an epoch number (1 or more); received 'one'",
+        ("plot", "report"),
+    ),
+    (
+        "history.csv",
+        "value-text",
+        csv_edit(lambda lines: [lines[0], lines[1].replace(",0.", ",zero", 1), *lines[2:]]),
+        "history.csv: line 2, column ",
+        ("plot", "report"),
+    ),
+    (
+        "history.csv",
+        "ragged",
+        csv_edit(lambda lines: [lines[0], lines[1] + ",1,2", *lines[2:]]),
+        "history.csv: line 2 has",
+        ("plot", "report"),
+    ),
+    (
+        "history.csv",
+        "nul",
+        raw(b"epoch,loss\n1,0.5\x00\n"),
+        "history.csv: line 2, column 'loss': '0.5\\x00' is not a number",
+        ("plot", "report"),
+    ),
     ("history.csv", "empty", text(""), "history.csv: empty", ("plot", "report")),
     ("history.csv", "fifo", fifo, "history.csv: is a named pipe (FIFO)", ("plot", "report")),
     # gradients.csv: plot --gradients, report
-    ("gradients.csv", "no-norm", csv_edit(lambda lines: [lines[0].replace("norm", "size"), *lines[1:]]), "gradients.csv: no 'norm' column in its header", ("gradients", "report")),
-    ("gradients.csv", "norm-text", csv_edit(lambda lines: [lines[0], lines[1].rsplit(",", 1)[0] + ",big", *lines[2:]]), "gradients.csv: line 2, column 'norm': 'big' is not a number", ("gradients", "report")),
+    (
+        "gradients.csv",
+        "no-norm",
+        csv_edit(lambda lines: [lines[0].replace("norm", "size"), *lines[1:]]),
+        "gradients.csv: no 'norm' column in its header",
+        ("gradients", "report"),
+    ),
+    (
+        "gradients.csv",
+        "norm-text",
+        csv_edit(lambda lines: [lines[0], lines[1].rsplit(",", 1)[0] + ",big", *lines[2:]]),
+        "gradients.csv: line 2, column 'norm': 'big' is not a number",
+        ("gradients", "report"),
+    ),
     ("gradients.csv", "fifo", fifo, "gradients.csv: is a named pipe (FIFO)", ("gradients", "report")),
     # evaluation.json: report (its confusion matrix)
     ("evaluation.json", "not-json", text("nope"), "evaluation.json: not valid JSON", ("report",)),
     ("evaluation.json", "no-metrics", text("{}"), "evaluation.json: `metrics` is missing", ("report",)),
-    ("evaluation.json", "matrix-not-square", text(json.dumps({"metrics": {}, "classification": {"classes": ["a", "b"], "confusion_matrix": [[1, 2]]}})),
-     "`classification.confusion_matrix` must be a 2 x 2 table of counts", ("report",)),
+    (
+        "evaluation.json",
+        "matrix-not-square",
+        text(json.dumps({"metrics": {}, "classification": {"classes": ["a", "b"], "confusion_matrix": [[1, 2]]}})),
+        "`classification.confusion_matrix` must be a 2 x 2 table of counts",
+        ("report",),
+    ),
     ("evaluation.json", "fifo", fifo, "evaluation.json: is a named pipe (FIFO)", ("report",)),
 ]
 
 
-@pytest.mark.parametrize(("file", "case", "damage", "fragment", "commands"), OTHER_FILES, ids=[f"{c[0]}-{c[1]}" for c in OTHER_FILES])
-def test_a_damaged_run_file_is_exit_6_for_every_command_that_reads_it(run, tmp_path, file, case, damage, fragment, commands):
+@pytest.mark.parametrize(
+    ("file", "case", "damage", "fragment", "commands"), OTHER_FILES, ids=[f"{c[0]}-{c[1]}" for c in OTHER_FILES]
+)
+def test_a_damaged_run_file_is_exit_6_for_every_command_that_reads_it(
+    run, tmp_path, file, case, damage, fragment, commands
+):
     damage(run / file)
     info = (run / "run.json").read_bytes()
     for name in commands:
@@ -315,14 +467,17 @@ def test_a_damaged_run_file_is_exit_6_for_every_command_that_reads_it(run, tmp_p
     assert not [p for p in tmp_path.iterdir() if p.name != "run"]  # no output made
 
 
-@pytest.mark.parametrize(("file", "reader"), [
-    ("metrics.json", runs.read_metrics),
-    ("preprocessing.json", runs.read_preprocessing),
-    ("history.csv", runs.read_history),
-    ("gradients.csv", runs.read_gradients),
-    ("experiment.yaml", runs.read_experiment),
-    ("experiment.yaml", runs.read_spec),
-])
+@pytest.mark.parametrize(
+    ("file", "reader"),
+    [
+        ("metrics.json", runs.read_metrics),
+        ("preprocessing.json", runs.read_preprocessing),
+        ("history.csv", runs.read_history),
+        ("gradients.csv", runs.read_gradients),
+        ("experiment.yaml", runs.read_experiment),
+        ("experiment.yaml", runs.read_spec),
+    ],
+)
 @pytest.mark.parametrize(("case", "damage", "fragment"), NOT_REGULAR, ids=[case[0] for case in NOT_REGULAR])
 def test_every_reader_refuses_what_is_not_a_regular_file(run, file, reader, case, damage, fragment):
     damage(run / file)
@@ -389,20 +544,40 @@ CHECKPOINTS = [
     ("garbage", raw(b"not a zip file at all"), "not a readable checkpoint (BadZipFile"),
     ("truncated", lambda path: path.write_bytes(path.read_bytes()[:3000]), "not a readable checkpoint"),
     ("zip-bomb", zip_bomb, "expands to 4,194,304 bytes (a zip bomb?)"),
-    ("object-array", array_edit(lambda a: a.update({"model.0": np.array([{"x": 1}], dtype=object)})), "not a readable checkpoint (ValueError: Object arrays"),
+    (
+        "object-array",
+        array_edit(lambda a: a.update({"model.0": np.array([{"x": 1}], dtype=object)})),
+        "not a readable checkpoint (ValueError: Object arrays",
+    ),
     ("no-state", array_edit(lambda a: a.pop("state")), "holds no `state`"),
     ("state-not-json", array_edit(lambda a: a.update(state=np.array("{epochs"))), "its `state` is not valid JSON"),
     ("state-a-number", array_edit(lambda a: a.update(state=np.array([1.0, 2.0]))), "its `state` must be JSON text"),
     ("state-a-list", state_edit(lambda s: s.clear()), "`epochs_completed` is missing"),
     ("no-history", state_edit(lambda s: s.pop("history")), "`history` is missing"),
     ("no-callbacks", state_edit(lambda s: s.pop("callbacks")), "`callbacks` is missing"),
-    ("epochs-text", state_edit(lambda s: s.update(epochs_completed="2")), "`epochs_completed` must be the number of epochs completed"),
+    (
+        "epochs-text",
+        state_edit(lambda s: s.update(epochs_completed="2")),
+        "`epochs_completed` must be the number of epochs completed",
+    ),
     ("history-short", state_edit(lambda s: s["history"].pop()), "its history does not hold epochs 1 to 2"),
     ("history-text", state_edit(lambda s: s["history"][0].update(loss="low")), "`history[0].loss` must be a number"),
-    ("callback-state-text", state_edit(lambda s: s["callbacks"][0].update(wait="two")), "`callbacks[0].wait` must be a number, null or {arrays: N}"),
-    ("best-weights-missing", array_edit(lambda a: a.pop("callback0.best_weights.1")), "the array callback0.best_weights.1 of its callback state is missing"),
+    (
+        "callback-state-text",
+        state_edit(lambda s: s["callbacks"][0].update(wait="two")),
+        "`callbacks[0].wait` must be a number, null or {arrays: N}",
+    ),
+    (
+        "best-weights-missing",
+        array_edit(lambda a: a.pop("callback0.best_weights.1")),
+        "the array callback0.best_weights.1 of its callback state is missing",
+    ),
     ("model-array-missing", array_edit(lambda a: a.pop("model.1")), "the array model.1 is missing"),
-    ("text-array", array_edit(lambda a: a.update({"optimizer.0": np.array(["x"])})), "the array optimizer.0 holds <U1 values, not numbers"),
+    (
+        "text-array",
+        array_edit(lambda a: a.update({"optimizer.0": np.array(["x"])})),
+        "the array optimizer.0 holds <U1 values, not numbers",
+    ),
     *NOT_REGULAR,
 ]
 
@@ -442,12 +617,31 @@ def weights_of(model) -> list:
     return [np.array(v.numpy()) for v in [*model.variables, *model.optimizer.variables]]
 
 
-@pytest.mark.parametrize(("case", "change", "fragment"), [
-    ("wrong-shape", lambda a: a.update({"model.0": np.zeros((5, 16), "float32")}), "the array model.0 has shape [5, 16], but the model's "),
-    ("last-wrong-shape", lambda a: a.update({"optimizer.9": np.zeros((4,), "float32")}), "the array optimizer.9 has shape [4], but the model's "),
-    ("one-too-few", lambda a: a.pop("optimizer.9"), "it holds 9 optimizer arrays, but the run's model has 10 optimizer variables"),
-    ("one-too-many", lambda a: a.update({"model.5": np.zeros(3, "float32")}), "it holds 6 model arrays, but the run's model has 5 model variables"),
-])
+@pytest.mark.parametrize(
+    ("case", "change", "fragment"),
+    [
+        (
+            "wrong-shape",
+            lambda a: a.update({"model.0": np.zeros((5, 16), "float32")}),
+            "the array model.0 has shape [5, 16], but the model's ",
+        ),
+        (
+            "last-wrong-shape",
+            lambda a: a.update({"optimizer.9": np.zeros((4,), "float32")}),
+            "the array optimizer.9 has shape [4], but the model's ",
+        ),
+        (
+            "one-too-few",
+            lambda a: a.pop("optimizer.9"),
+            "it holds 9 optimizer arrays, but the run's model has 10 optimizer variables",
+        ),
+        (
+            "one-too-many",
+            lambda a: a.update({"model.5": np.zeros(3, "float32")}),
+            "it holds 6 model arrays, but the run's model has 5 model variables",
+        ),
+    ],
+)
 def test_restore_weights_checks_every_array_before_assigning_any(resumable, model, case, change, fragment):
     state, arrays = runs.load_checkpoint(resumable)
     change(arrays)
@@ -468,26 +662,61 @@ def test_restore_weights_puts_a_sound_checkpoint_back(resumable, model):
 def callbacks_of(resumable: Path):
     import keras
 
-    return [keras.callbacks.EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True),
-            keras.callbacks.CSVLogger(str(resumable / "log.csv"))]
+    return [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True),
+        keras.callbacks.CSVLogger(str(resumable / "log.csv")),
+    ]
 
 
-@pytest.mark.parametrize(("case", "change", "fragment"), [
-    ("fewer-callbacks", lambda cbs, states, arrays: cbs.pop(), "it holds the state of 2 callback(s), but the run's experiment has 1"),
-    ("swapped", lambda cbs, states, arrays: cbs.reverse(), "the state of callback 0 has 'wait', which CSVLogger does not keep"),
-    ("unknown-key", lambda cbs, states, arrays: states[0].update(secret=1), "the state of callback 0 has 'secret', which EarlyStopping does not keep"),
-    ("text-value", lambda cbs, states, arrays: states[0].update(wait="two"), "has 'wait' = the text 'two'; expected a number"),
-    ("best-weights-shape", lambda cbs, states, arrays: arrays.update({"callback0.best_weights.0": np.zeros((5, 16), "float32")}),
-     "the best weights kept by callback 0 (EarlyStopping) do not fit the run's model"),
-    ("best-weights-missing", lambda cbs, states, arrays: arrays.pop("callback0.best_weights.3"), "the state of callback 0 (EarlyStopping) has a damaged 'best_weights'"),
-])
+@pytest.mark.parametrize(
+    ("case", "change", "fragment"),
+    [
+        (
+            "fewer-callbacks",
+            lambda cbs, states, arrays: cbs.pop(),
+            "it holds the state of 2 callback(s), but the run's experiment has 1",
+        ),
+        (
+            "swapped",
+            lambda cbs, states, arrays: cbs.reverse(),
+            "the state of callback 0 has 'wait', which CSVLogger does not keep",
+        ),
+        (
+            "unknown-key",
+            lambda cbs, states, arrays: states[0].update(secret=1),
+            "the state of callback 0 has 'secret', which EarlyStopping does not keep",
+        ),
+        (
+            "text-value",
+            lambda cbs, states, arrays: states[0].update(wait="two"),
+            "has 'wait' = the text 'two'; expected a number",
+        ),
+        (
+            "best-weights-shape",
+            lambda cbs, states, arrays: arrays.update({"callback0.best_weights.0": np.zeros((5, 16), "float32")}),
+            "the best weights kept by callback 0 (EarlyStopping) do not fit the run's model",
+        ),
+        (
+            "best-weights-missing",
+            lambda cbs, states, arrays: arrays.pop("callback0.best_weights.3"),
+            "the state of callback 0 (EarlyStopping) has a damaged 'best_weights'",
+        ),
+    ],
+)
 def test_restore_callbacks_refuses_states_that_do_not_fit(resumable, model, case, change, fragment):
     state, arrays = runs.load_checkpoint(resumable)
     callbacks = callbacks_of(resumable)
     log = (resumable / "log.csv").read_bytes()
     change(callbacks, state["callbacks"], arrays)
     with pytest.raises(DamagedRunError) as raised:
-        training.restore_callbacks(callbacks, state["callbacks"], arrays, state["epochs_completed"], model=model, path=str(resumable / runs.CHECKPOINT_FILE))
+        training.restore_callbacks(
+            callbacks,
+            state["callbacks"],
+            arrays,
+            state["epochs_completed"],
+            model=model,
+            path=str(resumable / runs.CHECKPOINT_FILE),
+        )
     assert fragment in str(raised.value), str(raised.value)
     assert (resumable / "log.csv").read_bytes() == log  # checked before anything was changed
 
@@ -503,15 +732,20 @@ def test_restore_callbacks_fits_a_sound_state_and_cuts_the_csv_log(resumable, mo
     assert len(callbacks[0].best_weights) == 4 and callbacks[0].wait == state["callbacks"][0]["wait"]
 
 
-@pytest.mark.parametrize(("case", "damage", "fragment"), [
-    *NOT_REGULAR,
-    ("not-utf8", raw(b"epoch,loss\n0,\xff\n"), "not UTF-8 text"),
-])
+@pytest.mark.parametrize(
+    ("case", "damage", "fragment"),
+    [
+        *NOT_REGULAR,
+        ("not-utf8", raw(b"epoch,loss\n0,\xff\n"), "not UTF-8 text"),
+    ],
+)
 def test_a_csv_log_that_is_not_a_readable_file_is_damage(resumable, model, case, damage, fragment):
     state, arrays = runs.load_checkpoint(resumable)
     damage(resumable / "log.csv")
     with pytest.raises(DamagedRunError, match="log.csv") as raised:
-        training.restore_callbacks(callbacks_of(resumable), state["callbacks"], arrays, state["epochs_completed"], model=model)
+        training.restore_callbacks(
+            callbacks_of(resumable), state["callbacks"], arrays, state["epochs_completed"], model=model
+        )
     assert fragment in str(raised.value)
 
 
@@ -537,7 +771,11 @@ def no_work(monkeypatch):
     def work(*args, **kwargs):
         raise AssertionError("work was done before the output was checked")
 
-    for module, name in ((nnflow.modelfile, "load_model"), (nnflow.plots, "learning_curves"), (nnflow.plots, "gradient_norms")):
+    for module, name in (
+        (nnflow.modelfile, "load_model"),
+        (nnflow.plots, "learning_curves"),
+        (nnflow.plots, "gradient_norms"),
+    ):
         monkeypatch.setattr(module, name, work)
 
 
@@ -557,12 +795,18 @@ def test_no_command_writes_over_a_file_of_its_run(run, tmp_path, no_work, name):
     for file in ("history.csv", "metrics.json", "model.keras", "run.json", "experiment.yaml"):
         (tmp_path / f"link-{file}{suffix}").symlink_to(run / file)
     outputs = [
-        *[tmp_path / f"link-{file}{suffix}" for file in ("history.csv", "metrics.json", "model.keras")],  # a link to a run file
-        other / own if name != "export" else other / "export" / own,  # the command's own output, in another run's folder
+        *[
+            tmp_path / f"link-{file}{suffix}" for file in ("history.csv", "metrics.json", "model.keras")
+        ],  # a link to a run file
+        other / own
+        if name != "export"
+        else other / "export" / own,  # the command's own output, in another run's folder
         run / "sub" / own,  # a folder inside the run
         run,  # the run folder itself
     ]
-    not_own = {"evaluate": "metrics.json", "predict": "history.csv", "export": "model.tflite"}.get(name)  # report, plot: any .html, .png
+    not_own = {"evaluate": "metrics.json", "predict": "history.csv", "export": "model.tflite"}.get(
+        name
+    )  # report, plot: any .html, .png
     if not_own:
         outputs += [
             run / not_own,  # a file of the run
@@ -586,8 +830,13 @@ def test_the_run_folder_guard_says_what_may_be_written_where(run, tmp_path):
     (tmp_path / "link.csv").symlink_to(run / "history.csv")
     with pytest.raises(ConfigError, match=f"it resolves to {run / 'history.csv'}"):
         runs.check_output(tmp_path / "link.csv", "predict", [run])
-    for command, output in (("evaluate", "evaluation-new.json"), ("predict", "predictions-2.parquet"), ("report", "mine.html"),
-                            ("plot", "gradients.png"), ("export", "export/savedmodel")):
+    for command, output in (
+        ("evaluate", "evaluation-new.json"),
+        ("predict", "predictions-2.parquet"),
+        ("report", "mine.html"),
+        ("plot", "gradients.png"),
+        ("export", "export/savedmodel"),
+    ):
         assert runs.check_output(run / output, command, [run]) == run / output  # its own outputs, in its run
     assert runs.check_output(tmp_path / "anywhere" / "else.csv", "predict", [run]) == tmp_path / "anywhere" / "else.csv"
 
@@ -601,7 +850,9 @@ def test_an_output_under_a_regular_file_is_exit_2_before_any_work(run, tmp_path,
 
 
 @pytest.mark.parametrize("name", OUTPUT_COMMANDS)
-def test_an_output_in_a_folder_that_cannot_be_written_is_exit_2_before_any_work(run, tmp_path, no_work, monkeypatch, name):
+def test_an_output_in_a_folder_that_cannot_be_written_is_exit_2_before_any_work(
+    run, tmp_path, no_work, monkeypatch, name
+):
     from nnflow import fileio
 
     arguments, own = OUTPUT_COMMANDS[name]
@@ -619,8 +870,12 @@ def test_an_output_that_is_a_folder_is_exit_2(run, tmp_path, no_work, name):
 
     arguments, own = OUTPUT_COMMANDS[name]
     (tmp_path / own).mkdir()
-    call = {"evaluate": lambda: evaluate(run, output=tmp_path / own), "predict": lambda: predict(run, DATA / "iris.csv", tmp_path / own),
-            "report": lambda: report(run, tmp_path / own), "plot": lambda: plot([run], tmp_path / own)}[name]
+    call = {
+        "evaluate": lambda: evaluate(run, output=tmp_path / own),
+        "predict": lambda: predict(run, DATA / "iris.csv", tmp_path / own),
+        "report": lambda: report(run, tmp_path / own),
+        "plot": lambda: plot([run], tmp_path / own),
+    }[name]
     with pytest.raises(ConfigError, match="is a folder; give a file name"):
         call()
     assert invoke(*arguments(run), "--output", tmp_path / own).exit_code == 2  # click or nnflow: either says it
@@ -632,13 +887,23 @@ def test_a_default_output_in_a_read_only_run_is_exit_2_naming_the_run(run, no_wo
     real_access = os.access
     monkeypatch.setattr(fileio.os, "access", lambda path, mode: Path(path) != run and real_access(path, mode))
     result = invoke("report", run)
-    assert result.exit_code == 2 and "RUN" in result.stderr and "is not writable. Give an --output elsewhere." in result.stderr
+    assert (
+        result.exit_code == 2
+        and "RUN" in result.stderr
+        and "is not writable. Give an --output elsewhere." in result.stderr
+    )
 
 
 def test_export_refuses_an_extension_of_another_format(run, tmp_path, no_work):
-    refused(invoke("export", run, "-f", "tflite", "-o", tmp_path / "x.onnx"), "a tflite export is a TensorFlow Lite flatbuffer; give a .tflite file")
+    refused(
+        invoke("export", run, "-f", "tflite", "-o", tmp_path / "x.onnx"),
+        "a tflite export is a TensorFlow Lite flatbuffer; give a .tflite file",
+    )
     refused(invoke("export", run, "-f", "onnx", "-o", tmp_path / "x.tflite"), "give a .onnx file")
-    refused(invoke("export", run, "-f", "savedmodel", "-o", tmp_path / "x.keras"), "a savedmodel export is a folder; give a folder name")
+    refused(
+        invoke("export", run, "-f", "savedmodel", "-o", tmp_path / "x.keras"),
+        "a savedmodel export is a folder; give a folder name",
+    )
 
 
 def test_own_outputs_in_the_own_run_are_written(run, tmp_path):
@@ -657,20 +922,43 @@ def test_own_outputs_in_the_own_run_are_written(run, tmp_path):
 
 
 RESUME_DAMAGE = [
-    ("checkpoint: an array of the wrong shape", runs.CHECKPOINT_FILE,
-     array_edit(lambda a: a.update({"model.2": np.zeros((5, 5), dtype="float32")})), "model.2"),
-    ("checkpoint: no callback state", runs.CHECKPOINT_FILE, state_edit(lambda s: s.pop("callbacks")), "`callbacks` is missing"),
-    ("checkpoint: callback state of another callback", runs.CHECKPOINT_FILE,
-     state_edit(lambda s: s["callbacks"].append({"wait": 1})), "checkpoint.npz"),
-    ("checkpoint: truncated", runs.CHECKPOINT_FILE, lambda path: path.write_bytes(path.read_bytes()[:3000]), "not a readable checkpoint"),
+    (
+        "checkpoint: an array of the wrong shape",
+        runs.CHECKPOINT_FILE,
+        array_edit(lambda a: a.update({"model.2": np.zeros((5, 5), dtype="float32")})),
+        "model.2",
+    ),
+    (
+        "checkpoint: no callback state",
+        runs.CHECKPOINT_FILE,
+        state_edit(lambda s: s.pop("callbacks")),
+        "`callbacks` is missing",
+    ),
+    (
+        "checkpoint: callback state of another callback",
+        runs.CHECKPOINT_FILE,
+        state_edit(lambda s: s["callbacks"].append({"wait": 1})),
+        "checkpoint.npz",
+    ),
+    (
+        "checkpoint: truncated",
+        runs.CHECKPOINT_FILE,
+        lambda path: path.write_bytes(path.read_bytes()[:3000]),
+        "not a readable checkpoint",
+    ),
     ("run.json: not JSON", "run.json", raw(b"{status: interrupted"), "not valid JSON"),
     ("run.json: data a list", "run.json", setting(data=[]), "`data` must be a mapping"),
     ("run.json: versions a list", "run.json", setting(versions=["3.15"]), "`versions`"),
     ("run.json: no epochs", "run.json", dropping("epochs"), "`epochs` is missing"),
-    ("experiment.yaml: an alias bomb", "experiment.yaml",
-     raw(b"a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
-         b"d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"),
-     "experiment.yaml"),
+    (
+        "experiment.yaml: an alias bomb",
+        "experiment.yaml",
+        raw(
+            b"a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+            b"d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+        ),
+        "experiment.yaml",
+    ),
     ("preprocessing.json: a list", "preprocessing.json", raw(b"[]"), "preprocessing.json"),
 ]
 

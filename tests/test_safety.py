@@ -83,8 +83,15 @@ def test_a_callback_never_writes_over_the_files_the_run_reads(tmp_path, argument
     config.write_text((CONFIGS / "iris.yaml").read_text().replace("../data/iris.csv", "iris.csv"))
     before = tree(tmp_path)
     for target in (data, config):
-        result = invoke("train", config, "--out", tmp_path / "run", *sum((["--set", o] for o in QUICK), []),
-                        "--set", "fit.callbacks=[{%s}]" % (argument % target))
+        result = invoke(
+            "train",
+            config,
+            "--out",
+            tmp_path / "run",
+            *sum((["--set", o] for o in QUICK), []),
+            "--set",
+            "fit.callbacks=[{%s}]" % (argument % target),
+        )
         assert result.exit_code == 2, result.output
         assert f"would write over {target}, which this run reads" in result.stderr
     assert tree(tmp_path) == before and not (tmp_path / "run").exists()  # no run folder left half-made
@@ -92,11 +99,20 @@ def test_a_callback_never_writes_over_the_files_the_run_reads(tmp_path, argument
 
 def test_absolute_callback_paths_still_write_where_they_say(tmp_path):
     shared = tmp_path / "shared" / "iris-epochs.csv"
-    result = invoke("train", CONFIGS / "iris.yaml", "--out", tmp_path / "run", "--set", f"fit.callbacks=[{{CSVLogger: {{filename: {shared}}}}}]")
+    result = invoke(
+        "train",
+        CONFIGS / "iris.yaml",
+        "--out",
+        tmp_path / "run",
+        "--set",
+        f"fit.callbacks=[{{CSVLogger: {{filename: {shared}}}}}]",
+    )
     assert result.exit_code == 2 and f"the folder {shared.parent} does not exist; make it first" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # refused before training: no run folder left
     shared.parent.mkdir()
-    result = train(CONFIGS / "iris.yaml", [*QUICK, f"fit.callbacks=[{{CSVLogger: {{filename: {shared}}}}}]"], out=tmp_path / "run")
+    result = train(
+        CONFIGS / "iris.yaml", [*QUICK, f"fit.callbacks=[{{CSVLogger: {{filename: {shared}}}}}]"], out=tmp_path / "run"
+    )
     assert result.run_dir == tmp_path / "run"
     assert len(shared.read_text().splitlines()) == 5  # the header and four epochs
 
@@ -135,7 +151,9 @@ def test_two_trainings_into_one_out_folder(tmp_path):
 def test_the_lock_goes_with_its_process(tmp_path):
     """An OS lock: a trainer killed with SIGKILL holds nothing."""
     code = f"import sys, time; from nnflow.runs import lock_run; lock_run({str(tmp_path)!r}, where='x'); print('locked', flush=True); time.sleep(60)"
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     try:
         assert holder.stdout.readline() == "locked\n"
         assert runs.lock_holder(tmp_path) == f"process {holder.pid}"
@@ -186,7 +204,9 @@ def test_a_disk_that_fills_up_while_training_leaves_the_run_interrupted(tmp_path
 
 def test_a_disk_full_for_every_file_still_leaves_a_resumable_run(tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
-    full_disk_after(monkeypatch, {runs.CHECKPOINT_FILE, "history.csv", "run.json"}, allowed=6)  # run.json, then 2 epochs
+    full_disk_after(
+        monkeypatch, {runs.CHECKPOINT_FILE, "history.csv", "run.json"}, allowed=6
+    )  # run.json, then 2 epochs
     result = invoke("train", CONFIGS / "iris.yaml", "--out", run_dir, *sum((["--set", o] for o in QUICK), []))
     assert result.exit_code == 7, result.output
     assert "Traceback" not in result.output and "no space left on the device" in result.stderr
@@ -209,7 +229,9 @@ def test_schema_output_on_a_full_disk_or_under_a_file(tmp_path, monkeypatch):
 # Signals: SIGINT is 130 and SIGTERM 143, after the same clean-up
 
 
-@pytest.mark.parametrize("interrupt, code, said", [(KeyboardInterrupt, 130, "Interrupted."), (signal.SIGTERM, 143, "Terminated (SIGTERM).")])
+@pytest.mark.parametrize(
+    "interrupt, code, said", [(KeyboardInterrupt, 130, "Interrupted."), (signal.SIGTERM, 143, "Terminated (SIGTERM).")]
+)
 def test_an_interrupt_while_the_command_line_is_parsed(monkeypatch, capsys, interrupt, code, said):
     from nnflow.errors import Terminated
 
@@ -231,7 +253,10 @@ def sigterm_when(args, condition, seconds=120) -> tuple[int, str]:
     """Run `nnflow ARGS` in a process of its own, SIGTERM it once `condition()` holds; (exit code, stderr)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "nnflow", *map(str, args)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     deadline = time.monotonic() + seconds
     try:
@@ -251,11 +276,25 @@ def sigterm_when(args, condition, seconds=120) -> tuple[int, str]:
 def test_sigterm_stops_training_like_ctrl_c(tmp_path):
     run_dir = tmp_path / "run"
     code, stderr = sigterm_when(
-        ["train", CONFIGS / "iris.yaml", "--out", run_dir, "--set", "fit.epochs=2000", "--set", "fit.callbacks=[]", "--set", "expect={}", "-q"],
+        [
+            "train",
+            CONFIGS / "iris.yaml",
+            "--out",
+            run_dir,
+            "--set",
+            "fit.epochs=2000",
+            "--set",
+            "fit.callbacks=[]",
+            "--set",
+            "expect={}",
+            "-q",
+        ],
         lambda: (run_dir / runs.CHECKPOINT_FILE).exists(),
     )
     assert code == 143, stderr
-    assert f"Terminated (SIGTERM). Continue with: nnflow train --resume {run_dir}" in stderr and "Traceback" not in stderr
+    assert (
+        f"Terminated (SIGTERM). Continue with: nnflow train --resume {run_dir}" in stderr and "Traceback" not in stderr
+    )
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "interrupted" and info["epochs"]["completed"] >= 1
     assert not list(run_dir.glob(".*.tmp"))
@@ -272,7 +311,9 @@ def test_sigterm_leaves_no_half_written_predictions(tmp_path):
             stream.write("\n".join(rows[1:]) + "\n")
     out = tmp_path / "out" / "predictions.csv"
     out.parent.mkdir()
-    code, stderr = sigterm_when(["predict", run_dir, "-i", big, "-o", out, "-q"], lambda: any(out.parent.glob(".predictions.csv.*.tmp")))
+    code, stderr = sigterm_when(
+        ["predict", run_dir, "-i", big, "-o", out, "-q"], lambda: any(out.parent.glob(".predictions.csv.*.tmp"))
+    )
     assert code == 143, stderr
     assert "Terminated (SIGTERM)." in stderr and "Traceback" not in stderr
     assert list(out.parent.iterdir()) == []  # neither the output nor its temporary file
@@ -291,8 +332,15 @@ def test_a_callback_whose_own_file_hits_a_full_disk(tmp_path, monkeypatch):
 
     monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", full)
     run_dir = tmp_path / "run"
-    result = invoke("train", CONFIGS / "iris.yaml", "--out", run_dir, *sum((["--set", o] for o in QUICK), []),
-                    "--set", "fit.callbacks=[{CSVLogger: {filename: epochs.csv}}]")
+    result = invoke(
+        "train",
+        CONFIGS / "iris.yaml",
+        "--out",
+        run_dir,
+        *sum((["--set", o] for o in QUICK), []),
+        "--set",
+        "fit.callbacks=[{CSVLogger: {filename: epochs.csv}}]",
+    )
     assert result.exit_code == 7, result.output
     assert f"cannot write {run_dir / 'epochs.csv'}: no space left on the device" in result.stderr
     assert status(run_dir) == "interrupted"
@@ -300,12 +348,17 @@ def test_a_callback_whose_own_file_hits_a_full_disk(tmp_path, monkeypatch):
     assert invoke("train", "--resume", run_dir, "-q").exit_code == 0 and status(run_dir) == "completed"
 
 
-@pytest.mark.parametrize("command, target", [
-    (["check", str(CONFIGS / "iris.yaml")], "nnflow.workflows.check"),
-    (["runs"], "nnflow.workflows.list_runs"),
-    (["schema"], "nnflow.schema.json_schema"),
-])
-@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "Interrupted."), (signal.SIGTERM, 143, "Terminated (SIGTERM).")])
+@pytest.mark.parametrize(
+    "command, target",
+    [
+        (["check", str(CONFIGS / "iris.yaml")], "nnflow.workflows.check"),
+        (["runs"], "nnflow.workflows.list_runs"),
+        (["schema"], "nnflow.schema.json_schema"),
+    ],
+)
+@pytest.mark.parametrize(
+    "signum, code, said", [(signal.SIGINT, 130, "Interrupted."), (signal.SIGTERM, 143, "Terminated (SIGTERM).")]
+)
 def test_every_command_exits_130_or_143_on_a_signal(monkeypatch, command, target, signum, code, said):
     def signalled(*args, **kwargs):
         os.kill(os.getpid(), signum)
@@ -322,7 +375,9 @@ def test_every_command_exits_130_or_143_on_a_signal(monkeypatch, command, target
 # Callbacks and the run's own files (found in review)
 
 
-@pytest.mark.parametrize("filename", ["experiment.yaml", "run.json", "logs/../history.csv", ".nnflow.lock", "model.keras/x.csv"])
+@pytest.mark.parametrize(
+    "filename", ["experiment.yaml", "run.json", "logs/../history.csv", ".nnflow.lock", "model.keras/x.csv"]
+)
 def test_a_relative_callback_path_never_names_a_file_nnflow_keeps(filename):
     result = invoke("check", CONFIGS / "iris.yaml", "--set", f"fit.callbacks=[{{CSVLogger: {{filename: {filename}}}}}]")
     assert result.exit_code == 2, result.output
@@ -332,10 +387,20 @@ def test_a_relative_callback_path_never_names_a_file_nnflow_keeps(filename):
 def test_an_absolute_callback_path_never_lands_on_a_run_file(tmp_path):
     other = train(CONFIGS / "iris.yaml", ["fit.epochs=1", "expect={}"], out=tmp_path / "other").run_dir
     before = tree(other)
-    for target, said in ((other / "history.csv", f"is inside the folder of another run, {other}"),
-                         (tmp_path / "run" / "run.json", "the run's own 'run.json', which nnflow writes")):
-        result = invoke("train", CONFIGS / "iris.yaml", "--out", tmp_path / "run", "--set", "fit.epochs=1",
-                        "--set", f"fit.callbacks=[{{CSVLogger: {{filename: {target}}}}}]")
+    for target, said in (
+        (other / "history.csv", f"is inside the folder of another run, {other}"),
+        (tmp_path / "run" / "run.json", "the run's own 'run.json', which nnflow writes"),
+    ):
+        result = invoke(
+            "train",
+            CONFIGS / "iris.yaml",
+            "--out",
+            tmp_path / "run",
+            "--set",
+            "fit.epochs=1",
+            "--set",
+            f"fit.callbacks=[{{CSVLogger: {{filename: {target}}}}}]",
+        )
         assert result.exit_code == 2, result.output
         assert said in result.stderr
         assert not (tmp_path / "run").exists()
@@ -345,16 +410,32 @@ def test_an_absolute_callback_path_never_lands_on_a_run_file(tmp_path):
 def test_a_callback_file_that_is_a_folder_is_refused_before_training(tmp_path):
     folder = tmp_path / "somewhere"
     folder.mkdir()
-    result = invoke("train", CONFIGS / "iris.yaml", "--out", tmp_path / "run", "--set", "fit.epochs=1",
-                    "--set", f"fit.callbacks=[{{CSVLogger: {{filename: {folder}}}}}]")
+    result = invoke(
+        "train",
+        CONFIGS / "iris.yaml",
+        "--out",
+        tmp_path / "run",
+        "--set",
+        "fit.epochs=1",
+        "--set",
+        f"fit.callbacks=[{{CSVLogger: {{filename: {folder}}}}}]",
+    )
     assert result.exit_code == 2 and f"{folder} is a folder; CSVLogger writes a file there" in result.stderr
     assert not (tmp_path / "run").exists()
 
 
 def test_a_callback_keras_refuses_leaves_no_half_made_run_folder(tmp_path):
     out = tmp_path / "a" / "b"
-    result = invoke("train", CONFIGS / "iris.yaml", "--out", out, "--set", "fit.epochs=1",
-                    "--set", "fit.callbacks=[{ModelCheckpoint: {filepath: sub/m.keras, save_freq: sometimes}}]")
+    result = invoke(
+        "train",
+        CONFIGS / "iris.yaml",
+        "--out",
+        out,
+        "--set",
+        "fit.epochs=1",
+        "--set",
+        "fit.callbacks=[{ModelCheckpoint: {filepath: sub/m.keras, save_freq: sometimes}}]",
+    )
     assert result.exit_code == 2, result.output
     assert not (tmp_path / "a").exists()  # nor the parents it made
 
@@ -363,7 +444,10 @@ def test_no_run_folder_can_be_made_is_said_before_any_work(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").write_text("not a folder")
     result = invoke("train", CONFIGS / "iris.yaml", "--set", "fit.epochs=1")
-    assert result.exit_code == 2 and "cannot make run folders in runs/iris-mlp: runs is a file, not a folder" in result.stderr
+    assert (
+        result.exit_code == 2
+        and "cannot make run folders in runs/iris-mlp: runs is a file, not a folder" in result.stderr
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -414,8 +498,21 @@ def test_the_lock_is_released_when_the_model_cannot_be_built(tmp_path, monkeypat
 def test_a_reader_that_goes_away_stops_the_printing_not_the_training(tmp_path):
     run_dir = tmp_path / "run"
     process = subprocess.Popen(
-        [sys.executable, "-m", "nnflow", "train", str(CONFIGS / "iris.yaml"), "--out", str(run_dir), "--set", "fit.epochs=30"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [
+            sys.executable,
+            "-m",
+            "nnflow",
+            "train",
+            str(CONFIGS / "iris.yaml"),
+            "--out",
+            str(run_dir),
+            "--set",
+            "fit.epochs=30",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     process.stdout.readline()  # `nnflow train ... | head -1`
     process.stdout.close()

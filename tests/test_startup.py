@@ -7,8 +7,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from conftest import CONFIGS, ROOT
 
 PROBE = r"""
@@ -29,13 +27,22 @@ print("\n" + json.dumps(results))
 def test_help_and_check_import_nothing_heavy():
     completed = subprocess.run(
         [sys.executable, "-c", PROBE, str(CONFIGS / "iris.yaml")],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
     assert completed.returncode == 0, completed.stderr
     results = json.loads(completed.stdout.strip().splitlines()[-1])
     assert results == {
-        "--help": [], "train --help": [], "fit --help": [], "evaluate --help": [], "predict --help": [], "runs": [],
-        "check": [], "schema": [],
+        "--help": [],
+        "train --help": [],
+        "fit --help": [],
+        "evaluate --help": [],
+        "predict --help": [],
+        "runs": [],
+        "check": [],
+        "schema": [],
     }
 
 
@@ -82,7 +89,9 @@ def _configs_with_data(folder):
         (folder / name).write_bytes(content)
     model = "layers: [{Dense: {units: 3, activation: softmax}}]\ncompile: {optimizer: adam, loss: sparse_categorical_crossentropy}\n"
     text_config = folder / "text.yaml"
-    text_config.write_text("data: {train: train.csv.gz, target: species, validation: valid.tsv.bz2, test: test.csv.zip}\n" + model)
+    text_config.write_text(
+        "data: {train: train.csv.gz, target: species, validation: valid.tsv.bz2, test: test.csv.zip}\n" + model
+    )
     xz_config = folder / "xz.yaml"
     xz_config.write_text("data: {train: more.csv.xz, target: species, drop: [sepal_width]}\n" + model)
     import pandas as pd  # only to write the Parquet file, in this process
@@ -96,7 +105,9 @@ def _configs_with_data(folder):
 def test_check_reads_data_headers_without_pandas(tmp_path):
     text_configs, parquet_config = _configs_with_data(tmp_path)
     configs = [str(CONFIGS / "iris.yaml"), *map(str, text_configs), str(parquet_config)]
-    completed = subprocess.run([sys.executable, "-c", CHECK_PROBE, *configs], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-c", CHECK_PROBE, *configs], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == []
 
@@ -105,7 +116,9 @@ def test_reading_text_headers_imports_neither_numpy_nor_pyarrow(tmp_path):
     """The header reader itself (the CLI's `nnflow.workflows` package imports more; see export.py)."""
     text_configs, _ = _configs_with_data(tmp_path)
     configs = [str(CONFIGS / "iris.yaml"), *map(str, text_configs)]
-    completed = subprocess.run([sys.executable, "-c", HEADERS_PROBE, *configs], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-c", HEADERS_PROBE, *configs], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == []
 
@@ -113,7 +126,12 @@ def test_reading_text_headers_imports_neither_numpy_nor_pyarrow(tmp_path):
 def test_check_imports_no_numpy_either(tmp_path):
     text_configs, _ = _configs_with_data(tmp_path)
     probe = CHECK_PROBE.replace('{"tensorflow", "keras", "pandas"}', '{"tensorflow", "keras", "pandas", "numpy"}')
-    completed = subprocess.run([sys.executable, "-c", probe, str(CONFIGS / "iris.yaml"), *map(str, text_configs)],
-                               capture_output=True, text=True, cwd=ROOT, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-c", probe, str(CONFIGS / "iris.yaml"), *map(str, text_configs)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == []

@@ -48,10 +48,21 @@ def test_a_parallel_sweep_ranks_members_and_reports_the_failing_one(tmp_path):
     bad_data = tmp_path / "bad.csv"
     bad_data.write_text((ROOT / "tests" / "bad_data" / "stray_text" / "train.csv").read_text())
     result = invoke(
-        "sweep", CONFIGS / "iris.yaml", "--out", tmp_path / "sweep", "--jobs", "2", "--json",
-        "--set", "fit.epochs=3", "--set", "expect={}",
-        "--grid", "compile.optimizer.Adam.learning_rate=0.01,0.05",
-        "--grid", f"data.train=../data/iris.csv,{bad_data}",
+        "sweep",
+        CONFIGS / "iris.yaml",
+        "--out",
+        tmp_path / "sweep",
+        "--jobs",
+        "2",
+        "--json",
+        "--set",
+        "fit.epochs=3",
+        "--set",
+        "expect={}",
+        "--grid",
+        "compile.optimizer.Adam.learning_rate=0.01,0.05",
+        "--grid",
+        f"data.train=../data/iris.csv,{bad_data}",
     )
     assert result.exit_code == 3, result.output  # the worst member: bad data
     document = json.loads(result.stdout)
@@ -64,7 +75,10 @@ def test_a_parallel_sweep_ranks_members_and_reports_the_failing_one(tmp_path):
     assert completed[0]["metric"] <= completed[1]["metric"]
     assert {m["exit_code"] for m in failed} == {3} and all("'1.5cm' is not a number" in m["error"] for m in failed)
     for member in completed:
-        assert json.loads((tmp_path / "sweep" / member["run"].split("/")[-1] / "run.json").read_text())["status"] == "completed"
+        assert (
+            json.loads((tmp_path / "sweep" / member["run"].split("/")[-1] / "run.json").read_text())["status"]
+            == "completed"
+        )
     with open(tmp_path / "sweep" / "leaderboard.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
     assert [row["rank"] for row in rows] == ["1", "2", "3", "4"] and rows[0]["status"] == "completed"
@@ -72,8 +86,18 @@ def test_a_parallel_sweep_ranks_members_and_reports_the_failing_one(tmp_path):
 
 
 def test_a_bad_override_fails_only_its_member(tmp_path):
-    result = invoke("sweep", CONFIGS / "iris.yaml", "--out", tmp_path / "s", "--set", "fit.epochs=1", "--set", "expect={}",
-                    "--grid", "fit.batch_size=16,0")
+    result = invoke(
+        "sweep",
+        CONFIGS / "iris.yaml",
+        "--out",
+        tmp_path / "s",
+        "--set",
+        "fit.epochs=1",
+        "--set",
+        "expect={}",
+        "--grid",
+        "fit.batch_size=16,0",
+    )
     assert result.exit_code == 2
     assert "fit.batch_size: expected a positive integer; received 0." in result.stderr
     board = result.stdout
@@ -81,20 +105,44 @@ def test_a_bad_override_fails_only_its_member(tmp_path):
 
 
 def test_multi_worker_members_are_refused_before_they_run(tmp_path):
-    result = invoke("sweep", CONFIGS / "iris.yaml", "--out", tmp_path / "s", "--set", "expect={}",
-                    "--grid", "fit.distribute=multi_worker", "--grid", "fit.batch_size=16,32")
+    result = invoke(
+        "sweep",
+        CONFIGS / "iris.yaml",
+        "--out",
+        tmp_path / "s",
+        "--set",
+        "expect={}",
+        "--grid",
+        "fit.distribute=multi_worker",
+        "--grid",
+        "fit.batch_size=16,32",
+    )
     assert result.exit_code == 2
     assert result.stderr.count("multi_worker members would all claim the ports of one TF_CONFIG") == 2
     assert "failed (exit 2)" in result.stdout and "completed" not in result.stdout
 
 
 def test_a_wrong_sweep_is_refused_before_anything_runs(tmp_path):
-    result = invoke("sweep", CONFIGS / "iris.yaml", "--out", tmp_path / "s", "--grid", "fit.epochs=1", "--metric", "val_auc")
+    result = invoke(
+        "sweep", CONFIGS / "iris.yaml", "--out", tmp_path / "s", "--grid", "fit.epochs=1", "--metric", "val_auc"
+    )
     assert result.exit_code == 2 and "'val_auc' is not a metric these runs report" in result.stderr
     assert not (tmp_path / "s").exists()
     assert invoke("sweep", CONFIGS / "tutorial.yaml", "--grid", "fit.epochs=1").exit_code == 2
-    result = invoke("sweep", CONFIGS / "iris.yaml", "--out", tmp_path / "s", "--grid", "fit.epochs=1",
-                    "--set", "data.test=0", "--set", "expect={}", "--metric", "test_loss")
+    result = invoke(
+        "sweep",
+        CONFIGS / "iris.yaml",
+        "--out",
+        tmp_path / "s",
+        "--grid",
+        "fit.epochs=1",
+        "--set",
+        "data.test=0",
+        "--set",
+        "expect={}",
+        "--metric",
+        "test_loss",
+    )
     assert result.exit_code == 2 and "'test_loss' is not a metric these runs report" in result.stderr
 
 
@@ -106,9 +154,27 @@ def test_stopping_a_sweep_stops_every_member_and_keeps_finished_runs(tmp_path, s
     sweep_dir = tmp_path / "sweep"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "nnflow", "sweep", str(CONFIGS / "iris.yaml"), "--out", str(sweep_dir), "--jobs", "2",
-         "--set", "expect={}", "--set", "fit.callbacks=[]", "--grid", "fit.epochs=1,2000,2000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "nnflow",
+            "sweep",
+            str(CONFIGS / "iris.yaml"),
+            "--out",
+            str(sweep_dir),
+            "--jobs",
+            "2",
+            "--set",
+            "expect={}",
+            "--set",
+            "fit.callbacks=[]",
+            "--grid",
+            "fit.epochs=1,2000,2000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(process.stderr.readline, "")), daemon=True)
@@ -116,8 +182,10 @@ def test_stopping_a_sweep_stops_every_member_and_keeps_finished_runs(tmp_path, s
     deadline = time.monotonic() + 120
     try:
         # Wait until the short member has finished (the sweep said so) and a long one is training.
-        while not (any(line.startswith("[01] completed") for line in lines)
-                   and (sweep_dir / "02-epochs=2000" / "checkpoint.npz").exists()):
+        while not (
+            any(line.startswith("[01] completed") for line in lines)
+            and (sweep_dir / "02-epochs=2000" / "checkpoint.npz").exists()
+        ):
             assert process.poll() is None, "".join(lines)
             assert time.monotonic() < deadline, "the sweep did not get going"
             time.sleep(0.05)

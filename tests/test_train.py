@@ -70,7 +70,9 @@ def test_example_trains_into_a_complete_run_folder(example, tmp_path):
 
     # The resolved file trains the same experiment: overrides, defaults and seed are in it.
     resolved = load_spec(run_dir / "experiment.yaml")
-    assert resolved.fit.epochs == 2 and resolved.seed == info["seed"] == (spec.seed if spec.seed is not None else info["seed"])
+    assert resolved.fit.epochs == 2 and resolved.seed == info["seed"] == (
+        spec.seed if spec.seed is not None else info["seed"]
+    )
     assert resolved.data.train == spec.data.train.resolve()
 
     # model.keras loads in safe mode and scores the test split as training reported.
@@ -100,7 +102,9 @@ def test_iris_as_written_passes_its_gates_and_prints_one_line_per_epoch(tmp_path
 
 def test_fit_is_train_and_quiet_prints_only_the_run_folder(tmp_path):
     assert invoke("fit", "--help").output == invoke("train", "--help").output.replace("cli train [", "cli fit [")
-    result = invoke("fit", CONFIGS / "iris.yaml", "--set", "fit.epochs=1", "--set", "expect={}", "--out", tmp_path / "r", "-q")
+    result = invoke(
+        "fit", CONFIGS / "iris.yaml", "--set", "fit.epochs=1", "--set", "expect={}", "--out", tmp_path / "r", "-q"
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{tmp_path / 'r'}\n" and result.stderr == ""
 
@@ -123,13 +127,22 @@ RESUME_CASES = {
     # iris as written keeps its Dropout and EarlyStopping(restore_best_weights).
     "dropout and early stopping": (["fit.epochs=8"], 3),
     # Keras flips min_delta's sign itself; a CSVLogger must append, not start over.
-    "plateau and csv log": (["fit.epochs=5", "fit.callbacks=[{ReduceLROnPlateau: {monitor: loss, factor: 0.5, patience: 0, min_delta: 10}}, {CSVLogger: {filename: log.csv}}]"], 2),
+    "plateau and csv log": (
+        [
+            "fit.epochs=5",
+            "fit.callbacks=[{ReduceLROnPlateau: {monitor: loss, factor: 0.5, patience: 0, min_delta: 10}}, {CSVLogger: {filename: log.csv}}]",
+        ],
+        2,
+    ),
     # 7 steps per epoch in executions of 3: one pipeline per epoch instead of one stream.
     "per-epoch pipeline": (["fit.epochs=4", "compile.steps_per_execution=3"], 2),
     # Gradient norms are recorded per epoch: the resumed run's gradients.csv is the reference's.
     "gradient norms": (["fit.epochs=4", "fit.diagnostics.gradient_norms=true"], 2),
     # Interrupted after the epoch EarlyStopping stopped at: resuming only finishes.
-    "stopped early": (["fit.epochs=60", "compile.optimizer.Adam.learning_rate=0.05", "fit.callbacks.0.EarlyStopping.patience=2"], "stop"),
+    "stopped early": (
+        ["fit.epochs=60", "compile.optimizer.Adam.learning_rate=0.05", "fit.callbacks.0.EarlyStopping.patience=2"],
+        "stop",
+    ),
 }
 
 
@@ -156,7 +169,9 @@ def test_interrupted_run_resumes_to_the_same_result(case, tmp_path):
 
     resumed = train(resume=run_dir)
     assert resumed.resumed_at == interrupt_at
-    assert [r | {"seconds": ""} for r in read_history(run_dir)] == [r | {"seconds": ""} for r in read_history(reference.run_dir)]
+    assert [r | {"seconds": ""} for r in read_history(run_dir)] == [
+        r | {"seconds": ""} for r in read_history(reference.run_dir)
+    ]
     assert resumed.metrics == reference.metrics
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "completed" and len(info["resumes"]) == 1
@@ -187,7 +202,9 @@ def test_kill_9_then_resume(tmp_path):
     env = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "nnflow", "train", str(config), "--out", str(run_dir), "-q"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     deadline = time.monotonic() + 120
     try:
@@ -263,7 +280,10 @@ def test_resume_runs_name_means_the_newest_run(tmp_path, monkeypatch):
     from nnflow.runs import find_run
 
     monkeypatch.chdir(tmp_path)
-    for stamp, started in (("2026-01-02_00-00-00", "2026-01-02T00:00:00"), ("2026-01-01_00-00-00", "2026-01-01T00:00:00")):
+    for stamp, started in (
+        ("2026-01-02_00-00-00", "2026-01-02T00:00:00"),
+        ("2026-01-01_00-00-00", "2026-01-01T00:00:00"),
+    ):
         folder = tmp_path / "runs" / "iris" / stamp
         folder.mkdir(parents=True)
         (folder / "run.json").write_text(json.dumps({"started": started}))
@@ -275,8 +295,17 @@ def test_resume_runs_name_means_the_newest_run(tmp_path, monkeypatch):
 
 def test_nan_loss_exits_4_and_marks_the_run_failed(tmp_path):
     result = invoke(
-        "train", CONFIGS / "diabetes.yaml", "--out", tmp_path / "r", "-q",
-        "--set", "data.normalize=false", "--set", "compile.optimizer.SGD.learning_rate=1.0", "--set", "fit.epochs=3",
+        "train",
+        CONFIGS / "diabetes.yaml",
+        "--out",
+        tmp_path / "r",
+        "-q",
+        "--set",
+        "data.normalize=false",
+        "--set",
+        "compile.optimizer.SGD.learning_rate=1.0",
+        "--set",
+        "fit.epochs=3",
     )
     assert result.exit_code == 4, result.output
     assert "the loss became NaN or infinite in epoch 1" in result.stderr
@@ -288,7 +317,16 @@ def test_nan_loss_exits_4_and_marks_the_run_failed(tmp_path):
 
 
 def test_failing_gate_exits_5_naming_it_with_its_value(tmp_path):
-    result = invoke("train", CONFIGS / "iris.yaml", "--out", tmp_path / "r", "--set", "fit.epochs=1", "--set", "expect.val_loss=< 0.0001")
+    result = invoke(
+        "train",
+        CONFIGS / "iris.yaml",
+        "--out",
+        tmp_path / "r",
+        "--set",
+        "fit.epochs=1",
+        "--set",
+        "expect.val_loss=< 0.0001",
+    )
     assert result.exit_code == 5, result.output
     val_loss = json.loads((tmp_path / "r" / "metrics.json").read_text())["val_loss"]
     assert result.stderr.startswith("Error: ") and " expect: gate(s) failed: " in result.stderr
@@ -309,7 +347,10 @@ def test_out_must_be_a_new_or_empty_folder(tmp_path):
 
 @pytest.mark.parametrize(
     ("out", "message"),
-    [("afile/run", "cannot make {out}: {tmp}/afile is a file, not a folder."), ("afile", "Invalid value for '--out': Directory '{out}' is a file.")],
+    [
+        ("afile/run", "cannot make {out}: {tmp}/afile is a file, not a folder."),
+        ("afile", "Invalid value for '--out': Directory '{out}' is a file."),
+    ],
 )
 def test_out_that_cannot_be_made_is_refused_before_training(tmp_path, out, message):
     (tmp_path / "afile").write_text("mine")
@@ -325,7 +366,11 @@ def test_train_needs_a_data_section():
 
 def test_callback_files_go_inside_the_run_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = train(CONFIGS / "iris.yaml", ["fit.epochs=2", "expect={}", "fit.callbacks=[{CSVLogger: {filename: keras_log.csv}}]"], out="r")
+    result = train(
+        CONFIGS / "iris.yaml",
+        ["fit.epochs=2", "expect={}", "fit.callbacks=[{CSVLogger: {filename: keras_log.csv}}]"],
+        out="r",
+    )
     assert (result.run_dir / "keras_log.csv").exists() and not (tmp_path / "keras_log.csv").exists()
 
 

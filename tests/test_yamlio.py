@@ -8,7 +8,16 @@ from nnflow.yamlio import MAX_FILE_BYTES, load_yaml_file, parse_yaml
 
 def test_yaml_12_scalars():
     data = parse_yaml("a: 1e-3\nb: no\nc: on\nd: 0x10\ne: .inf\nf: 2024-01-01\ng: ~\nh: [1, 2.5, true, FALSE]").data
-    assert data == {"a": 0.001, "b": "no", "c": "on", "d": 16, "e": float("inf"), "f": "2024-01-01", "g": None, "h": [1, 2.5, True, False]}
+    assert data == {
+        "a": 0.001,
+        "b": "no",
+        "c": "on",
+        "d": 16,
+        "e": float("inf"),
+        "f": "2024-01-01",
+        "g": None,
+        "h": [1, 2.5, True, False],
+    }
 
 
 def test_positions_are_one_based_and_cover_keys_and_values():
@@ -23,7 +32,10 @@ def test_positions_are_one_based_and_cover_keys_and_values():
     "text, fragment",
     [
         ("a: 1\nb: 2\na: 3\n", "x.yaml:3:1: duplicate key 'a': it is also set at line 1"),
-        ("a: !!python/object/apply:os.system ['true']\n", "x.yaml:1:4: the tag !!python/object/apply:os.system is not allowed"),
+        (
+            "a: !!python/object/apply:os.system ['true']\n",
+            "x.yaml:1:4: the tag !!python/object/apply:os.system is not allowed",
+        ),
         ("a: !!binary aGk=\n", "the tag !!binary is not allowed"),
         ("a: !custom x\n", "the tag !custom is not allowed"),
         ("a:\n\tb: 1\n", "x.yaml:2:1: a tab is used for indentation"),
@@ -111,7 +123,9 @@ def _within(seconds, function, *args):
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/null", "/dev/urandom"])
 def test_a_device_is_refused_without_reading_it(device):
-    with pytest.raises(ConfigError, match=rf"^{device}: is a character device, not a regular file; expected an experiment file"):
+    with pytest.raises(
+        ConfigError, match=rf"^{device}: is a character device, not a regular file; expected an experiment file"
+    ):
         _within(5, load_yaml_file, device)
 
 
@@ -150,7 +164,9 @@ def test_a_file_that_grows_past_the_limit_after_stat_is_still_bounded(tmp_path, 
 
     monkeypatch.setattr(os, "stat", small)
     assert path.stat().st_size == 10
-    with pytest.raises(ConfigError, match=r"the file is over 1,000,000 bytes; experiment files are limited to 1,000,000 bytes"):
+    with pytest.raises(
+        ConfigError, match=r"the file is over 1,000,000 bytes; experiment files are limited to 1,000,000 bytes"
+    ):
         load_yaml_file(path)
 
 
@@ -191,7 +207,15 @@ def test_characters_and_tags_that_cannot_be_plain_data_are_located(text, fragmen
     assert fragment in str(caught.value)
 
 
-@pytest.mark.parametrize("text, data", [("a: !!map {b: 1}\n", {"a": {"b": 1}}), ("a: !!seq [1]\n", {"a": [1]}), ("a: !!str 5\n", {"a": "5"}), ('a: "\\U0001F600 \\t"\n', {"a": "\U0001F600 \t"})])
+@pytest.mark.parametrize(
+    "text, data",
+    [
+        ("a: !!map {b: 1}\n", {"a": {"b": 1}}),
+        ("a: !!seq [1]\n", {"a": [1]}),
+        ("a: !!str 5\n", {"a": "5"}),
+        ('a: "\\U0001F600 \\t"\n', {"a": "\U0001f600 \t"}),
+    ],
+)
 def test_tags_that_fit_and_escapes_of_characters_are_plain_data(text, data):
     assert parse_yaml(text).data == data
 
@@ -203,19 +227,49 @@ def test_tags_that_fit_and_escapes_of_characters_are_plain_data(text, data):
 def _resolved_files():
     from nnflow import load_spec
 
-    return [load_spec(path).to_dict() for path in sorted(CONFIGS.glob("*.yaml")) + sorted(CONFIGS.glob("lessons/*.yaml"))]
+    return [
+        load_spec(path).to_dict() for path in sorted(CONFIGS.glob("*.yaml")) + sorted(CONFIGS.glob("lessons/*.yaml"))
+    ]
 
 
 @pytest.mark.parametrize("writer", ["dump_yaml", "safe_dump"])
 def test_a_resolved_experiment_reads_back_the_same(writer, tmp_path):
     for resolved in _resolved_files():
         path = tmp_path / "experiment.yaml"
-        text = dump_yaml(resolved, comment="The resolved experiment\nFrom: x.yaml") if writer == "dump_yaml" else "# header\n" + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
+        text = (
+            dump_yaml(resolved, comment="The resolved experiment\nFrom: x.yaml")
+            if writer == "dump_yaml"
+            else "# header\n" + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
+        )
         path.write_text(text, encoding="utf-8")
         assert load_yaml_file(path).data == resolved
 
 
-@pytest.mark.parametrize("value", ["1e3", "1E-5", "0o17", "1.0e3", ".5", "yes", "no", "on", "null", "~", "True", "0x1F", "\x85", "a\u2028b", "x\u2029", "é", "", " ", "#x", "a: b"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1e3",
+        "1E-5",
+        "0o17",
+        "1.0e3",
+        ".5",
+        "yes",
+        "no",
+        "on",
+        "null",
+        "~",
+        "True",
+        "0x1F",
+        "\x85",
+        "a\u2028b",
+        "x\u2029",
+        "é",
+        "",
+        " ",
+        "#x",
+        "a: b",
+    ],
+)
 def test_dump_yaml_quotes_strings_that_either_yaml_version_reads_otherwise(value):
     text = dump_yaml({"name": value, "data": {"target": value}})
     assert parse_yaml(text).data == {"name": value, "data": {"target": value}}
@@ -228,7 +282,9 @@ def test_safe_dump_does_not_round_trip_what_dump_yaml_does():
     assert parse_yaml(dump_yaml({"target": "1e3"})).data == {"target": "1e3"}
 
 
-@pytest.mark.parametrize("comment", ["From: my\nexp.yaml", "a\rb", "a\r\nb", "a\u2028b", "a\x85b", "--set name=x\n\nlayers: []"])
+@pytest.mark.parametrize(
+    "comment", ["From: my\nexp.yaml", "a\rb", "a\r\nb", "a\u2028b", "a\x85b", "--set name=x\n\nlayers: []"]
+)
 def test_dump_yaml_comments_cannot_break_out_of_the_comment(comment):
     text = dump_yaml({"a": 1}, comment=comment)
     assert parse_yaml(text).data == {"a": 1}

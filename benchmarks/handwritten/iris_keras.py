@@ -39,23 +39,29 @@ n_train = int(len(x) * (1 - 0.2))  # the rows validation_split=0.2 leaves for tr
 normalizer = keras.layers.Normalization()
 normalizer.adapt(x[:n_train])
 
-model = keras.Sequential([
-    keras.Input(shape=(x.shape[1],)),
-    normalizer,
-    keras.layers.Dense(16, activation="relu"),
-    keras.layers.Dense(3, activation="softmax"),
-])
+model = keras.Sequential(
+    [
+        keras.Input(shape=(x.shape[1],)),
+        normalizer,
+        keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dense(3, activation="softmax"),
+    ]
+)
 model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 t_prep = time.perf_counter()
 
 history = model.fit(x, y, batch_size=16, epochs=100, validation_split=0.2, verbose=0)
 t_fit = time.perf_counter()
 
-print(json.dumps({
-    "val_accuracy": history.history["val_accuracy"][-1],
-    "train_rows": n_train,
-    "epochs": len(history.history["loss"]),
-    "import_seconds": t_import - t0,
-    "prep_seconds": t_prep - t_import,
-    "fit_seconds": t_fit - t_prep,
-}))
+print(
+    json.dumps(
+        {
+            "val_accuracy": history.history["val_accuracy"][-1],
+            "train_rows": n_train,
+            "epochs": len(history.history["loss"]),
+            "import_seconds": t_import - t0,
+            "prep_seconds": t_prep - t_import,
+            "fit_seconds": t_fit - t_prep,
+        }
+    )
+)

@@ -35,13 +35,15 @@ n_train = int(len(x) * (1 - 0.2))  # validation_split=0.2 holds out the LAST 20%
 normalizer = keras.layers.Normalization()
 normalizer.adapt(x[:n_train])
 
-model = keras.Sequential([
-    keras.Input(shape=(x.shape[1],)),
-    normalizer,
-    keras.layers.Dense(64, activation="relu"),
-    keras.layers.Dense(64, activation="relu"),
-    keras.layers.Dense(1, activation="sigmoid"),
-])
+model = keras.Sequential(
+    [
+        keras.Input(shape=(x.shape[1],)),
+        normalizer,
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ]
+)
 model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
 t_prep = time.perf_counter()
 
@@ -50,12 +52,16 @@ history = model.fit(x, y, batch_size=256, epochs=epochs, validation_split=0.2, v
 t_fit = time.perf_counter()
 
 fit_seconds = t_fit - t_prep
-print(json.dumps({
-    "fit_seconds": fit_seconds,
-    "train_rows": n_train,
-    "epochs": epochs,
-    "rows_per_second": n_train * epochs / fit_seconds,
-    "val_accuracy": history.history["val_accuracy"][-1],
-    "import_seconds": t_import - t0,
-    "prep_seconds": t_prep - t_import,
-}))
+print(
+    json.dumps(
+        {
+            "fit_seconds": fit_seconds,
+            "train_rows": n_train,
+            "epochs": epochs,
+            "rows_per_second": n_train * epochs / fit_seconds,
+            "val_accuracy": history.history["val_accuracy"][-1],
+            "import_seconds": t_import - t0,
+            "prep_seconds": t_prep - t_import,
+        }
+    )
+)

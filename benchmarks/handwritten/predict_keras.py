@@ -52,11 +52,15 @@ out[f"probability_{class_names[1]}"] = p
 out.to_csv(output_path, index=False)
 t_write = time.perf_counter()
 
-print(json.dumps({
-    "rows": len(df),
-    "import_seconds": t_import - t0,
-    "read_seconds": t_read - t_import,
-    "load_seconds": t_load - t_read,
-    "predict_seconds": t_predict - t_load,
-    "write_seconds": t_write - t_predict,
-}))
+print(
+    json.dumps(
+        {
+            "rows": len(df),
+            "import_seconds": t_import - t0,
+            "read_seconds": t_read - t_import,
+            "load_seconds": t_load - t_read,
+            "predict_seconds": t_predict - t_load,
+            "write_seconds": t_write - t_predict,
+        }
+    )
+)

@@ -14,8 +14,8 @@ import threading
 
 import click
 
-from ..version import __version__
 from ..errors import NnflowError, Terminated, interrupt_exit_code
+from ..version import __version__
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

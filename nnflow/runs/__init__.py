@@ -13,6 +13,7 @@ documents.py   run.json, metrics, evaluation, preprocessing, history, experiment
 outputs.py     no command writes over a run's files
 """
 
+from ..run_layout import CHECKPOINT_FILE, LOCK_FILE, RUN_FILE, RUN_FILES, RUN_FORMAT, RUNS_ROOT, is_nnflow_name
 from .atomic import (
     DISK_ERRNOS,
     FILE_MODE,
@@ -44,7 +45,6 @@ from .documents import (
     run_started,
 )
 from .folders import check_new_folder, check_runs_root, find_run, new_run_dir, open_run, remove_partial_files
-from ..run_layout import CHECKPOINT_FILE, LOCK_FILE, RUN_FILE, RUN_FILES, RUN_FORMAT, RUNS_ROOT, is_nnflow_name
 from .lock import RunLock, is_live_nnflow_process, lock_holder, lock_run
 from .outputs import OWN_OUTPUTS, TABLE_SUFFIXES, check_output, enclosing_runs
 from .reading import (

@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .atomic import remove_file, write_bytes_atomic
 from ..run_layout import CHECKPOINT_FILE
+from .atomic import remove_file, write_bytes_atomic
 from .reading import Shape, damaged, is_bool, is_count, is_int, is_json_number_or_null, is_text
 
 

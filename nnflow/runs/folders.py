@@ -8,9 +8,9 @@ from pathlib import Path
 
 from ..errors import ConfigError, Problem
 from ..fileio import NotReadable, open_regular, os_reason, output_problem
+from ..run_layout import RUN_FILE, RUNS_ROOT
 from .atomic import remove_file
 from .documents import read_run_info, run_started
-from ..run_layout import RUN_FILE, RUNS_ROOT
 from .lock import lock_holder
 from .reading import damaged
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, Problem
 from ..fileio import file_kind, os_reason
-from .atomic import FILE_MODE, remove_file
 from ..run_layout import LOCK_FILE
+from .atomic import FILE_MODE, remove_file
 
 
 class RunLock:

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import OutputError
+from ..run_layout import LOCK_FILE, RUN_FILE, RUNS_ROOT
 from .atomic import history_csv, save_model, write_json, write_text_atomic
 from .checkpoint import Checkpointer, remove_checkpoint
 from .folders import new_run_dir, remove_partial_files
-from ..run_layout import LOCK_FILE, RUN_FILE, RUNS_ROOT
 from .lock import RunLock, lock_run
 
 

@@ -157,7 +157,9 @@ def _scores(trained: TrainedRun, labelled: _Labelled) -> tuple[dict, dict | None
 
     spec, preprocessing, model = trained.spec, trained.preprocessing, trained.model
     with training.deterministic_ops():  # as in training: the test split's numbers are training's exactly
-        scores_by_name = training.evaluate(model, training.evaluation_dataset(labelled.x, labelled.y, spec.fit.batch_size))
+        scores_by_name = training.evaluate(
+            model, training.evaluation_dataset(labelled.x, labelled.y, spec.fit.batch_size)
+        )
     order = [name for name in spec.metric_names if name in scores_by_name]
     metrics = {name: scores_by_name[name] for name in [*order, *sorted(set(scores_by_name) - set(order))]}
     report = None

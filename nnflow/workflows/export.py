@@ -44,8 +44,7 @@ def export(run, format: str, output: str | Path | None = None) -> ExportResult:
     """Export RUN's model as `format` (savedmodel, tflite, onnx) and check it predicts as the run does."""
     import os
 
-    from ..runs import check_output
-    from ..runs import find_run, output_error
+    from ..runs import check_output, find_run, output_error
     from .trained_run import load_run
 
     if format not in FORMATS:
