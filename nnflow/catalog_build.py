@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-CATALOG_PATH = Path(__file__).with_name("keras_catalog.json")
+from .catalog import CATALOG_PATH  # the shipped catalog's one path
 
 # Keyword arguments every layer accepts through `keras.layers.Layer.__init__(**kwargs)`.
 LAYER_BASE_KWARGS = ["activity_regularizer", "trainable", "dtype", "autocast", "name"]

@@ -49,10 +49,13 @@ def train_summary(result) -> str:
         lines += [f"Run folder: {result.run_dir}", ""]
     else:
         lines += [f"This is {result.distribution['task']}; the chief wrote the run folder.", ""]
+    from .spec import SPLIT_PREFIXES
+
     names = [name for name in spec.metric_names]
     rows = []
-    for label, prefix in (("train", ""), ("val", "val_"), ("test", "test_")):
+    for split, prefix in SPLIT_PREFIXES:
         if any(prefix + name in result.metrics for name in names):
+            label = "val" if split == "validation" else split  # the short label of the terminal table
             rows.append([label] + [metric(result.metrics.get(prefix + name)) for name in names])
     header = ["", *names]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -150,9 +153,11 @@ def train_markdown(result) -> str:
     lines.append(
         f"{result.epochs_completed} of {spec.fit.epochs} epochs{_distribution(result.distribution)} in {result.seconds:.1f} s; run folder {_cell(result.run_dir)}."
     )
+    from .spec import SPLIT_PREFIXES
+
     names = spec.metric_names
     lines += ["", "| split | " + " | ".join(map(_cell, names)) + " |", "| --- |" + " ---: |" * len(names)]
-    for label, prefix in (("train", ""), ("validation", "val_"), ("test", "test_")):
+    for label, prefix in SPLIT_PREFIXES:
         if any(prefix + name in result.metrics for name in names):
             lines.append(
                 f"| {label} | " + " | ".join(metric(result.metrics.get(prefix + name)) for name in names) + " |"
