@@ -11,7 +11,7 @@ from ..yamlio import KeyPath, render_path
 from .experiment import KerasObject
 from .keras_objects import keras_object
 from .keras_schema import object_schema
-from .problems import MAX_COUNT, ProblemCollector, describe, integer, is_int_or_float
+from .problems import ProblemCollector, describe, integer, is_int_or_float, is_shape_like
 
 DESCRIPTION = "a keras.Sequential, in this order"
 MISSING = "missing the `layers:` list: the model's layers, in order, e.g. `- Dense: {units: 4}`."
@@ -133,13 +133,10 @@ def _layer_names(found: ProblemCollector, model: Layers) -> None:
 
 
 def check_shape(found: ProblemCollector, value: Any, path: KeyPath) -> tuple | None:
+    """A model input's shape: a list of sizes (a single size is a list of one), as `is_shape_like` judges them."""
     if is_int_or_float(value) and isinstance(value, int):
         value = [value]
-    if (
-        not isinstance(value, list)
-        or not value
-        or not all(v is None or (isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_COUNT) for v in value)
-    ):
+    if not isinstance(value, list) or not is_shape_like(value):
         found.report(
             path,
             f"expected a shape: a list of positive integers (null for a variable size), like [8, 8, 1]; received {describe(value)}.",
