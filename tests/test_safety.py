@@ -30,6 +30,11 @@ def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
+def train_command(config, out, *overrides):
+    """`nnflow train CONFIG --out OUT --set O ...` through the CLI."""
+    return invoke("train", config, "--out", out, *[part for override in overrides for part in ("--set", override)])
+
+
 def status(run_dir: Path) -> str:
     return json.loads((run_dir / "run.json").read_text())["status"]
 
@@ -83,15 +88,7 @@ def test_a_callback_never_writes_over_the_files_the_run_reads(tmp_path, argument
     config.write_text((CONFIGS / "iris.yaml").read_text().replace("../data/iris.csv", "iris.csv"))
     before = tree(tmp_path)
     for target in (data, config):
-        result = invoke(
-            "train",
-            config,
-            "--out",
-            tmp_path / "run",
-            *sum((["--set", o] for o in QUICK), []),
-            "--set",
-            "fit.callbacks=[{%s}]" % (argument % target),
-        )
+        result = train_command(config, tmp_path / "run", *QUICK, "fit.callbacks=[{%s}]" % (argument % target))
         assert result.exit_code == 2, result.output
         assert f"would write over {target}, which this run reads" in result.stderr
     assert tree(tmp_path) == before and not (tmp_path / "run").exists()  # no run folder left half-made
@@ -99,13 +96,8 @@ def test_a_callback_never_writes_over_the_files_the_run_reads(tmp_path, argument
 
 def test_absolute_callback_paths_still_write_where_they_say(tmp_path):
     shared = tmp_path / "shared" / "iris-epochs.csv"
-    result = invoke(
-        "train",
-        CONFIGS / "iris.yaml",
-        "--out",
-        tmp_path / "run",
-        "--set",
-        f"fit.callbacks=[{{CSVLogger: {{filename: {shared}}}}}]",
+    result = train_command(
+        CONFIGS / "iris.yaml", tmp_path / "run", f"fit.callbacks=[{{CSVLogger: {{filename: {shared}}}}}]"
     )
     assert result.exit_code == 2 and f"the folder {shared.parent} does not exist; make it first" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # refused before training: no run folder left
@@ -207,7 +199,7 @@ def test_a_disk_full_for_every_file_still_leaves_a_resumable_run(tmp_path, monke
     full_disk_after(
         monkeypatch, {runs.CHECKPOINT_FILE, "history.csv", "run.json"}, allowed=6
     )  # run.json, then 2 epochs
-    result = invoke("train", CONFIGS / "iris.yaml", "--out", run_dir, *sum((["--set", o] for o in QUICK), []))
+    result = train_command(CONFIGS / "iris.yaml", run_dir, *QUICK)
     assert result.exit_code == 7, result.output
     assert "Traceback" not in result.output and "no space left on the device" in result.stderr
     assert status(run_dir) == "running"  # run.json could not say more: `nnflow runs` shows it killed
@@ -332,14 +324,8 @@ def test_a_callback_whose_own_file_hits_a_full_disk(tmp_path, monkeypatch):
 
     monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", full)
     run_dir = tmp_path / "run"
-    result = invoke(
-        "train",
-        CONFIGS / "iris.yaml",
-        "--out",
-        run_dir,
-        *sum((["--set", o] for o in QUICK), []),
-        "--set",
-        "fit.callbacks=[{CSVLogger: {filename: epochs.csv}}]",
+    result = train_command(
+        CONFIGS / "iris.yaml", run_dir, *QUICK, "fit.callbacks=[{CSVLogger: {filename: epochs.csv}}]"
     )
     assert result.exit_code == 7, result.output
     assert f"cannot write {run_dir / 'epochs.csv'}: no space left on the device" in result.stderr
@@ -391,14 +377,10 @@ def test_an_absolute_callback_path_never_lands_on_a_run_file(tmp_path):
         (other / "history.csv", f"is inside the folder of another run, {other}"),
         (tmp_path / "run" / "run.json", "the run's own 'run.json', which nnflow writes"),
     ):
-        result = invoke(
-            "train",
+        result = train_command(
             CONFIGS / "iris.yaml",
-            "--out",
             tmp_path / "run",
-            "--set",
             "fit.epochs=1",
-            "--set",
             f"fit.callbacks=[{{CSVLogger: {{filename: {target}}}}}]",
         )
         assert result.exit_code == 2, result.output
@@ -410,14 +392,10 @@ def test_an_absolute_callback_path_never_lands_on_a_run_file(tmp_path):
 def test_a_callback_file_that_is_a_folder_is_refused_before_training(tmp_path):
     folder = tmp_path / "somewhere"
     folder.mkdir()
-    result = invoke(
-        "train",
+    result = train_command(
         CONFIGS / "iris.yaml",
-        "--out",
         tmp_path / "run",
-        "--set",
         "fit.epochs=1",
-        "--set",
         f"fit.callbacks=[{{CSVLogger: {{filename: {folder}}}}}]",
     )
     assert result.exit_code == 2 and f"{folder} is a folder; CSVLogger writes a file there" in result.stderr
@@ -426,14 +404,10 @@ def test_a_callback_file_that_is_a_folder_is_refused_before_training(tmp_path):
 
 def test_a_callback_keras_refuses_leaves_no_half_made_run_folder(tmp_path):
     out = tmp_path / "a" / "b"
-    result = invoke(
-        "train",
+    result = train_command(
         CONFIGS / "iris.yaml",
-        "--out",
         out,
-        "--set",
         "fit.epochs=1",
-        "--set",
         "fit.callbacks=[{ModelCheckpoint: {filepath: sub/m.keras, save_freq: sometimes}}]",
     )
     assert result.exit_code == 2, result.output
