@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 # What a CSV cell may say to be missing. Not pandas's longer default list: `NA` (Namibia)
 # and `None` are words in real categorical columns.
 MISSING_MARKERS = ["", "nan", "NaN", "NAN", "null", "NULL", "N/A", "n/a", "#N/A"]
+# How every text table is read: UTF-8, whole columns typed at once, decompressed by nnflow
+# itself (open_table), and only MISSING_MARKERS meaning missing.
+_CSV_OPTIONS = {"encoding": "utf-8", "low_memory": False, "compression": None, "keep_default_na": False}
 
 
 # ---------------------------------------------------------------------------
@@ -55,11 +58,8 @@ def read_table(path: Path, *, nrows: int | None = None):
                 stream,
                 sep=sep,
                 nrows=nrows,
-                encoding="utf-8",
-                low_memory=False,
-                compression=None,
-                keep_default_na=False,
                 na_values=MISSING_MARKERS,
+                **_CSV_OPTIONS,
             )
         _check_cell_lengths(frame, path)
     if len(frame.columns) == 0:
@@ -94,10 +94,7 @@ def iter_table(path: Path, chunk_rows: int, *, parsed_columns=None, text_columns
             stream,
             sep=sep,
             chunksize=chunk_rows,
-            encoding="utf-8",
-            low_memory=False,
-            compression=None,
-            keep_default_na=False,
+            **_CSV_OPTIONS,
             na_values={c: MISSING_MARKERS for c in header if c in parsed},
             dtype={c: str for c in [*raw, *text_columns] if c in header},
         )
