@@ -17,6 +17,7 @@ import pytest
 NO_TF_FILES = frozenset(
     {
         "test_architecture.py",
+        "test_benchmarks_sweep.py",
         "test_broken_configs.py",
         "test_check_data.py",
         "test_docs.py",
@@ -24,6 +25,8 @@ NO_TF_FILES = frozenset(
         "test_overrides.py",
         "test_schema.py",
         "test_spec.py",
+        "test_sweep_spec.py",
+        "test_sweep_study.py",
         "test_yamlio.py",
     }
 )

@@ -4,6 +4,7 @@
     compile.optimizer.Adam.learning_rate=0.001    the optimizer becomes Adam, with this argument
     layers.0.units=32                             an index into `layers` addresses that layer's arguments
     layers.-1.Dense.activation=sigmoid            negative indexes count from the end
+    sweep.space.fit.batch_size=[16, 32]           the rest of the key is one key of `sweep.space`
 
 Values are read as YAML, so `5`, `1e-3`, `null`, `[]` and `adam` mean what they would in the file.
 A value that is not YAML at all (`>= 0.9`, `[1, 2`) is read as the plain string it is written as,
@@ -28,6 +29,9 @@ _OBJECT_LISTS: dict[KeyPath, str] = {
     ("fit", "callbacks"): "callback",
     ("layers",): "layer",
 }
+# Mappings whose keys are themselves dotted `--set` keys: `sweep.space.fit.batch_size=[16, 32]`
+# sets the key `fit.batch_size` of `sweep.space`.
+_DOTTED_KEYS: set[KeyPath] = {("sweep", "space")}
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -110,6 +114,12 @@ def _apply(
     if not rest:
         node[part] = value
         return here
+    if here in _DOTTED_KEYS:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+            created.append(here)
+        node[part][".".join(rest)] = value
+        return here + (".".join(rest),)
     kind = _OBJECT_SLOTS.get(here)
     if kind is not None:
         node[part] = _as_object(node.get(part), rest[0], kind, label, here, created)

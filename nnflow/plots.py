@@ -12,6 +12,11 @@ import math
 from pathlib import Path
 
 
+def pyplot():
+    """matplotlib.pyplot, headless (the Agg backend): for figures drawn elsewhere, such as Optuna's."""
+    return _matplotlib()
+
+
 def _matplotlib():
     import matplotlib
 

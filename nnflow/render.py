@@ -92,6 +92,15 @@ def metric(value) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
 
+def value_text(text: str) -> str:
+    """A swept value as shown (tables, folder names): a long float to 4 significant digits; the rest as written."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return f"{number:.4g}" if "." in text and len(text) > 8 and number == number else text
+
+
 def evaluation_text(result) -> str:
     lines = [f"Evaluated {result.run_dir} on {result.data}: {result.rows:,} rows.", ""]
     names = list(result.metrics)
@@ -245,9 +254,14 @@ def _value(value) -> str:
 
 
 def leaderboard(result) -> str:
-    """`nnflow sweep`: the members ranked by the metric, failures last."""
+    """`nnflow sweep`: the study, its best trial, and every trial ranked by the metric (the others last)."""
     order = "higher is better" if result.higher_is_better else "lower is better"
-    lines = [f"Sweep {result.folder}: {len(result.members)} members, ranked by {result.metric} ({order}).", ""]
+    lines = [
+        f"Study {result.study} ({result.storage}): {result.finished} of {result.trials} trials finished, "
+        f"sampler {result.sampler}, pruner {result.pruner}.",
+        f"Sweep folder {result.folder}; ranked by {result.metric} ({order}).",
+        "",
+    ]
     keys = list(result.members[0].grid) if result.members else []
     rows = []
     for rank, member in enumerate(result.members, start=1):
@@ -256,24 +270,47 @@ def leaderboard(result) -> str:
             [
                 str(rank),
                 f"{member.index:02d}",
-                *member.grid.values(),
+                *(value_text(member.grid.get(key, "")) for key in keys),
                 metric(member.metrics.get(result.metric)),
                 status,
-                member.folder.name,
+                member.folder.name if member.folder else "",
             ]
         )
-    header = ["rank", "member", *(key.split(".")[-1] for key in keys), result.metric, "status", "run"]
+    header = ["rank", "trial", *(key.split(".")[-1] for key in keys), result.metric, "status", "run"]
     lines += _table(header, rows, right={0, 1})
+    if result.best is not None:
+        best = result.best
+        lines += [
+            "",
+            f"Best: trial {best.index:02d}, {result.metric} = {metric(best.metrics.get(result.metric))}: {best.label}",
+            f"      {best.folder}",
+        ]
     return "\n".join(lines)
+
+
+def sweep_verdict(result) -> str:
+    """Why a sweep's exit code is not 0, in one line."""
+    failed = [m for m in result.members if m.status == "failed"]
+    if result.best is not None and result.exit_code == 5:
+        missed = "; ".join(
+            f"{g.get('metric')} = {metric(g.get('value'))}, expected {g.get('condition')}"
+            for g in result.best.gates
+            if isinstance(g, dict) and not g.get("passed")
+        )
+        return f"The best trial ({result.best.index:02d}) misses its expect: gates ({missed}); exit 5."
+    return (
+        f"{result.finished} of {result.trials} trials finished, {len(failed)} failed; "
+        f"exit {result.exit_code} (the worst trial's)."
+    )
 
 
 def sweep_markdown(result) -> str:
     """`nnflow sweep`'s leaderboard as a Markdown section."""
-    failed = sum(1 for m in result.members if m.exit_code)
-    verdict = "✓ every member succeeded" if not failed else f"✗ {failed} member(s) did not succeed"
+    failed = sum(1 for m in result.members if m.status == "failed")
+    verdict = "✓ exit 0" if not result.exit_code else f"✗ exit {result.exit_code}, {failed} trial(s) failed"
     keys = list(result.members[0].grid) if result.members else []
     lines = [
-        f"### nnflow sweep: {len(result.members)} members ({verdict})",
+        f"### nnflow sweep: study {_cell(result.study)}, {result.finished} of {result.trials} trials finished ({verdict})",
         "",
         f"Ranked by {result.metric} ({'higher' if result.higher_is_better else 'lower'} is better); sweep folder {_cell(result.folder)}.",
         "",
@@ -284,7 +321,7 @@ def sweep_markdown(result) -> str:
         status = member.status if not member.exit_code else f"{member.status} (exit {member.exit_code})"
         lines.append(
             f"| {rank} | "
-            + " | ".join(map(_cell, member.grid.values()))
+            + " | ".join(_cell(value_text(member.grid.get(key, ""))) for key in keys)
             + f" | {metric(member.metrics.get(result.metric))} | {status} |"
         )
     return "\n".join(lines) + "\n"

@@ -63,6 +63,16 @@ def seeded(seed: int):
         set_op_determinism(deterministic)
 
 
+def fresh_session() -> None:
+    """Let the next training in this process start as it would in a new one: Keras's global state
+    (its automatic names, `input_layer_1`, `adam_1`, ...) cleared and the old models' memory freed.
+
+    A worker that trains run after run in one process calls it before each; never while a model
+    it made is still in use. Seeds and op determinism need nothing: each run sets its own."""
+    keras = import_keras()
+    keras.backend.clear_session(free_memory=True)
+
+
 @contextlib.contextmanager
 def deterministic_ops():
     """TensorFlow's deterministic ops for the block only, as training runs: `evaluate` then gives

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 DATA = ROOT / "data"
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"  # the server every session and CI run starts (trust authentication)
 
 
 @pytest.fixture
@@ -25,3 +27,28 @@ def write(tmp_path):
         return path
 
     return _write
+
+
+@pytest.fixture
+def postgres_database():
+    """A fresh database on the real server, dropped afterwards. No server: the test fails saying how to start one."""
+    try:
+        import psycopg
+    except ImportError:
+        pytest.fail(
+            "the PostgreSQL tests need the postgres extra: pip install -e '.[postgres]' (make test installs it)"
+        )
+    name = f"nnflow_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(f"{POSTGRES}/postgres", autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        pytest.fail(
+            f"PostgreSQL is not reachable at 127.0.0.1:5432 ({error}). Start it (e.g. `service postgresql start`, "
+            "or `docker run -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:15`) and run the tests again."
+        )
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

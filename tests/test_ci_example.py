@@ -38,5 +38,8 @@ def test_the_ci_example_trains_sweeps_and_gates(tmp_path):
     assert f"A = {out / 'train'} (completed)" in completed.stdout  # the compare step ran
     text = summary.read_text()
     assert text.count("### nnflow train: iris-mlp (✓ all gates passed)") == 1
-    assert "### nnflow evaluate: iris-mlp" in text and "### nnflow sweep: 2 members (✓ every member succeeded)" in text
+    assert (
+        "### nnflow evaluate: iris-mlp" in text
+        and "### nnflow sweep: study iris-mlp, 2 of 2 trials finished (✓ exit 0)" in text
+    )
     assert (out / "summary.md").read_text() == text

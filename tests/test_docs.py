@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nnflow.spec import COMPILE_KEYS, DATA_KEYS, DEFAULTS, FIT_KEYS, load_spec
+from nnflow.spec import COMPILE_KEYS, DATA_KEYS, DEFAULTS, FIT_KEYS, PRUNERS, SAMPLERS, SWEEP, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "docs" / "experiment-file.md"
@@ -115,3 +115,50 @@ def test_the_defaults_table_holds_every_default():
         if documented[key] != f"`{yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}`"
     }
     assert not wrong, f"defaults that the table of {REFERENCE.name} states otherwise (table, code): {wrong}"
+
+
+SWEEP_HEADING = "`sweep`: an Optuna study over the file"
+
+
+def _tables(section_heading: str) -> list[list[list[str]]]:
+    """Each table under a heading of the reference: its rows (the header left out), each a list of cells."""
+    text = REFERENCE.read_text(encoding="utf-8")
+    start = text.index(f"\n## {section_heading}\n")
+    end = text.find("\n## ", start + 1)
+    tables: list[list[list[str]]] = []
+    in_table = False
+    for line in text[start:end].splitlines():
+        if line.startswith("| ---"):
+            tables.append([])
+            in_table = True
+        elif in_table and line.startswith("|"):
+            tables[-1].append([cell.strip() for cell in line.split("|")[1:-1]])
+        else:
+            in_table = False
+    return tables
+
+
+def test_the_sweep_table_names_every_key_and_default():
+    keys, *_ = _tables(SWEEP_HEADING)
+    assert [row[0].strip("`") for row in keys] == list(SWEEP.keys)
+    for row in keys:
+        field = SWEEP.field(row[0].strip("`"))
+        expected = (
+            f"`{yaml.safe_dump(field.default).strip().removesuffix('...').strip()}`"
+            if field.has_default
+            else "required"
+        )
+        assert row[1] == expected, (row[0], row[1], expected)
+
+
+@pytest.mark.parametrize(("table", "methods"), [(2, SAMPLERS), (3, PRUNERS)])
+def test_the_sampler_and_pruner_tables_name_every_argument(table, methods):
+    """Each name in order, with every argument the spec declares for it (and `none` when it has none)."""
+    rows = _tables(SWEEP_HEADING)[table]
+    assert [row[0].strip("`") for row in rows] == list(methods)
+    for row, (name, method) in zip(rows, methods.items()):
+        documented = set(re.findall(r"`([a-z_]+)`", row[1]))
+        if method.argument_names:
+            assert set(method.argument_names) <= documented, (name, set(method.argument_names) - documented)
+        else:
+            assert row[1] == "none", name

@@ -245,9 +245,9 @@ def test_a_fifo_named_run_json_as_the_only_run_is_refused_at_once(tmp_path):
 
 
 def test_unknown_keys_and_statuses_are_accepted(run, tmp_path, monkeypatch):
-    setting(status="pruned", pruned={"at": 2}, tracking_id="mlflow-123", format=1)(run / "run.json")
+    setting(status="archived", archived={"at": 2}, tracking_id="mlflow-123", format=1)(run / "run.json")
     info = runs.read_run_info(run)
-    assert info["status"] == "pruned" and info["tracking_id"] == "mlflow-123"
+    assert info["status"] == "archived" and info["tracking_id"] == "mlflow-123"
     (run / "metrics.json").write_text(json.dumps({"loss": 0.5, "val_loss": None, "a_later_metric": 3}))
     assert runs.read_metrics(run) == {"loss": 0.5, "val_loss": None, "a_later_metric": 3}
     setting(extra={"later": True})(run / "evaluation.json")
@@ -258,7 +258,7 @@ def test_unknown_keys_and_statuses_are_accepted(run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "x").mkdir(parents=True)
     shutil.move(str(run), tmp_path / "runs" / "x" / "run")
-    assert [row.status for row in list_runs()] == ["pruned"]
+    assert [row.status for row in list_runs()] == ["archived"]
 
 
 def test_a_run_json_over_the_size_limit_is_damaged(run, monkeypatch):

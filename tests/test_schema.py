@@ -45,12 +45,51 @@ def test_layer_arguments_are_listed_for_completion():
     assert {"units", "activation", "use_bias", "kernel_initializer", "input_dim"} <= set(arguments)
 
 
+# `sweep:` sections (issue 14), added to a model with one Dense layer.
+SWEEPS_CHECK_ACCEPTS = [
+    "{space: {layers.0.units: {int: [1, 8], log: true}, fit.batch_size: [16, 32]}}",
+    "{metric: val_loss, direction: minimize, trials: 3, max_failures: 0, space: {fit.epochs: {int: [1, 9], step: 2}}}",
+    "{metric: null, trials: null, sampler: {tpe: {n_startup_trials: 0, multivariate: true}}, space: {fit.shuffle: [true, false]}}",
+    "{sampler: {qmc: {qmc_type: halton}}, pruner: {hyperband: {max_resource: auto}}, space: {layers: [[Dense: 1], [Dense: 2]]}}",
+    "{sampler: grid, pruner: {median: null}, space: {compile.optimizer.Adam.learning_rate: {float: [0.001, 0.003], step: 0.001}}}",
+    "{pruner: {successive_halving: {min_resource: 2, bootstrap_count: 1}}, space: {layers.0.activation: [relu, tanh]}}",
+]
+SWEEPS_CHECK_REFUSES = [
+    "{trials: 3}",
+    "{space: {}}",
+    "{space: {fit.epochs: []}}",
+    "{space: {fit.epochs: 3}}",
+    "{space: {fit.epochs: {itn: [1, 3]}}}",
+    "{space: {fit.epochs: {int: [1.5, 3]}}}",
+    "{space: {fit.epochs: {int: [1, 3], float: [1, 3]}}}",
+    "{space: {fit.epochs: {int: [1, 3], step: 0}}}",
+    "{space: {sweep.trials: [1, 2]}}",
+    "{trails: 3, space: {fit.epochs: [1, 2]}}",
+    "{trials: 0, space: {fit.epochs: [1, 2]}}",
+    "{max_failures: -1, space: {fit.epochs: [1, 2]}}",
+    "{direction: maximise, space: {fit.epochs: [1, 2]}}",
+    "{sampler: tpee, space: {fit.epochs: [1, 2]}}",
+    "{sampler: {tpe: {n_startup_trial: 3}}, space: {fit.epochs: [1, 2]}}",
+    "{sampler: {tpe: {seed: 3}}, space: {fit.epochs: [1, 2]}}",
+    "{sampler: {random: {n_startup_trials: 3}}, space: {fit.epochs: [1, 2]}}",
+    "{sampler: {qmc: {qmc_type: sobl}}, space: {fit.epochs: [1, 2]}}",
+    "{sampler: {tpe: {}, random: {}}, space: {fit.epochs: [1, 2]}}",
+    "{pruner: {hyperband: {max_resource: autp}}, space: {fit.epochs: [1, 2]}}",
+    "{pruner: {median: {interval_steps: 0}}, space: {fit.epochs: [1, 2]}}",
+    "{pruner: medain, space: {fit.epochs: [1, 2]}}",
+]
+
+
 @pytest.mark.parametrize(
     "text",
     [
         "layers: [Dense: 1]\ncompile: {loss: mse, optimizer: {Adam: {learning_rate: {ExponentialDecay: {initial_learning_rate: 0.1, decay_steps: 10, decay_rate: 0.9}}}}}\n",
         "layers: [Dense: 1]\ncompile: {loss: mse, metrics: accuracy}\n",
         "layers: [{LayerNormalization: {axis: [1, 2]}}]\ncompile: {loss: mse}\n",
+        *(
+            "layers: [Dense: {units: 4, input_dim: 2}]\ncompile: {loss: mse}\nsweep: " + sweep + "\n"
+            for sweep in SWEEPS_CHECK_ACCEPTS
+        ),
     ],
 )
 def test_schema_accepts_what_check_accepts(validator, text):
@@ -69,6 +108,10 @@ def test_schema_accepts_what_check_accepts(validator, text):
         "layers: [Dense: 1]\ncompile: {loss: mse, steps_per_execution: 2147483648}\n",
         "seed: 4294967296\nlayers: [Dense: 1]\ncompile: {loss: mse}\n",
         "layers: [Dense: 1]\ncompile: {loss: mse}\nfit: {callbacks: [{BackupAndRestore: {backup_dir: b}}]}\n",
+        *(
+            "layers: [Dense: {units: 4, input_dim: 2}]\ncompile: {loss: mse}\nsweep: " + sweep + "\n"
+            for sweep in SWEEPS_CHECK_REFUSES
+        ),
     ],
 )
 def test_schema_refuses_what_check_refuses(validator, text):
@@ -111,6 +154,8 @@ NOT_FINITE = "JSON has no NaN or infinity, so JSON Schema has no way to refuse t
 HUGE_THRESHOLD = "a gate's threshold too large for a float still matches the comparison pattern"
 PAST_INT64 = "JSON Schema cannot tell an integer past 64 bits (refused) from a float like 1e20 (accepted)"
 WHOLE_FLOAT = "JSON Schema counts 32.0 as an integer; `check` asks for 32"
+SWEEP_CANDIDATES = "a sweep's space key and candidates are judged by applying them to the file as `--set` does; a schema sees plain values"
+SWEEP_GRID = "whether a float range needs a `step` depends on another key, `sweep.sampler` (grid)"
 DATA_FILES = "a check against the data: `check` reads the data files' headers (here: a train file that is not there)"
 
 SCHEMA_CANNOT_SEE: dict[str, str] = {
@@ -144,6 +189,9 @@ SCHEMA_CANNOT_SEE: dict[str, str] = {
     "expect_threshold_overflows.yaml": HUGE_THRESHOLD,
     "range_patience_past_int64.yaml": PAST_INT64,
     "type_batch_size_float.yaml": WHOLE_FLOAT,
+    "sweep_space_key_typo.yaml": SWEEP_CANDIDATES,
+    "sweep_range_lets_a_bad_value_through.yaml": SWEEP_CANDIDATES,
+    "sweep_grid_float_without_step.yaml": SWEEP_GRID,
     # `--set` files: their overrides are test_broken_configs.py's; alone, their data is what is wrong.
     "override_callback_monitor_without_validation.yaml": DATA_FILES,
     "override_test_split_takes_all.yaml": DATA_FILES,

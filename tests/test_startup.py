@@ -1,4 +1,4 @@
-"""`nnflow --help`, `nnflow train --help` and `nnflow check` never import TensorFlow, Keras or pandas.
+"""`nnflow --help`, `nnflow train --help` and `nnflow check` never import TensorFlow, Keras, pandas, Optuna or SQLAlchemy.
 
 Run in one fresh interpreter (the only reliable way to see what an import pulls in).
 """
@@ -14,19 +14,20 @@ import json, sys
 from nnflow.cli import cli
 results = {}
 for args in (["--help"], ["train", "--help"], ["fit", "--help"], ["evaluate", "--help"], ["predict", "--help"], ["runs"], ["check", sys.argv[1]],
-             ["check", sys.argv[1], "--set", "fit.epochs=2", "--json"], ["schema"]):
+             ["check", sys.argv[1], "--set", "fit.epochs=2", "--json"], ["check", sys.argv[2]], ["schema"]):
     try:
         cli.main(args=args, prog_name="nnflow", standalone_mode=False)
     except SystemExit as stop:
         assert not stop.code, (args, stop.code)
-    results[" ".join(a for a in args[:2] if a.startswith("-") or a.isalpha())] = sorted({"tensorflow", "keras", "pandas"} & set(sys.modules))
+    label = " ".join(a for a in args[:2] if a.startswith("-") or a.isalpha()) + (" (sweep)" if sys.argv[2] in args else "")
+    results[label] = sorted({"tensorflow", "keras", "pandas", "optuna", "sqlalchemy"} & set(sys.modules))
 print("\n" + json.dumps(results))
 """
 
 
 def test_help_and_check_import_nothing_heavy():
     completed = subprocess.run(
-        [sys.executable, "-c", PROBE, str(CONFIGS / "iris.yaml")],
+        [sys.executable, "-c", PROBE, str(CONFIGS / "iris.yaml"), str(CONFIGS / "iris_sweep.yaml")],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -42,6 +43,7 @@ def test_help_and_check_import_nothing_heavy():
         "predict --help": [],
         "runs": [],
         "check": [],
+        "check (sweep)": [],
         "schema": [],
     }
 
@@ -54,7 +56,7 @@ for config in sys.argv[1:]:
         cli.main(args=["check", config], prog_name="nnflow", standalone_mode=False)
     except SystemExit as stop:
         assert not stop.code, (config, stop.code)
-print("\n" + json.dumps(sorted({"tensorflow", "keras", "pandas"} & set(sys.modules))))
+print("\n" + json.dumps(sorted({"tensorflow", "keras", "pandas", "optuna", "sqlalchemy"} & set(sys.modules))))
 """
 
 HEADERS_PROBE = r"""
@@ -104,7 +106,12 @@ def _configs_with_data(folder):
 
 def test_check_reads_data_headers_without_pandas(tmp_path):
     text_configs, parquet_config = _configs_with_data(tmp_path)
-    configs = [str(CONFIGS / "iris.yaml"), *map(str, text_configs), str(parquet_config)]
+    configs = [
+        str(CONFIGS / "iris.yaml"),
+        str(CONFIGS / "iris_sweep.yaml"),
+        *map(str, text_configs),
+        str(parquet_config),
+    ]
     completed = subprocess.run(
         [sys.executable, "-c", CHECK_PROBE, *configs], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
@@ -125,9 +132,17 @@ def test_reading_text_headers_imports_neither_numpy_nor_pyarrow(tmp_path):
 
 def test_check_imports_no_numpy_either(tmp_path):
     text_configs, _ = _configs_with_data(tmp_path)
-    probe = CHECK_PROBE.replace('{"tensorflow", "keras", "pandas"}', '{"tensorflow", "keras", "pandas", "numpy"}')
+    probe = CHECK_PROBE.replace('"pandas", "optuna"', '"pandas", "numpy", "optuna"')
+    assert probe != CHECK_PROBE
     completed = subprocess.run(
-        [sys.executable, "-c", probe, str(CONFIGS / "iris.yaml"), *map(str, text_configs)],
+        [
+            sys.executable,
+            "-c",
+            probe,
+            str(CONFIGS / "iris.yaml"),
+            str(CONFIGS / "iris_sweep.yaml"),
+            *map(str, text_configs),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -39,7 +39,7 @@ def read_history(run_dir: Path) -> list[dict]:
 
 
 def test_every_example_with_data_is_covered():
-    assert set(EXAMPLES) == {"breast_cancer", "diabetes", "digits_cnn", "iris", "tutorial_iris", "wine"}
+    assert set(EXAMPLES) == {"breast_cancer", "diabetes", "digits_cnn", "iris", "iris_sweep", "tutorial_iris", "wine"}
 
 
 @pytest.mark.parametrize("example", EXAMPLES)

@@ -18,13 +18,13 @@ nnflow check "$CONFIG"
 nnflow train "$CONFIG" --set fit.epochs="$EPOCHS" --out "$OUT/train" \
     --json --summary "$OUT/summary.md" > "$OUT/train.json"
 
-# 3. A small sweep, two members at a time; the leaderboard lands in $OUT/sweep.
+# 3. A small grid sweep, two warm workers; the study and the leaderboard land in $OUT/sweep.
 nnflow sweep "$CONFIG" --set fit.epochs="$EPOCHS" --grid compile.optimizer.Adam.learning_rate=0.003,0.01 \
     --jobs 2 --out "$OUT/sweep" --json --summary "$OUT/summary.md" > "$OUT/sweep.json"
 
 # 4. Re-check the gates on the saved model, as a later job (or a release check) would.
 nnflow evaluate "$OUT/train" --json --summary "$OUT/summary.md" > "$OUT/evaluate.json"
 
-# 5. What the sweep's best member changed, next to the trained run.
+# 5. What the sweep's best trial changed, next to the trained run.
 best=$(python -c "import json, sys; print(json.load(open(sys.argv[1]))['members'][0]['run'])" "$OUT/sweep.json")
 nnflow compare "$OUT/train" "$best"

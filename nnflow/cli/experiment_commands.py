@@ -203,41 +203,84 @@ def _train_progress(quiet: bool, as_json: bool):
     "grids",
     multiple=True,
     metavar="KEY=V1,V2,...",
-    help="Values to sweep for a key (repeatable; every combination is a run). Values are read as YAML.",
+    help="Try exactly these values of a key (repeatable; every combination is a trial). Replaces the file's sweep.space.",
 )
 @set_option
 @click.option(
-    "--jobs", "-j", type=int, default=1, show_default=True, help="Members trained at once, each in its own process."
+    "--trials", type=int, metavar="N", help="Finished trials wanted (default: sweep.trials, else 20; a grid: its size)."
 )
-@click.option("--metric", metavar="NAME", help="Rank by this metric (default: the first expect: key, else val_loss).")
-@click.option("--out", type=click.Path(file_okay=False), help="The sweep folder (default runs/NAME/sweep-TIMESTAMP).")
+@click.option("--sampler", metavar="NAME", help="grid, random, tpe, cmaes or qmc (default: sweep.sampler, else tpe).")
+@click.option(
+    "--pruner", metavar="NAME", help="none, median, hyperband or successive_halving (default: sweep.pruner, else none)."
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Warm worker processes on this machine (each imports TensorFlow once).",
+)
+@click.option(
+    "--storage",
+    metavar="URL",
+    help="Where the study lives: a journal file's path (default SWEEP/study.journal), or postgresql://, mysql+pymysql://, sqlite:///.",
+)
+@click.option("--study", metavar="NAME", help="The study to make or join (default: the experiment's name).")
+@click.option(
+    "--metric",
+    metavar="NAME",
+    help="Rank by this metric (default: sweep.metric, the first expect: key, else val_loss).",
+)
+@click.option("--out", type=click.Path(file_okay=False), help="The sweep folder (default runs/NAME/sweep-STUDY).")
 @json_option
 @summary_option
-def sweep(config, grids, overrides, jobs, metric, out, as_json, summary):
-    """Train every combination of --grid values, in parallel, and rank the runs.
+def sweep(config, grids, overrides, trials, sampler, pruner, jobs, storage, study, metric, out, as_json, summary):
+    """Search the experiment's sweep: space (or the --grid values) with Optuna, and rank the trials.
 
-    Each combination is `nnflow train CONFIG --set KEY=VALUE ...` in a process of its own;
-    a member that fails (bad override, NaN, failed gate) is reported and the others go on.
-    The leaderboard is printed and written as leaderboard.csv and leaderboard.json in the
-    sweep folder. Exit code: 0 when every member succeeded, else the worst member's.
-    Ctrl-C stops every member cleanly (their runs can be resumed).
+    Trials are trained by --jobs warm worker processes, each a complete run folder in the sweep
+    folder. The study is kept in --storage: run the same command again to continue it, or on
+    another machine (with a shared --storage) to add workers to it. A trial that fails is recorded
+    and the study goes on. The leaderboard is printed and written as leaderboard.csv and
+    leaderboard.json in the sweep folder.
+
+    Exit code: 0 when --trials trials finished (pruned ones count); past sweep.max_failures failed
+    trials, the worst trial's code; 2 when a --grid value is refused; 5 when the best trial misses
+    an expect: gate. Ctrl-C stops every worker cleanly (the study and the runs can be continued).
 
     \b
-    Example:
+    Examples:
+        nnflow sweep configs/iris_sweep.yaml --jobs 2
         nnflow sweep configs/iris.yaml --grid compile.optimizer.Adam.learning_rate=0.001,0.01 \\
             --grid layers.0.units=8,32 --jobs 2
+        nnflow sweep configs/iris_sweep.yaml --storage postgresql://user@db/sweeps --study iris-1
     """
     from ..workflows import sweep as run_sweep
 
     json_mode("sweep", as_json)
     try:
-        result = run_sweep(config, grids, overrides, jobs=jobs, metric=metric, out=out, on_event=_sweep_event)
+        result = run_sweep(
+            config,
+            grids,
+            overrides,
+            jobs=jobs,
+            trials=trials,
+            sampler=sampler,
+            pruner=pruner,
+            metric=metric,
+            storage=storage,
+            study=study,
+            out=out,
+            on_event=_sweep_event,
+            on_note=lambda note: click.echo(f"note: {note}", err=True),
+        )
     except KeyboardInterrupt as interrupt:
         partial = getattr(interrupt, "sweep", None)
         if partial is not None:
             click.echo(render.leaderboard(partial), err=True)
         click.echo(
-            f"\n{interrupted_text(interrupt)}: running members were stopped and marked interrupted; finished runs are intact.",
+            f"\n{interrupted_text(interrupt)}: the workers were stopped and their trials marked interrupted; "
+            "run the same command again to continue the study.",
             err=True,
         )
         sys.exit(interrupt_exit_code(interrupt))
@@ -247,21 +290,18 @@ def sweep(config, grids, overrides, jobs, metric, out, as_json, summary):
         click.echo(render.leaderboard(result))
     write_summary(render.sweep_markdown(result), summary)
     if result.exit_code:
-        failed = sum(1 for m in result.members if m.exit_code)
-        click.echo(
-            f"{failed} of {len(result.members)} member(s) did not succeed; exit {result.exit_code} (the worst).",
-            err=True,
-        )
+        click.echo(render.sweep_verdict(result), err=True)
         sys.exit(result.exit_code)
 
 
 def _sweep_event(kind: str, member) -> None:
-    """A member started or finished: one line on stderr."""
+    """A trial started or finished: one line on stderr."""
+    tag = f"{member.index:02d}" if member.index else "--"  # a refused grid point is not a trial
     if kind == "started":
-        click.echo(f"[{member.index:02d}] started   {member.label}", err=True)
+        click.echo(f"[{tag}] started   {member.label}", err=True)
     else:
         outcome = member.status if member.exit_code == 0 else f"{member.status} (exit {member.exit_code})"
         click.echo(
-            f"[{member.index:02d}] {outcome}  {member.label}" + (f": {member.error}" if member.error else ""),
+            f"[{tag}] {outcome}  {member.label}" + (f": {member.error}" if member.error else ""),
             err=True,
         )

@@ -152,14 +152,31 @@ class _ProgressLine:
 def plot(runs, output, gradients):
     """Learning curves of runs (training and validation, each metric), overlaid; or --gradients.
 
+    Given a sweep folder, draws its study instead, with Optuna's visualisations:
+    optimization_history.png and param_importances.png, written into the sweep folder.
+
     \b
     Examples:
         nnflow plot runs/iris-mlp
         nnflow plot runs/lesson-deep-sigmoid runs/lesson-deep-relu -o deep.png
         nnflow plot runs/lesson-deep-sigmoid --gradients
+        nnflow plot runs/iris-search/sweep-iris-search
     """
+    from ..errors import ConfigError, Problem
     from ..workflows import plot as run_plot
+    from ..workflows.sweep_plots import is_sweep_folder, plot_sweep
 
+    if len(runs) == 1 and is_sweep_folder(runs[0]):
+        if output or gradients:
+            raise ConfigError(
+                Problem("a sweep's plots are written into its folder; drop --output and --gradients.", where="RUN")
+            )
+        drawn = plot_sweep(runs[0])
+        for note in drawn.notes:
+            click.echo(f"note: {note}", err=True)
+        for path in drawn.written:
+            click.echo(f"wrote {path}")
+        return
     result = run_plot(list(runs), output, gradients=gradients)
     click.echo(f"wrote {result.output}")
 

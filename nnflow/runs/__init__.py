@@ -59,7 +59,7 @@ from .reading import (
     read_json_file,
     read_text,
 )
-from .record import RunRecord, WorkerRecord, now
+from .record import FINISHED_STATUSES, RunRecord, WorkerRecord, now
 from .tables import TableWriter
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "ENCODINGS",
     "EXPERIMENT_LIMIT",
     "FILE_MODE",
+    "FINISHED_STATUSES",
     "GATE_FIELDS",
     "JSON_LIMIT",
     "LOCK_FILE",

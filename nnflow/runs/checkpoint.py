@@ -167,6 +167,7 @@ def check_checkpoint(path: Path, state: Any, arrays: dict) -> dict:
         "epochs_completed", lambda v: is_int(v) and v >= 1, "the number of epochs completed (1 or more)", required=True
     )
     shape.key("stopped", is_bool, "true or false")
+    shape.key("pruned_at_epoch", lambda v: is_int(v) and v >= 1, "the epoch the run was pruned after (1 or more)")
     shape.records(
         "history", {"epoch": (lambda v: is_int(v) and v >= 1, "an epoch number")}, "a list of epoch rows", required=True
     )

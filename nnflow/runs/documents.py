@@ -79,6 +79,12 @@ def read_run_info(run_dir: str | Path) -> dict:
     shape.key("timing", lambda value: isinstance(value, dict), "a mapping")
     shape.records("gates", GATE_FIELDS, "a list of gates {metric, condition, value, passed}")
     shape.records("resumes", {"at": (is_text, "a time as text")}, "a list of resumes {at, command}")
+    shape.key(
+        "pruned_at_epoch",
+        lambda value: is_int(value) and value > 0,
+        "the epoch a pruned run stopped after (a positive integer)",
+        required=info["status"] == "pruned",
+    )
     return info
 
 

@@ -18,7 +18,7 @@ class RunLock:
 
     The OS releases it when the process ends, however it ends, so a killed run never stays
     locked. Taken by `lock_run`; `release(remove=True)` also deletes the file, for a run that
-    has ended for good (completed or failed: nothing will train it again).
+    has ended for good (completed, pruned or failed: nothing will train it again).
     """
 
     def __init__(self, path: Path, descriptor: int):

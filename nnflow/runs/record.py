@@ -21,6 +21,10 @@ from .checkpoint import Checkpointer, remove_checkpoint
 from .folders import new_run_dir, remove_partial_files
 from .lock import RunLock, lock_run
 
+# A run that trained to its end, its folder complete (metrics.json, model.keras): `completed`, or
+# `pruned` (a sweep's pruner stopped it after an epoch). Neither is resumed; their checkpoint goes.
+FINISHED_STATUSES = ("completed", "pruned")
+
 
 def now() -> str:
     """The local time with its offset, as run files write it: `2026-11-27T08:00:21+01:00`."""
@@ -172,13 +176,13 @@ class RunRecord:
                 raise
             return
         self.finished = True
-        if status == "completed":
+        if status in FINISHED_STATUSES:
             remove_checkpoint(self.run_dir)
 
     def close(self) -> None:
         """Release the run folder: its lock file goes once nothing will train the run again."""
         if self.lock is not None:
-            self.lock.release(remove=self.finished and self.info.get("status") in ("completed", "failed"))
+            self.lock.release(remove=self.finished and self.info.get("status") in (*FINISHED_STATUSES, "failed"))
             self.lock = None
 
 

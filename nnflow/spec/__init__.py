@@ -13,6 +13,9 @@ Where things are:
     keras_objects.py    Keras names and arguments, against the catalog (keras_schema.py: their JSON Schema)
     cross.py            checks across sections (gates and monitors name reported metrics)
     experiment.py       the frozen dataclasses: Spec, DataSpec, CompileSpec, FitSpec, KerasObject
+    sweep.py            the `sweep:` section's frozen dataclasses (SweepSpec, its dimensions), set_text
+    sweep_section.py, sweep_space.py, sweep_methods.py   its keys; its space, each candidate checked
+                        as `--set`; the samplers and pruners with their arguments (no Optuna import)
 """
 
 from __future__ import annotations
@@ -26,12 +29,27 @@ from .experiment import SPLIT_PREFIXES, CompileSpec, DataSpec, FitSpec, KerasObj
 from .experiment_file import EXPERIMENT, SECTIONS
 from .fields import REQUIRED, Field, Section
 from .fit import DIAGNOSTICS, DISTRIBUTE_MODES, FIT
-from .load import load_spec, spec_from_document, spec_from_text
+from .load import check_candidate, load_spec, spec_from_document, spec_from_text
 from .problems import MAX_COUNT, MAX_INT64, MAX_JOIN_TIMEOUT, MAX_NAME_LENGTH, MAX_SEED
+from .sweep import (
+    MAX_GRID_POINTS,
+    PRUNERS,
+    SAMPLERS,
+    Choice,
+    Dimension,
+    FloatRange,
+    IntRange,
+    Method,
+    SweepSpec,
+    flow_text,
+    set_text,
+)
+from .sweep_section import SWEEP
 
 DATA_KEYS = DATA.keys
 COMPILE_KEYS = COMPILE.keys
 FIT_KEYS = FIT.keys
+SWEEP_KEYS = SWEEP.keys
 DIAGNOSTICS_KEYS = DIAGNOSTICS.keys
 DEFAULTS = {
     "seed": EXPERIMENT.field("seed").default,
@@ -55,27 +73,41 @@ __all__ = [
     "FIT_KEYS",
     "GATE_PATTERN",
     "MAX_COUNT",
+    "MAX_GRID_POINTS",
     "MAX_INT64",
     "MAX_JOIN_TIMEOUT",
     "MAX_NAME_LENGTH",
     "MAX_SEED",
+    "PRUNERS",
     "REQUIRED",
+    "SAMPLERS",
     "SECTIONS",
     "SPLIT_PREFIXES",
+    "SWEEP",
+    "SWEEP_KEYS",
+    "Choice",
     "CompileSpec",
     "DataSpec",
+    "Dimension",
     "Field",
     "FitSpec",
+    "FloatRange",
     "Gate",
     "GateResult",
+    "IntRange",
     "KerasObject",
+    "Method",
     "Section",
     "Spec",
+    "SweepSpec",
+    "check_candidate",
     "check_gates",
+    "flow_text",
     "load_spec",
     "path_escape",
     "render_path",
     "reported_metric_names",
+    "set_text",
     "spec_from_document",
     "spec_from_text",
 ]

@@ -11,6 +11,7 @@ from .. import catalog
 
 if TYPE_CHECKING:
     from .expect import Gate
+    from .sweep import SweepSpec
 
 # The prefix of each split's metrics, in the order a run reports them.
 SPLIT_PREFIXES = (("train", ""), ("validation", "val_"), ("test", "test_"))
@@ -118,6 +119,7 @@ class Spec:
     fit: FitSpec
     expect: tuple[Gate, ...]
     input_options: Mapping[str, Any] = field(default_factory=dict)  # Input's dtype, batch_size, sparse, name
+    sweep: SweepSpec | None = None  # the `sweep:` section, for `nnflow sweep`; training ignores it
     source: Path | None = None
     overrides: tuple[str, ...] = ()
     resolved: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import Problem
-from ..yamlio import KeyPath
-from . import expect, layers
+from ..overrides import apply_overrides
+from ..yamlio import Document, KeyPath
+from . import expect, layers, sweep_section
 from .compile import COMPILE, check_compile
 from .compile import MISSING as MISSING_COMPILE
 from .cross import check_monitors
@@ -19,6 +20,8 @@ from .fields import DERIVED, INVALID, OPTIONAL, REQUIRED, CheckedBySection, Cust
 from .fit import FIT, check_fit
 from .layers import check_layers
 from .problems import MAX_NAME_LENGTH, MAX_SEED, ProblemCollector, integer, number, string, unknown_keys
+from .sweep_section import check_sweep
+from .sweep_space import Outcome, copy_document
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]*"  # used with fullmatch: `$` would accept a final newline
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -77,6 +80,7 @@ EXPERIMENT = Section(
         Field("compile", COMPILE, REQUIRED, missing=MISSING_COMPILE),
         Field("fit", FIT, {}),
         Field("expect", CheckedBySection(expect.json_schema), OPTIONAL),
+        Field("sweep", CheckedBySection(sweep_section.json_schema), OPTIONAL, sweep_section.DESCRIPTION),
     ),
 )
 SECTIONS = EXPERIMENT.keys
@@ -84,6 +88,30 @@ SECTIONS = EXPERIMENT.keys
 
 def check_experiment(found: ProblemCollector, base_dir: Path, default_name: str) -> dict:
     """Every key of the file, checked: the arguments of `Spec` (but where it came from)."""
+    checked = _check_sections(found, base_dir, default_name)
+    checked["sweep"] = None
+    if "sweep" in found.document.data:
+
+        def check(settings: Sequence[str]) -> Outcome:
+            return check_with(found.document, settings, base_dir, default_name)
+
+        checked["sweep"], checked["resolved"]["sweep"] = check_sweep(
+            found, found.document.data["sweep"], ("sweep",), checked, check
+        )
+    return checked
+
+
+def check_with(document: Document, settings: Sequence[str], base_dir: Path, default_name: str) -> Outcome:
+    """The file (left as it is) judged with the `--set` texts `settings` applied; its `sweep:` aside."""
+    document = copy_document(document)
+    problems = apply_overrides(document, settings)
+    found = ProblemCollector(document)
+    checked = _check_sections(found, base_dir, default_name)
+    return Outcome(problems + found.problems, checked, document)
+
+
+def _check_sections(found: ProblemCollector, base_dir: Path, default_name: str) -> dict:
+    """Every key but `sweep:`, checked."""
     data = found.document.data
     resolved: dict[str, Any] = {}
     header = _check_header(found, data, default_name, resolved)

@@ -2,15 +2,20 @@
 
 - check.py: check, compile_experiment (validate; build and describe the model)
 - train.py: train (the checks before training: experiment, run folder, data, workers' agreement)
-- train_steps.py: run_training (build, open the record, fit, final metrics, outcome)
+- train_steps.py: run_training (build, open the record, fit)
+- train_outcome.py: how a fitted run ends (final metrics, completed or pruned, TrainResult)
 - train_failures.py: mark_stopped (a run stopped by an error: marked interrupted or failed)
 - new_run.py: new_run_info, resolved_yaml (a new run's run.json and experiment.yaml)
 - trained_run.py: load_run (a trained run's model, loaded safely)
 - evaluate.py: evaluate (metrics on the test split or a labelled file; the gates)
 - predict.py: predict (predictions for a table, streamed)
 - compare.py: list_runs, compare_runs (what is in runs/, how runs differ; no TensorFlow)
-- sweep.py: sweep (a grid of overrides, ranked on a leaderboard)
-- sweep_members.py: run_members (each member a `nnflow train` process, and its outcome)
+- sweep.py: sweep (an Optuna study of the experiment, trained by warm workers, ranked on a leaderboard)
+- sweep_plan.py: make_plan (the space, sampler, pruner, metric, trials and study, from the file and flags)
+- sweep_pool.py: Pool (the warm worker processes, watched and replaced; stopped cleanly)
+- sweep_worker.py: the worker process (claims trials, trains each in a fresh Keras session, prunes)
+- sweep_members.py: Member, SweepResult (each trial read back from the study; the leaderboard files)
+- sweep_grid.py, sweep_rank.py: --grid texts; the metric's direction and the worst exit code
 - show.py: plot, report (pictures and a shareable page of runs; matplotlib)
 - export.py: export (SavedModel, TFLite, ONNX, checked against the run)
 

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, DataError, Problem
 from ..spec import Spec, load_spec
-from .train_steps import Progress, Resumed, RunData, TrainResult, protected_files, run_training
+from .train_outcome import TrainResult
+from .train_steps import Progress, Resumed, RunData, protected_files, run_training
 
 if TYPE_CHECKING:
     from ..runs import RunLock
@@ -38,7 +39,11 @@ def train(
     """Train the experiment of `config` into a new run folder, or continue the run `resume`.
 
     Data problems raise before any folder is made. Once the run folder exists, its
-    `run.json` always tells the truth: running, completed, failed or interrupted.
+    `run.json` always tells the truth: running, completed, pruned (`progress.should_prune`
+    stopped it), failed or interrupted.
+
+    To train run after run in one process (a sweep's worker), call `training.fresh_session()`
+    before each: the next run then starts as it would in a fresh process.
     """
     from .. import distribute, runs, training
 
@@ -152,6 +157,14 @@ def check_resumable(run_dir: Path, info: dict, *, writer: bool = True) -> None:
         raise ConfigError(
             Problem(
                 f"{run_dir} finished training already; there is nothing to resume. Start a new run with `nnflow train CONFIG`.",
+                where="--resume",
+            )
+        )
+    if status == "pruned":
+        raise ConfigError(
+            Problem(
+                f"{run_dir} was pruned by a sweep after epoch {info.get('pruned_at_epoch', '?')}; it is finished, "
+                "there is nothing to resume. Start a new run with `nnflow train CONFIG`.",
                 where="--resume",
             )
         )

@@ -1,5 +1,6 @@
 """The steps of a training run once every check has passed: build the model, open the run's
-record, fit, the final metrics, the outcome. However it stops, the run's `run.json` says how."""
+record, fit, then end it (`train_outcome`: the final metrics, the outcome). However it stops,
+the run's `run.json` says how."""
 
 from __future__ import annotations
 
@@ -11,58 +12,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..spec import GateResult, Spec, check_gates
-from ..spec.experiment import SPLIT_PREFIXES
+from ..spec import Spec, check_gates
 from .new_run import new_run_info, resolved_yaml
 from .train_failures import mark_stopped
+from .train_outcome import Fitted, TrainResult, complete, final_metrics, outcome
 
 if TYPE_CHECKING:
     from ..preprocessing import PreparedData
     from ..runs import Checkpoint, RunLock, RunRecord, WorkerRecord
 
 
-@dataclass(frozen=True)
-class TrainResult:
-    run_dir: Path | None  # None on a multi-worker run's other workers: only the chief writes one
-    spec: Spec
-    metrics: dict
-    gates: tuple[GateResult, ...]
-    epochs_completed: int
-    stopped_early: bool
-    resumed_at: int | None  # the epoch a resumed run continued after
-    seconds: float
-    timing: dict
-    notes: tuple[str, ...]
-    distribution: dict | None = None  # fit.distribute as it ran: mode, replicas, workers, task, chief
-
-    @property
-    def failed_gates(self) -> list[GateResult]:
-        return [gate for gate in self.gates if not gate.passed]
-
-    def to_json(self) -> dict:
-        return {
-            "ok": not self.failed_gates,
-            "run": str(self.run_dir) if self.run_dir is not None else None,
-            "name": self.spec.name,
-            "epochs": {"configured": self.spec.fit.epochs, "completed": self.epochs_completed},
-            "stopped_early": self.stopped_early,
-            "resumed_after": self.resumed_at,
-            "seconds": round(self.seconds, 3),
-            "metrics": self.metrics,
-            "gates": [gate.to_json() for gate in self.gates],
-            "timing": self.timing,
-            "distribute": self.distribution,
-            "notes": list(self.notes),
-        }
-
-
 @dataclass
 class Progress:
-    """How training reports as it goes; `cli.py` supplies the printing."""
+    """How training reports as it goes; `cli.py` supplies the printing.
+
+    `should_prune(row)` is asked after each epoch (its checkpoint written, `on_epoch` called) with
+    the epoch's history row (`epoch`, `loss`, `val_loss`, ...): True stops training after that
+    epoch, and the run ends as a completed one does (final metrics, model, gates) but marked
+    `pruned`, with `pruned_at_epoch`. An error it raises stops the run like any other in training.
+    Under `multi_worker` every worker asks it: each must give the same answer.
+    """
 
     verbose: int = 0  # 1: Keras's own progress bar
     on_epoch: Callable[[dict, int], None] | None = None  # (history row, configured epochs)
     on_note: Callable[[str], None] | None = None
+    should_prune: Callable[[dict], bool] | None = None  # (history row) -> stop after this epoch
 
 
 @dataclass(frozen=True)
@@ -93,14 +67,7 @@ class _Fitting:
     initial_epoch: int = 0
     stopped: bool = False  # a callback had stopped the resumed run: only finish it
     gradients: list[dict] | None = None  # fit.gradient_norms: the norms so far
-
-
-@dataclass(frozen=True)
-class _Fitted:
-    history: list[dict]
-    gradients: list[dict] | None
-    epochs_completed: int
-    initial_epoch: int
+    pruned_at: int | None = None  # the epoch after which `Progress.should_prune` stopped training
 
 
 def run_training(
@@ -125,51 +92,26 @@ def run_training(
         fitting = _lockstep(distribution, lambda: _start_fit(spec, seed, model, record, data, resumed, distribution))
         _lockstep(distribution, record.save_info)  # the other workers train once the chief has marked it running
         fitted = _fit(spec, seed, model, record, data, fitting, progress)
-        metrics = _final_metrics(model, data.prepared, spec.fit.batch_size)
+        metrics = final_metrics(model, data.prepared, spec.fit.batch_size)
         gates = check_gates(spec, metrics)
         record.info["gates"] = [gate.to_json() for gate in gates]
         # Every worker ends as the chief's writing did.
-        _lockstep(distribution, lambda: _complete(record, fitted, metrics, model))
+        _lockstep(distribution, lambda: complete(record, fitted, metrics, model))
     except BaseException as error:
         mark_stopped(error, record, distribution)
     finally:
         record.discard()  # a new run stopped before it started: no half-made folder (a no-op otherwise)
         record.close()
-    return _outcome(
-        spec, record, data, fitted, metrics, gates, distribution, resumed=resumed, started_clock=started_clock
-    )
-
-
-def _complete(record, fitted: _Fitted, metrics: dict, model) -> None:
-    """The results written, then the run marked completed."""
-    record.save_results(fitted.history, fitted.gradients, metrics, model)
-    record.finish("completed")
-
-
-def _outcome(
-    spec: Spec,
-    record,
-    data: RunData,
-    fitted: _Fitted,
-    metrics: dict,
-    gates: tuple[GateResult, ...],
-    distribution,
-    *,
-    resumed: Resumed | None,
-    started_clock: float,
-) -> TrainResult:
-    return TrainResult(
-        run_dir=record.run_dir if record.writes else None,  # a resumed run's other workers know it, but do not write it
-        spec=spec,
-        metrics=metrics,
-        gates=gates,
-        epochs_completed=fitted.epochs_completed,
-        stopped_early=fitted.epochs_completed < spec.fit.epochs,
-        resumed_at=fitted.initial_epoch if resumed else None,
-        seconds=time.perf_counter() - started_clock,
-        timing=record.info["timing"],
-        notes=tuple(data.prepared.notes),
-        distribution=distribution.to_json() if distribution.mode != "none" else None,
+    return outcome(
+        spec,
+        record,
+        fitted,
+        metrics,
+        gates,
+        distribution,
+        notes=data.prepared.notes,
+        resumed=resumed is not None,
+        started_clock=started_clock,
     )
 
 
@@ -271,6 +213,7 @@ def _start_fit(spec: Spec, seed: int, model, record, data: RunData, resumed: Res
         fitting.history = checkpoint.state["history"]
         fitting.initial_epoch = checkpoint.state["epochs_completed"]
         fitting.stopped = checkpoint.state.get("stopped", False)
+        fitting.pruned_at = checkpoint.state.get("pruned_at_epoch")
         fitting.callbacks.append(
             training.restore_callbacks(
                 user_callbacks,
@@ -286,7 +229,7 @@ def _start_fit(spec: Spec, seed: int, model, record, data: RunData, resumed: Res
     return fitting
 
 
-def _fit(spec: Spec, seed: int, model, record, data: RunData, fitting: _Fitting, progress: Progress) -> _Fitted:
+def _fit(spec: Spec, seed: int, model, record, data: RunData, fitting: _Fitting, progress: Progress) -> Fitted:
     """`model.fit`, each epoch checkpointed (resumable) and then reported; a NaN loss marks the run failed."""
     from .. import training
 
@@ -333,17 +276,18 @@ def _fit(spec: Spec, seed: int, model, record, data: RunData, fitting: _Fitting,
         error = training.nan_error(outcome.nan_epoch, history, spec)
         record.finish("failed", error=str(error))
         raise type(error)(f"{error} The run {record.run_dir} is marked failed." if record.writes else str(error))
-    return _Fitted(history, fitting.gradients, completed, fitting.initial_epoch)
+    return Fitted(history, fitting.gradients, completed, fitting.initial_epoch, fitting.pruned_at)
 
 
 def _epoch_saver(model, record, fitting: _Fitting, progress: Progress, epochs: int) -> Callable[[dict], None]:
     """What runs after each epoch: checkpoint first, then report, so that every epoch a user has seen
-    reported can be resumed."""
+    reported can be resumed; then `should_prune`, which may stop training after this epoch."""
     from .. import training
 
     history, gradients = fitting.history, fitting.gradients
 
     def on_epoch(row: dict) -> None:
+        state: dict | None = None
         if record.writes:  # the other workers' records keep nothing: no state to gather
             states, arrays = training.callback_state(fitting.user_callbacks)
             state = {
@@ -357,22 +301,14 @@ def _epoch_saver(model, record, fitting: _Fitting, progress: Progress, epochs: i
             record.save_epoch(model, state, arrays, history, gradients)
         if progress.on_epoch:
             progress.on_epoch(row, epochs)
+        if progress.should_prune is not None and progress.should_prune(row):
+            fitting.pruned_at = row["epoch"]
+            model.stop_training = True  # Keras ends `fit` after this epoch, as EarlyStopping does
+            if state is not None:  # stopped before it is finished, a --resume only finishes it, pruned
+                state.update(stopped=True, pruned_at_epoch=row["epoch"])
+                record.save_epoch(model, state, arrays, history, gradients)
 
     return on_epoch
-
-
-def _final_metrics(model, prepared, batch_size: int) -> dict[str, float]:
-    """The trained model on each split: `loss`, `val_loss`, `test_loss`, ... Every worker evaluates its share:
-    the metrics combine all of them."""
-    from .. import training
-
-    metrics: dict[str, float] = {}
-    for role, prefix in SPLIT_PREFIXES:
-        split = prepared.splits.get(role)
-        if split is not None:
-            scores = training.evaluate(model, training.evaluation_dataset(split.x, split.y, batch_size))
-            metrics.update({prefix + key: value for key, value in scores.items()})
-    return metrics
 
 
 def protected_files(spec: Spec) -> list[Path]:

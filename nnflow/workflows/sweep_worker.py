@@ -1,0 +1,228 @@
+"""A warm sweep worker: one process that imports TensorFlow once, then claims trials from the study
+and trains them one after another, each in a fresh Keras session into a run folder of its own.
+
+`nnflow sweep` starts N of them (`python -m nnflow.workflows.sweep_worker OPTIONS_JSON`) and reads
+their events, one JSON object per line, on their stdout. A Ctrl-C (SIGINT from the sweep) or SIGTERM
+stops the trial being trained, which marks its run interrupted (resumable) and its trial interrupted,
+and then the worker; one that arrives while the worker talks to the study waits until it is done,
+so the study is never left half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from ..errors import NnflowError, Terminated, interrupt_exit_code
+from ..studies import finite, heartbeat, record_outcome, set_texts
+from .sweep_grid import slug
+from .sweep_plan import SweepOptions, SweepPlan, make_plan
+
+
+class _Signals:
+    """Ctrl-C and SIGTERM become exceptions only while a trial trains; elsewhere they wait."""
+
+    def __init__(self) -> None:
+        self.training = False
+        self.pending: int | None = None
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.training:
+            self.training = False
+            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        self.pending = signum
+
+    def raise_pending(self) -> None:
+        if self.pending is not None:
+            raise Terminated() if self.pending == signal.SIGTERM else KeyboardInterrupt()
+
+
+class Worker:
+    def __init__(self, plan: SweepPlan, events) -> None:
+        import optuna
+
+        from ..studies import open_storage
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.plan, self.events = plan, events
+        self.storage = open_storage(plan.options.storage, plan.folder / "study.journal")
+        self.study = optuna.load_study(
+            study_name=plan.study.name,
+            storage=self.storage.optuna(),
+            sampler=plan.sampler_for(0),
+            pruner=plan.pruner_object(),
+        )
+        self.signals = _Signals()
+        from .. import training
+
+        training.fresh_session()  # TensorFlow imported once, before the first trial is claimed
+
+    def emit(self, event: str, **fields: Any) -> None:
+        self.events.write(json.dumps({"event": event, **fields}) + "\n")
+        self.events.flush()
+
+    def run(self) -> int:
+        from ..studies import claim
+
+        plan = self.plan
+        while True:
+            self.signals.raise_pending()
+            trial, params = claim(
+                self.study,
+                self.storage,
+                plan.space,
+                plan.sampler_for,
+                trials=plan.trials,
+                max_failures=plan.max_failures,
+                grid=plan.grid,
+            )
+            if trial is None:
+                return 0
+            self.run_trial(trial, params)
+
+    def run_trial(self, trial, params: dict) -> None:
+        from optuna.trial import TrialState
+
+        plan = self.plan
+        texts = set_texts(plan.space, params)
+        values = {text.split("=", 1)[0]: text.split("=", 1)[1] for text in texts}
+        resume = _resumable(trial.user_attrs.get("resume"))
+        folder = resume or plan.folder / f"{trial.number + 1:03d}-{slug(values)}"
+        trial.set_user_attr("run", str(folder))
+        self.emit("started", trial=trial.number, grid=values, run=str(folder))
+        started = time.monotonic()
+        outcome, state, value = self.train(trial, texts, folder, resume is not None)
+        outcome["seconds"] = round(time.monotonic() - started, 3)
+        record_outcome(self.study, trial._trial_id, outcome)
+        if state == TrialState.COMPLETE:
+            self.study.tell(trial, value)
+        else:
+            self.study.tell(trial, state=state)
+        self.emit("finished", trial=trial.number, grid=values, run=str(folder), **outcome)
+        if outcome["status"] == "interrupted":
+            raise Terminated() if self.signals.pending == signal.SIGTERM else KeyboardInterrupt()
+
+    def train(self, trial, texts: list[str], folder: Path, resume: bool) -> tuple[dict, Any, float | None]:
+        """Train the trial; its outcome (user attributes), its Optuna state and its value."""
+        from optuna.trial import TrialState
+
+        from .. import training
+        from .train import train
+        from .train_steps import Progress
+
+        plan = self.plan
+        overrides = [*plan.options.overrides, *texts]
+        progress = Progress(should_prune=self.pruning(trial) if plan.pruner != "none" else None)
+        command = [
+            "nnflow",
+            "train",
+            str(plan.options.config),
+            *(f"--set={t}" for t in overrides),
+            "--out",
+            str(folder),
+        ]
+        training.fresh_session()
+        try:
+            with heartbeat(self.storage, trial):
+                self.signals.raise_pending()  # a Ctrl-C while the trial was claimed: it has not started
+                self.signals.training = True
+                try:
+                    if resume:
+                        result = train(resume=folder, progress=progress, command=command)
+                    else:
+                        result = train(plan.options.config, overrides, out=folder, progress=progress, command=command)
+                finally:
+                    self.signals.training = False
+        except (KeyboardInterrupt, Terminated) as stop:
+            self.signals.pending = self.signals.pending or (
+                signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
+            )
+            return (
+                {"status": "interrupted", "exit_code": interrupt_exit_code(stop), "error": "stopped"},
+                TrialState.FAIL,
+                None,
+            )
+        except NnflowError as error:
+            return {"status": "failed", "exit_code": error.exit_code, "error": str(error)}, TrialState.FAIL, None
+        except Exception as error:  # a bug: its traceback in the worker's log, the study goes on
+            traceback.print_exc()
+            return (
+                {"status": "failed", "exit_code": 1, "error": f"bug: {type(error).__name__}: {error}"},
+                TrialState.FAIL,
+                None,
+            )
+        return _trained(result, plan.metric)
+
+    def pruning(self, trial):
+        """After each epoch: report the metric, and ask the pruner (a signal waits until that is done)."""
+        metric = self.plan.metric
+
+        def should_prune(row: dict) -> bool:
+            value = finite(row.get(metric))
+            if value is None:
+                return False
+            self.signals.training = False
+            try:
+                trial.report(value, step=int(row["epoch"]))
+                prune = trial.should_prune()
+            finally:
+                self.signals.training = True
+            self.signals.raise_pending()
+            return prune
+
+        return should_prune
+
+
+def _trained(result, metric: str) -> tuple[dict, Any, float | None]:
+    """A trained trial's outcome: completed with its metric, pruned, or failed when the metric is missing."""
+    from optuna.trial import TrialState
+
+    metrics = {k: v for k, v in result.metrics.items() if finite(v) is not None}
+    gates = [gate.to_json() for gate in result.gates]
+    # The gates are recorded with each trial, and judged for the best one only (by the sweep).
+    outcome = {"status": result.status, "exit_code": 0, "metrics": metrics, "gates": gates, "error": ""}
+    value = finite(metrics.get(metric))
+    if result.status == "pruned":
+        return outcome, TrialState.PRUNED, value
+    if value is None:
+        outcome.update(status="failed", exit_code=4, error=f"the run did not report {metric} as a finite number")
+        return outcome, TrialState.FAIL, None
+    return outcome, TrialState.COMPLETE, value
+
+
+def _resumable(run: Any) -> Path | None:
+    """An interrupted trial's run folder, when it is on this machine and can be continued."""
+    from ..run_layout import RUN_FILE
+
+    if not isinstance(run, str) or not run:
+        return None
+    folder = Path(run)
+    return folder if (folder / RUN_FILE).is_file() else None
+
+
+def main(argv: list[str]) -> int:
+    """`python -m nnflow.workflows.sweep_worker OPTIONS_JSON`: exit 0 when the study needs no more trials
+    from it, 130/143 when stopped, 2 when the plan no longer holds (the file changed under it)."""
+    events = os.fdopen(os.dup(1), "w", buffering=1)  # events on the real stdout; anything else printed goes to the log
+    os.dup2(2, 1)
+    options = SweepOptions.from_json(json.loads(argv[0]))
+    try:
+        worker = Worker(make_plan(options, check_points=False), events)
+        return worker.run()
+    except (KeyboardInterrupt, Terminated) as stop:
+        return interrupt_exit_code(stop)
+    except NnflowError as error:
+        events.write(json.dumps({"event": "error", "exit_code": error.exit_code, "error": str(error)}) + "\n")
+        return error.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
