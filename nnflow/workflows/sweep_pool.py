@@ -41,6 +41,7 @@ def worker_environment(jobs: int) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("GITHUB_STEP_SUMMARY", None)  # the sweep writes one summary, the leaderboard
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["NNFLOW_SWEEP_PARENT"] = str(os.getpid())  # a worker whose sweep is gone stops (sweep_worker.py)
     env.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, cores // max(1, jobs))))
     env.setdefault("TF_NUM_INTEROP_THREADS", "1" if jobs > 1 else env.get("TF_NUM_INTEROP_THREADS", "0"))
     if env["TF_NUM_INTEROP_THREADS"] == "0":
