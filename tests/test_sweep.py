@@ -341,3 +341,28 @@ def test_an_unknown_sampler_or_pruner_flag_is_refused_with_a_suggestion(tmp_path
     result = invoke("sweep", write(SEARCH), "--pruner", "medain", "--out", tmp_path / "s")
     assert result.exit_code == 2 and "Did you mean 'median'?" in result.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_workers_stop_when_their_sweep_is_killed(tmp_path, write):
+    """The sweep itself SIGKILLed (no clean-up of its own): its workers stop, their runs interrupted."""
+    config, folder = (
+        write(SEARCH.replace("epochs: 4", "epochs: 400").replace("batch_size: 16", "batch_size: 4")),
+        tmp_path / "s",
+    )
+    process = sweep_process(config, "--out", folder, "--trials", 1)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(folder.glob("001-*/checkpoint.npz")):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
+            time.sleep(0.1)
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 60
+        while subprocess.run(["pgrep", "-f", f"sweep_worker.*{folder}"], capture_output=True).returncode == 0:
+            assert time.monotonic() < deadline, "the worker went on after its sweep was killed"
+            time.sleep(0.2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    run = next(folder.glob("001-*"))
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"

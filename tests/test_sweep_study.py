@@ -180,3 +180,27 @@ def test_two_processes_make_and_share_one_study_on_a_fresh_postgresql_database(p
         assert process.exitcode == 0
     every = claimed[0] + claimed[1]
     assert len(every) == 6 == len(set(every))
+
+
+def test_on_a_database_a_trial_whose_heartbeat_stopped_is_failed_by_the_next_claim(postgres_database, monkeypatch):
+    """Any machine's lost trial: its process stopped beating (here: it left the heartbeat's block)."""
+    import time
+
+    import optuna
+
+    from nnflow.studies import heartbeat, storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    monkeypatch.setattr(storage, "GRACE_SECONDS", 1)
+    store = open_storage(postgres_database, None)  # type: ignore[arg-type]
+    try:
+        study = open_study(store, plan(), random_sampler(), None)
+        lost, _ = claim(study, store, SPACE, random_sampler, trials=5, max_failures=5, grid=False)
+        record_outcome(study, lost._trial_id, {"host": "another-machine"})  # not this host's: only the heartbeat tells
+        with heartbeat(store, lost):
+            pass
+        time.sleep(2.5)
+        claim(study, store, SPACE, random_sampler, trials=5, max_failures=5, grid=False)
+        assert study.get_trials()[lost.number].state.name == "FAIL"
+    finally:
+        store.close()

@@ -13,6 +13,7 @@ import contextlib
 import os
 import socket
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -89,8 +90,6 @@ def fail_lost(study, storage: Storage) -> list[int]:
         study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
         lost.append(trial.number)
     if storage.has_heartbeat:
-        import warnings
-
         from optuna.exceptions import ExperimentalWarning
 
         with warnings.catch_warnings():
@@ -148,7 +147,9 @@ def claim(
         if not wanted(now, trials=trials, max_failures=max_failures, grid=grid):
             return None, {}
         study.sampler = sampler_for(len(study.get_trials(deepcopy=False)))
-        trial = study.ask()
+        with warnings.catch_warnings():  # nnflow beats itself (`heartbeat`), outside Study.optimize
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+            trial = study.ask()
         params = {key: suggest(trial, key, dimension) for key, dimension in space.items()}
         for key, value in (("host", HOST), ("pid", os.getpid()), ("pid_start", process_start(os.getpid()))):
             trial.set_user_attr(key, value)

@@ -10,6 +10,7 @@ so the study is never left half-written.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -64,6 +65,7 @@ class Worker:
         from .. import training
 
         training.fresh_session()  # TensorFlow imported once, before the first trial is claimed
+        gc.freeze()  # TensorFlow's own objects live as long as the worker: the collector need not scan them again
 
     def emit(self, event: str, **fields: Any) -> None:
         self.events.write(json.dumps({"event": event, **fields}) + "\n")
