@@ -267,3 +267,47 @@ def test_a_warm_process_trains_again_as_a_fresh_process_does(tmp_path):
         assert saved_model(other) == saved_model(first)
     config, _ = saved_model(first)
     assert config["config"]["layers"][0]["config"]["name"] == "input_layer"  # not input_layer_1: names start over
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [(0.0, [1, 2, 3, 4, 5]), (3600.0, [1, 5])])
+def test_checkpoint_seconds_spaces_the_checkpoints(tmp_path, monkeypatch, seconds, expected):
+    """A sweep's worker checkpoints when the time has come, and after the last epoch; `train`, every epoch."""
+    from nnflow.runs import record
+
+    saved: list[int] = []
+    original = record.RunRecord.save_epoch
+
+    def save_epoch(self, model, state, arrays, history, gradients):
+        saved.append(state["epochs_completed"])
+        original(self, model, state, arrays, history, gradients)
+
+    monkeypatch.setattr(record.RunRecord, "save_epoch", save_epoch)
+    result = train(CONFIGS / "iris.yaml", GATED, out=tmp_path / "run", progress=Progress(checkpoint_seconds=seconds))
+    assert saved == expected and result.status == "completed" and result.epochs_completed == 5
+
+
+def test_a_run_checkpointed_sparsely_resumes_from_its_last_checkpoint(tmp_path):
+    """Interrupted between checkpoints: run.json and history.csv say the checkpoint's epoch, and --resume
+    goes on from there to the run an uninterrupted one gives."""
+
+    class StopAt:
+        def __init__(self) -> None:
+            self.seen = 0
+
+        def __call__(self, row: dict, epochs: int) -> None:
+            self.seen = row["epoch"]
+            if row["epoch"] == 4:
+                raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(CONFIGS / "iris.yaml", GATED, out=run, progress=Progress(on_epoch=StopAt(), checkpoint_seconds=3600.0))
+    info = read_json(run / "run.json")
+    assert info["status"] == "interrupted" and info["epochs"]["completed"] == 1 and history_epochs(run) == [1]
+    resumed = train(resume=run)
+    fresh = train(CONFIGS / "iris.yaml", GATED, out=tmp_path / "fresh")
+    assert resumed.status == "completed" and history_epochs(run) == [1, 2, 3, 4, 5]
+    assert (
+        read_json(run / "metrics.json") == read_json(tmp_path / "fresh" / "metrics.json")
+        and fresh.epochs_completed == 5
+    )

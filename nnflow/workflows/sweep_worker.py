@@ -25,6 +25,10 @@ from ..studies import finite, heartbeat, record_outcome, set_texts
 from .sweep_grid import slug
 from .sweep_plan import SweepOptions, SweepPlan, make_plan
 
+# A trial's checkpoint at most once a second (and after its last epoch): a checkpoint after each epoch
+# costs about a seventh of a small trial, and a trial continued after Ctrl-C repeats at most a second.
+CHECKPOINT_SECONDS = 1.0
+
 
 class _Signals:
     """Ctrl-C and SIGTERM become exceptions only while a trial trains; elsewhere they wait."""
@@ -122,7 +126,10 @@ class Worker:
 
         plan = self.plan
         overrides = [*plan.options.overrides, *texts]
-        progress = Progress(should_prune=self.pruning(trial) if plan.pruner != "none" else None)
+        progress = Progress(
+            should_prune=self.pruning(trial) if plan.pruner != "none" else None,
+            checkpoint_seconds=CHECKPOINT_SECONDS,
+        )
         command = [
             "nnflow",
             "train",

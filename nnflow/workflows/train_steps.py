@@ -4,6 +4,7 @@ the run's `run.json` says how."""
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -31,12 +32,18 @@ class Progress:
     epoch, and the run ends as a completed one does (final metrics, model, gates) but marked
     `pruned`, with `pruned_at_epoch`. An error it raises stops the run like any other in training.
     Under `multi_worker` every worker asks it: each must give the same answer.
+
+    `checkpoint_seconds` spaces the checkpoints: 0 (the default) writes one after every epoch, so
+    that every epoch reported can be resumed; a sweep's worker, whose epochs nobody watches, writes
+    one when that many seconds have passed since the last, and after the last epoch (a resumed run
+    then repeats at most those seconds of training).
     """
 
     verbose: int = 0  # 1: Keras's own progress bar
     on_epoch: Callable[[dict, int], None] | None = None  # (history row, configured epochs)
     on_note: Callable[[str], None] | None = None
     should_prune: Callable[[dict], bool] | None = None  # (history row) -> stop after this epoch
+    checkpoint_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -285,28 +292,33 @@ def _epoch_saver(model, record, fitting: _Fitting, progress: Progress, epochs: i
     from .. import training
 
     history, gradients = fitting.history, fitting.gradients
+    last_saved = [-math.inf]
+
+    def checkpoint(row: dict, **extra) -> None:
+        states, arrays = training.callback_state(fitting.user_callbacks)
+        state = {
+            "epochs_completed": row["epoch"],
+            "stopped": bool(model.stop_training),
+            "history": history,
+            "callbacks": states,
+            **extra,
+        }
+        if gradients is not None:
+            state["gradients"] = gradients
+        record.save_epoch(model, state, arrays, history, gradients)
+        last_saved[0] = time.monotonic()
 
     def on_epoch(row: dict) -> None:
-        state: dict | None = None
-        if record.writes:  # the other workers' records keep nothing: no state to gather
-            states, arrays = training.callback_state(fitting.user_callbacks)
-            state = {
-                "epochs_completed": row["epoch"],
-                "stopped": bool(model.stop_training),
-                "history": history,
-                "callbacks": states,
-            }
-            if gradients is not None:
-                state["gradients"] = gradients
-            record.save_epoch(model, state, arrays, history, gradients)
+        due = time.monotonic() - last_saved[0] >= progress.checkpoint_seconds or row["epoch"] >= epochs
+        if record.writes and due:  # the other workers' records keep nothing: no state to gather
+            checkpoint(row)
         if progress.on_epoch:
             progress.on_epoch(row, epochs)
         if progress.should_prune is not None and progress.should_prune(row):
             fitting.pruned_at = row["epoch"]
             model.stop_training = True  # Keras ends `fit` after this epoch, as EarlyStopping does
-            if state is not None:  # stopped before it is finished, a --resume only finishes it, pruned
-                state.update(stopped=True, pruned_at_epoch=row["epoch"])
-                record.save_epoch(model, state, arrays, history, gradients)
+            if record.writes:  # stopped before it is finished, a --resume only finishes it, pruned
+                checkpoint(row, stopped=True, pruned_at_epoch=row["epoch"])
 
     return on_epoch
 
