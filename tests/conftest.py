@@ -52,3 +52,28 @@ def postgres_database():
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def mysql_database():
+    """A fresh database on the real MariaDB (root, no password, at 127.0.0.1:3306), dropped afterwards."""
+    try:
+        import pymysql
+    except ImportError:
+        pytest.fail("the MySQL tests need the mysql extra: pip install -e '.[mysql]' (make test installs it)")
+    name = f"nnflow_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True, connect_timeout=5)
+    except pymysql.err.OperationalError as error:
+        pytest.fail(
+            f"MariaDB is not reachable at 127.0.0.1:3306 ({error}). Start it (e.g. `service mariadb start`, "
+            "or `docker run -p 3306:3306 -e MARIADB_ALLOW_EMPTY_ROOT_PASSWORD=1 mariadb:10.11`) and run the tests again."
+        )
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}`")
+    try:
+        yield f"mysql+pymysql://root@127.0.0.1:3306/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()

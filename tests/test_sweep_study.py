@@ -166,12 +166,14 @@ def _open_and_claim(url: str, barrier, results) -> None:
 
 
 @pytest.mark.slow
-def test_two_processes_make_and_share_one_study_on_a_fresh_postgresql_database(postgres_database):
+@pytest.mark.parametrize("server", ["postgres_database", "mysql_database"])
+def test_two_processes_make_and_share_one_study_on_a_fresh_database(server, request):
     """Both open a database without Optuna's tables at the same moment: no UniqueViolation, one study,
     and the grid's six points split between them, none twice."""
+    url = request.getfixturevalue(server)
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(2), context.Queue()
-    processes = [context.Process(target=_open_and_claim, args=(postgres_database, barrier, results)) for _ in range(2)]
+    processes = [context.Process(target=_open_and_claim, args=(url, barrier, results)) for _ in range(2)]
     for process in processes:
         process.start()
     claimed = [results.get(timeout=120) for _ in processes]

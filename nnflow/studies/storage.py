@@ -32,8 +32,8 @@ _DRIVERS = {
     "postgresql": ("psycopg", "pip install 'nnflow[postgres]'"),
     "postgresql+psycopg": ("psycopg", "pip install 'nnflow[postgres]'"),
     "postgresql+psycopg2": ("psycopg2", "pip install psycopg2-binary"),
-    "mysql": ("MySQLdb", "pip install mysqlclient (or use mysql+pymysql:// with pip install pymysql)"),
-    "mysql+pymysql": ("pymysql", "pip install pymysql"),
+    "mysql": ("MySQLdb", "pip install mysqlclient (or use mysql+pymysql:// with pip install 'nnflow[mysql]')"),
+    "mysql+pymysql": ("pymysql", "pip install 'nnflow[mysql]'"),
     "sqlite": ("sqlite3", "a Python built with sqlite3"),
 }
 
