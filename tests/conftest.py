@@ -17,6 +17,18 @@ DATA = ROOT / "data"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"  # the server every session and CI run starts (trust authentication)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _ctrl_c_is_delivered():
+    """A suite started in the background of a non-interactive shell (`make test &`) inherits SIGINT
+    ignored, and so would every process it starts: the tests of Ctrl-C would then see nothing. Put
+    Python's own handler back (processes started from here get the default again, so theirs too)."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+
+
 @pytest.fixture
 def write(tmp_path):
     """Write a dedented YAML file into tmp_path and return its path."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NnflowError, Terminated, interrupt_exit_code
+from ..model_cache import ModelCache
 from ..studies import finite, heartbeat, record_outcome, set_texts
 from .sweep_grid import slug
 from .sweep_plan import SweepOptions, SweepPlan, make_plan
@@ -69,6 +70,7 @@ class Worker:
         from .. import training
 
         training.fresh_session()  # TensorFlow imported once, before the first trial is claimed
+        self.models = ModelCache()  # a trial whose model differs only in its learning rate skips tracing
         gc.freeze()  # TensorFlow's own objects live as long as the worker: the collector need not scan them again
 
     def emit(self, event: str, **fields: Any) -> None:
@@ -145,9 +147,16 @@ class Worker:
                 self.signals.training = True
                 try:
                     if resume:
-                        result = train(resume=folder, progress=progress, command=command)
+                        result = train(resume=folder, progress=progress, command=command, models=self.models)
                     else:
-                        result = train(plan.options.config, overrides, out=folder, progress=progress, command=command)
+                        result = train(
+                            plan.options.config,
+                            overrides,
+                            out=folder,
+                            progress=progress,
+                            command=command,
+                            models=self.models,
+                        )
                 finally:
                     self.signals.training = False
         except (KeyboardInterrupt, Terminated) as stop:

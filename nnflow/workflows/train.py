@@ -22,6 +22,7 @@ from .train_outcome import TrainResult
 from .train_steps import Progress, Resumed, RunData, protected_files, run_training
 
 if TYPE_CHECKING:
+    from ..model_cache import ModelCache
     from ..runs import RunLock
 
 __all__ = ["RunData", "Progress", "Resumed", "TrainResult", "train"]
@@ -35,6 +36,7 @@ def train(
     resume: str | Path | None = None,
     progress: Progress | None = None,
     command: list[str] | None = None,
+    models: ModelCache | None = None,
 ) -> TrainResult:
     """Train the experiment of `config` into a new run folder, or continue the run `resume`.
 
@@ -43,7 +45,9 @@ def train(
     stopped it), failed or interrupted.
 
     To train run after run in one process (a sweep's worker), call `training.fresh_session()`
-    before each: the next run then starts as it would in a fresh process.
+    before each: the next run then starts as it would in a fresh process. `models`, a
+    `ModelCache` kept across those runs, lets a run reuse the traced functions of an earlier
+    run's model of the same shape (its numbers unchanged).
     """
     from .. import distribute, runs, training
 
@@ -69,7 +73,16 @@ def train(
         with training.seeded(seed):  # the seeds and op determinism are put back afterwards
             lock, found.lock = found.lock, None
             return run_training(
-                spec, seed, data, progress, command, distribution, out=out, resumed=found.resumed, lock=lock
+                spec,
+                seed,
+                data,
+                progress,
+                command,
+                distribution,
+                out=out,
+                resumed=found.resumed,
+                lock=lock,
+                models=models,
             )
     finally:
         if found.lock is not None:

@@ -19,6 +19,7 @@ from .train_failures import mark_stopped
 from .train_outcome import Fitted, TrainResult, complete, final_metrics, outcome
 
 if TYPE_CHECKING:
+    from ..model_cache import ModelCache
     from ..preprocessing import PreparedData
     from ..runs import Checkpoint, RunLock, RunRecord, WorkerRecord
 
@@ -88,10 +89,11 @@ def run_training(
     out,
     resumed: Resumed | None,
     lock: RunLock | None,
+    models: ModelCache | None = None,
 ) -> TrainResult:
     """Train; the run folder is made (a new run) or taken over (`lock`, a resumed run) here."""
     started_clock = time.perf_counter()
-    model = _build(spec, seed, data, distribution, lock)
+    model = _build(spec, seed, data, distribution, lock, models)
     record = _open_record(
         spec, seed, data, command, distribution, out=out, resumed=resumed, lock=lock, started_clock=started_clock
     )
@@ -136,10 +138,12 @@ def _lockstep(distribution, step: Callable):
     return result
 
 
-def _build(spec: Spec, seed: int, data: RunData, distribution, lock: RunLock | None):
-    """The model, compiled, its variables the strategy's; the lock is released if it cannot be built."""
+def _build(spec: Spec, seed: int, data: RunData, distribution, lock: RunLock | None, models: ModelCache | None):
+    """The model, compiled, its variables the strategy's; the lock is released if it cannot be built.
+    With `models` (a sweep's worker), a kept model of the same shape, holding this one's variables."""
     from .. import distribute, training
     from ..builder import build_model, normalization_layer
+    from ..model_cache import shape_key
 
     preprocessing = data.prepared.preprocessing
     try:
@@ -155,6 +159,10 @@ def _build(spec: Spec, seed: int, data: RunData, distribution, lock: RunLock | N
             )
             training.check_output(model, preprocessing, spec)
             distribute.prepare_model(distribution, model, data.prepared.train.x, data.prepared.train.y)
+            if models is not None and distribution.mode == "none":
+                shape = tuple(preprocessing.input_shape)
+                key = shape_key(spec.to_dict(), shape, data.steps_per_execution, preprocessing.normalize)
+                model = models.reuse(key, model)
     except BaseException:
         if lock is not None:  # no record holds it yet
             lock.release()
