@@ -62,3 +62,18 @@ def test_the_key_leaves_out_only_a_plain_learning_rate():
     assert key("layers.0.units=8") != key("layers.0.units=16")
     assert key("compile.optimizer.Adam.beta_1=0.8") != key("compile.optimizer.Adam.beta_1=0.9")
     assert key() != shape_key(load_spec(CONFIGS / "iris.yaml").to_dict(), (4,), 1, True)
+
+
+def test_a_worker_takes_the_grid_points_its_kept_models_fit():
+    from types import SimpleNamespace
+
+    from nnflow.workflows.sweep_worker import choose_waiting
+
+    def point(number, units):
+        return SimpleNamespace(number=number, units=units)
+
+    waiting = [point(1, 8), point(2, 8), point(3, 16), point(4, 16)]
+    shape = lambda trial: trial.units  # noqa: E731
+    assert choose_waiting(waiting, [point(0, 8)], shape, kept=[8]).number == 1  # its own shape
+    assert choose_waiting(waiting, [point(0, 8)], shape, kept=[]).number == 3  # a shape nobody trains
+    assert choose_waiting(waiting[:2], [point(0, 8)], shape, kept=[]) is None  # else the oldest

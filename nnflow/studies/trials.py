@@ -134,12 +134,15 @@ def claim(
     trials: int,
     max_failures: int,
     grid: bool,
+    choose: Callable[[list, list], Any] | None = None,
 ):
     """The next trial for this process, with its params; (None, {}) when the study needs no more from it.
 
     Under the storage's lock: together the processes start no more than `trials` (finished + running),
     and a grid's points, all enqueued when the study was made, each go to one process. The sampler is
     seeded for the trial's number (`sampler_for`): two processes seeded alike would propose alike.
+    `choose(waiting, running)` may pick which waiting trial to take (a worker takes one its kept
+    models fit); by default, and when it picks none, the oldest.
     """
     with storage.lock():
         fail_lost(study, storage)
@@ -147,13 +150,29 @@ def claim(
         if not wanted(now, trials=trials, max_failures=max_failures, grid=grid):
             return None, {}
         study.sampler = sampler_for(len(study.get_trials(deepcopy=False)))
-        with warnings.catch_warnings():  # nnflow beats itself (`heartbeat`), outside Study.optimize
-            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-            trial = study.ask()
+        trial = _chosen(study, choose) if choose is not None and now.waiting else None
+        if trial is None:
+            with warnings.catch_warnings():  # nnflow beats itself (`heartbeat`), outside Study.optimize
+                warnings.filterwarnings(
+                    "ignore", message="Heartbeat of storage is supposed to be used with Study.optimize"
+                )
+                trial = study.ask()
         params = {key: suggest(trial, key, dimension) for key, dimension in space.items()}
         for key, value in (("host", HOST), ("pid", os.getpid()), ("pid_start", process_start(os.getpid()))):
             trial.set_user_attr(key, value)
         return trial, params
+
+
+def _chosen(study, choose: Callable[[list, list], Any]):
+    """The waiting trial `choose` picks, taken (running) as `Study.ask` takes the oldest one."""
+    from optuna.trial import Trial, TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    picked = choose(waiting, [t for t in trials if t.state == TrialState.RUNNING])
+    if picked is None or not study._storage.set_trial_state_values(picked._trial_id, state=TrialState.RUNNING):
+        return None
+    return Trial(study, picked._trial_id)
 
 
 def wanted(now: Counts, *, trials: int, max_failures: int, grid: bool) -> bool:

@@ -71,6 +71,8 @@ class Worker:
 
         training.fresh_session()  # TensorFlow imported once, before the first trial is claimed
         self.models = ModelCache()  # a trial whose model differs only in its learning rate skips tracing
+        self.kept: list[str | None] = []  # the shapes of the models it keeps (the last trials')
+        self.shapes: dict[int, str | None] = {}  # trial number -> its shape
         gc.freeze()  # TensorFlow's own objects live as long as the worker: the collector need not scan them again
 
     def emit(self, event: str, **fields: Any) -> None:
@@ -91,10 +93,30 @@ class Worker:
                 trials=plan.trials,
                 max_failures=plan.max_failures,
                 grid=plan.grid,
+                choose=self.choose if plan.grid else None,
             )
             if trial is None:
                 return 0
+            self.kept.append(self.shape_of(trial.number, params))
+            del self.kept[: -self.models.kept]
             self.run_trial(trial, params)
+
+    def choose(self, waiting: list, running: list):
+        return choose_waiting(waiting, running, lambda t: self.shape_of(t.number, _params(t)), self.kept)
+
+    def shape_of(self, number: int, params: dict) -> str | None:
+        """What decides a trial's model (`model_cache.shape_key`, without the data): None if unknown."""
+        if number not in self.shapes:
+            from ..model_cache import shape_key
+            from ..spec import load_spec
+
+            try:
+                texts = set_texts(self.plan.space, params)
+                spec = load_spec(self.plan.options.config, [*self.plan.options.overrides, *texts])
+                self.shapes[number] = shape_key(spec.to_dict(), (), 0, False)
+            except (NnflowError, KeyError, StopIteration):
+                self.shapes[number] = None
+        return self.shapes[number]
 
     def run_trial(self, trial, params: dict) -> None:
         from optuna.trial import TrialState
@@ -197,6 +219,26 @@ class Worker:
             return prune
 
         return should_prune
+
+
+def choose_waiting(waiting: list, running: list, shape_of, kept: list):
+    """A waiting trial whose model shape this worker keeps; else one of a shape no other worker is
+    training (so that each worker goes on with shapes of its own, and reuses its models); else None:
+    the oldest."""
+    busy = {shape_of(trial) for trial in running}
+    fallback = None
+    for candidate in waiting:
+        shape = shape_of(candidate)
+        if shape is not None and shape in kept:
+            return candidate
+        if fallback is None and shape not in busy:
+            fallback = candidate
+    return fallback
+
+
+def _params(trial) -> dict:
+    """A trial's values: a waiting grid point's are fixed when it is enqueued."""
+    return dict(trial.system_attrs.get("fixed_params") or trial.params)
 
 
 def _trained(result, metric: str) -> tuple[dict, Any, float | None]:
