@@ -77,15 +77,20 @@ def test_another_experiment_under_the_same_study_is_refused(tmp_path, change, me
     assert error.value.exit_code == 2
 
 
-def test_claims_stop_at_the_trials_wanted_and_never_repeat_a_grid_point(tmp_path):
-    storage, study = opened(tmp_path, grid=True)
-    seen = []
+def claim_all(study, storage) -> list[tuple]:
+    """Claim (and finish) grid points until the study wants no more: the points this process got."""
+    claimed = []
     while True:
         trial, params = claim(study, storage, GRID, random_sampler, trials=6, max_failures=6, grid=True)
         if trial is None:
-            break
-        seen.append(tuple(sorted(params.items())))
+            return claimed
+        claimed.append(tuple(sorted(params.items())))
         study.tell(trial, 1.0)
+
+
+def test_claims_stop_at_the_trials_wanted_and_never_repeat_a_grid_point(tmp_path):
+    storage, study = opened(tmp_path, grid=True)
+    seen = claim_all(study, storage)
     assert len(seen) == 6 == len(set(seen))
     first = dict(seen[0])
     assert set_texts(GRID, first) == [f"{key}={first[key]}" for key in GRID]  # in the space's order
@@ -154,13 +159,7 @@ def _open_and_claim(url: str, barrier, results) -> None:
     barrier.wait()
     storage = open_storage(url, None)  # type: ignore[arg-type]
     study = open_study(storage, plan(grid=True), random_sampler(os.getpid()), None)
-    claimed = []
-    while True:
-        trial, params = claim(study, storage, GRID, random_sampler, trials=6, max_failures=6, grid=True)
-        if trial is None:
-            break
-        claimed.append(tuple(sorted(params.items())))
-        study.tell(trial, 1.0)
+    claimed = claim_all(study, storage)
     storage.close()
     results.put(claimed)
 
