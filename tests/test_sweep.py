@@ -261,6 +261,8 @@ def test_stopping_a_sweep_stops_its_workers_and_the_next_run_continues_the_trial
     assert again.exit_code == 0, again.output
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "completed" and info["resumes"], info
+    stopped = [m for m in board(folder)["members"] if m["status"] == "interrupted"]
+    assert stopped and all(m["error"].startswith("continued as trial ") for m in stopped)
     assert board(folder)["trials"]["finished"] == 3
 
 

@@ -127,7 +127,12 @@ def _signals_stop() -> Iterator[None]:
 
 
 def _result(plan: SweepPlan, store: Storage, study) -> SweepResult:
-    members = [member_of(trial, _texts(plan, trial.params)) for trial in study.get_trials(deepcopy=False)]
+    trials = study.get_trials(deepcopy=False)
+    members = [member_of(trial, _texts(plan, trial.params)) for trial in trials]
+    continued = {t.user_attrs["retry_of"]: t.number for t in trials if isinstance(t.user_attrs.get("retry_of"), int)}
+    for member in members:
+        if member.status == "interrupted" and member.trial in continued:
+            member.error = f"continued as trial {continued[member.trial] + 1:02d}"
     ranking = ranked(members, plan.metric, plan.higher_is_better)
     best = ranking[0] if ranking and ranking[0].status == "completed" else None
     result = SweepResult(
