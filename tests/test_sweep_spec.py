@@ -575,3 +575,14 @@ def test_any_section_is_judged_without_a_crash(section):
         assert all(problem.where for problem in error.problems)
     else:
         assert spec.sweep is not None and spec.sweep.space
+
+
+def test_check_says_what_the_sweep_will_search():
+    from click.testing import CliRunner
+
+    from nnflow.cli import cli
+
+    result = CliRunner().invoke(cli, ["check", str(CONFIGS / "iris_sweep.yaml")])
+    assert result.exit_code == 0 and result.stdout.rstrip().endswith(
+        "; sweep: tpe over 4 keys, median pruner, 12 trials"
+    )

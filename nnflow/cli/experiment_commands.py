@@ -65,7 +65,20 @@ def check(config, overrides, no_data, as_json):
         f"{config}: OK - {spec.name}: {len(spec.layers)} layers, {input_shape}, loss {spec.compile.loss.name}"
         + (f", {len(spec.expect)} gate(s)" if spec.expect else "")
         + data
+        + _sweep_summary(spec.sweep)
     )
+
+
+def _sweep_summary(sweep) -> str:
+    """`; sweep: tpe over 4 keys, median pruner, 12 trials` for a file with a sweep: section."""
+    from ..spec import DEFAULT_TRIALS
+
+    if sweep is None:
+        return ""
+    keys = len(sweep.space)
+    trials = sweep.trials or (sweep.grid_size if sweep.sampler == "grid" else None) or DEFAULT_TRIALS
+    pruner = f", {sweep.pruner} pruner" if sweep.pruner != "none" else ""
+    return f"; sweep: {sweep.sampler} over {keys} key{'s' if keys != 1 else ''}{pruner}, {trials} trials"
 
 
 @cli.command("compile")

@@ -32,6 +32,7 @@ from .fit import DIAGNOSTICS, DISTRIBUTE_MODES, FIT
 from .load import check_candidate, load_spec, spec_from_document, spec_from_text
 from .problems import MAX_COUNT, MAX_INT64, MAX_JOIN_TIMEOUT, MAX_NAME_LENGTH, MAX_SEED
 from .sweep import (
+    DEFAULT_TRIALS,
     MAX_GRID_POINTS,
     PRUNERS,
     SAMPLERS,
@@ -59,6 +60,7 @@ DEFAULTS = {
 }
 
 __all__ = [
+    "DEFAULT_TRIALS",
     "CALLBACK_PATH_ARGUMENTS",
     "COMPILE",
     "COMPILE_KEYS",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from fractions import Fraction
 
 LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+DEFAULT_TRIALS = 20  # finished trials a search wants when neither sweep.trials nor --trials says (a grid: its size)
 MAX_GRID_POINTS = 100_000  # a grid is listed in full (Optuna's GridSampler does too)
 
 __all__ = [

@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, Problem
-from ..spec import PRUNERS, SAMPLERS, Spec, load_spec
+from ..spec import DEFAULT_TRIALS, PRUNERS, SAMPLERS, Spec, load_spec
 from ..spec.experiment_file import NAME_PATTERN
 from ..studies import GridValues, StudyPlan
 from .sweep_grid import parse_grid
 from .sweep_rank import higher_is_better
 
-DEFAULT_TRIALS = 20
 MARKER = "sweep.json"  # in the sweep folder: which study it belongs to
 
 
