@@ -252,7 +252,9 @@ def test_stopping_a_sweep_stops_its_workers_and_the_next_run_continues_the_trial
     assert f"{said}: the workers were stopped" in stderr and "Traceback" not in stderr
     no_process_left(folder)
     statuses = [m["status"] for m in board(folder)["members"]]
-    assert statuses.count("completed") == 1 and "interrupted" in statuses, statuses
+    # The short trial completed; a long one may have been finishing as the signal came. None failed.
+    assert statuses.count("completed") >= 1 and "interrupted" in statuses, board(folder)["members"]
+    assert "failed" not in statuses, board(folder)["members"]
     interrupted = [m for m in board(folder)["members"] if m["status"] == "interrupted" and m["run"]]
     run = Path(interrupted[0]["run"])
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"

@@ -41,10 +41,10 @@ class _Signals:
             signal.signal(number, self._handle)
 
     def _handle(self, signum, frame) -> None:
+        self.pending = signum  # also while training: an error the interruption causes is still a stop
         if self.training:
             self.training = False
             raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-        self.pending = signum
 
     def raise_pending(self) -> None:
         if self.pending is not None:
@@ -190,10 +190,19 @@ class Worker:
                 TrialState.FAIL,
                 None,
             )
-        except NnflowError as error:
-            return {"status": "failed", "exit_code": error.exit_code, "error": str(error)}, TrialState.FAIL, None
-        except Exception as error:  # a bug: its traceback in the worker's log, the study goes on
-            traceback.print_exc()
+        except Exception as error:
+            if self.signals.pending is not None:  # the stop surfaced as another error (from inside TensorFlow)
+                code = interrupt_exit_code(
+                    Terminated() if self.signals.pending == signal.SIGTERM else KeyboardInterrupt()
+                )
+                return (
+                    {"status": "interrupted", "exit_code": code, "error": f"stopped ({error})"},
+                    TrialState.FAIL,
+                    None,
+                )
+            if isinstance(error, NnflowError):
+                return {"status": "failed", "exit_code": error.exit_code, "error": str(error)}, TrialState.FAIL, None
+            traceback.print_exc()  # a bug: its traceback in the worker's log, the study goes on
             return (
                 {"status": "failed", "exit_code": 1, "error": f"bug: {type(error).__name__}: {error}"},
                 TrialState.FAIL,
@@ -265,7 +274,16 @@ def _resumable(run: Any) -> Path | None:
     if not isinstance(run, str) or not run:
         return None
     folder = Path(run)
-    return folder if (folder / RUN_FILE).is_file() else None
+    from ..errors import DamagedRunError
+    from ..runs import present, read_json_file
+
+    if not present(folder / RUN_FILE):  # another machine's: start afresh
+        return None
+    try:
+        info = read_json_file(folder / RUN_FILE)
+    except DamagedRunError:  # `nnflow runs` says what is wrong with it; the trial starts afresh
+        return None
+    return folder if isinstance(info, dict) and info.get("status") in ("interrupted", "running") else None
 
 
 def _die_with_parent() -> None:
