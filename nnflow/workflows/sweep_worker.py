@@ -191,24 +191,19 @@ class Worker:
                 None,
             )
         except Exception as error:
-            if self.signals.pending is not None:  # the stop surfaced as another error (from inside TensorFlow)
-                code = interrupt_exit_code(
-                    Terminated() if self.signals.pending == signal.SIGTERM else KeyboardInterrupt()
-                )
-                return (
-                    {"status": "interrupted", "exit_code": code, "error": f"stopped ({error})"},
-                    TrialState.FAIL,
-                    None,
-                )
-            if isinstance(error, NnflowError):
-                return {"status": "failed", "exit_code": error.exit_code, "error": str(error)}, TrialState.FAIL, None
-            traceback.print_exc()  # a bug: its traceback in the worker's log, the study goes on
-            return (
-                {"status": "failed", "exit_code": 1, "error": f"bug: {type(error).__name__}: {error}"},
-                TrialState.FAIL,
-                None,
-            )
+            return self.failed(error), TrialState.FAIL, None
         return _trained(result, plan.metric)
+
+    def failed(self, error: Exception) -> dict:
+        """The outcome of a trial that raised: an interruption when a stop caused it (it can surface as
+        another error from inside TensorFlow), else a failure with the error's exit code."""
+        if self.signals.pending is not None:
+            stop = Terminated() if self.signals.pending == signal.SIGTERM else KeyboardInterrupt()
+            return {"status": "interrupted", "exit_code": interrupt_exit_code(stop), "error": f"stopped ({error})"}
+        if isinstance(error, NnflowError):
+            return {"status": "failed", "exit_code": error.exit_code, "error": str(error)}
+        traceback.print_exc()  # a bug: its traceback in the worker's log, the study goes on
+        return {"status": "failed", "exit_code": 1, "error": f"bug: {type(error).__name__}: {error}"}
 
     def pruning(self, trial):
         """After each epoch: report the metric, and ask the pruner (a signal waits until that is done)."""
