@@ -51,7 +51,6 @@ class SweepOptions:
 class SweepPlan:
     options: SweepOptions
     spec: Spec
-    overrides: tuple[str, ...]  # the user's --set
     space: Mapping[str, Any]  # key -> IntRange | FloatRange | Choice | GridValues
     metric: str
     higher_is_better: bool
@@ -118,7 +117,6 @@ def make_plan(options: SweepOptions, *, check_points: bool = True) -> SweepPlan:
     return SweepPlan(
         options=options,
         spec=spec,
-        overrides=options.overrides,
         space=space,
         metric=metric,
         higher_is_better=higher,

@@ -31,7 +31,6 @@ class _Worker:
     events: IO[bytes]
     log: Path
     trial: dict | None = None  # the "started" event of the trial it trains
-    finished: int = 0
     buffer: str = field(default="", repr=False)
 
 
@@ -116,7 +115,7 @@ class Pool:
         if kind == "started":
             worker.trial = event
         elif kind == "finished":
-            worker.trial, worker.finished = None, worker.finished + 1
+            worker.trial = None
             self.early_deaths = 0
         elif kind == "error":  # the worker could not start (the file changed under the sweep, the storage went away)
             code = event.get("exit_code")
