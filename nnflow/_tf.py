@@ -14,6 +14,8 @@ _NOISE = re.compile(
     r"^(?:WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|[IW]\d{4} [\d:. ]+\s*\d+ \S+\.(?:cc|h):\d+\] "
     r"|E\d{4} [\d:. ]+\s*\d+ cuda_(?:platform|executor|driver)\.cc:\d+\] failed call to cuInit"
+    # a dataset op traced by this TensorFlow, read back by its runtime (a model loaded again in one process)
+    r"|E\d{4} [\d:. ]+\s*\d+ node_def_util\.cc:\d+\] NodeDef mentions attribute use_unbounded_threadpool"
     r"|To enable the following instructions: .* rebuild TensorFlow"
     r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"
     r")"

@@ -14,7 +14,7 @@ and the file's checks judge it where it lands.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from . import catalog
@@ -256,3 +256,16 @@ def _has_argument(kind: str, name: str, argument: str) -> bool:
 
 def _render(path: KeyPath) -> str:
     return render_path(path)
+
+
+def dotted_items(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """A document as `--set` keys, the inverse of `--set`: `{fit: {epochs: 5}, layers: [{Dense: {units: 4}}]}`
+    gives `fit.epochs: 5` and `layers.0.Dense.units: 4`. A list of plain values (`metrics: [accuracy]`) is one value."""
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            yield from dotted_items(item, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list) and value and any(isinstance(item, (dict, list)) for item in value):
+        for index, item in enumerate(value):
+            yield from dotted_items(item, f"{prefix}.{index}")
+    else:
+        yield prefix, value

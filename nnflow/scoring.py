@@ -152,7 +152,6 @@ def predict_stream(
 
     chunk_rows = chunk_rows or CHUNK_ROWS
     total = table_rows(input_path)
-    columns = PredictionColumns.of(preprocessing)
     unseen = UnseenCategories()
     rows = 0
     first = True
@@ -163,17 +162,24 @@ def predict_stream(
         text_columns=list(preprocessing.categories),
     )
     for chunk in chunks:
-        if first:
-            _check_columns(chunk, preprocessing, columns, input_path)
-            first = False
-        x = preprocessing.features(chunk, input_path, unseen)
-        scores = np.asarray(model.predict(x, batch_size=PREDICT_BATCH, verbose=0))
-        frame = prediction_frame(chunk, preprocessing, scores, columns)
+        frame = score_frame(model, preprocessing, chunk, input_path, unseen, check=first)
+        first = False
         writer.write(frame if writer.kind == "parquet" else escape_formulas(frame))
         rows += len(chunk)
         if on_progress is not None:
             on_progress(rows, total)
     return rows, unseen
+
+
+def score_frame(model, preprocessing: Preprocessing, frame, source: Path, unseen: UnseenCategories, *, check=True):
+    """The predictions for the rows of `frame`, as `predict` writes them: its other columns carried
+    through, then `predicted_<target>` (and `probability_<class>`); `source` names it in errors."""
+    columns = PredictionColumns.of(preprocessing)
+    if check:
+        _check_columns(frame, preprocessing, columns, source)
+    x = preprocessing.features(frame, source, unseen)
+    scores = np.asarray(model.predict(x, batch_size=PREDICT_BATCH, verbose=0))
+    return prediction_frame(frame, preprocessing, scores, columns)
 
 
 def _check_columns(chunk, preprocessing: Preprocessing, columns: PredictionColumns, path: Path) -> None:

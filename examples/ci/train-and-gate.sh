@@ -4,11 +4,16 @@
 # code: 2 a bad experiment file, 3 bad data, 4 a NaN loss, 5 a gate that did not hold.
 #
 #   CONFIG=configs/iris.yaml EPOCHS=100 OUT=ci-runs examples/ci/train-and-gate.sh
+#
+# With BASELINE (the main branch's run folder or metrics.json), step 6 also fails the job when
+# test_accuracy is more than TOLERANCE (default 0.02) below the baseline's.
 set -euo pipefail
 
 CONFIG=${CONFIG:-configs/iris.yaml}
 EPOCHS=${EPOCHS:-100}
 OUT=${OUT:-ci-runs}
+BASELINE=${BASELINE:-}
+TOLERANCE=${TOLERANCE:-0.02}
 mkdir -p "$OUT"
 
 # 1. Validate the file first: 0.1 s, no TensorFlow; a typo fails here with its line and column.
@@ -28,3 +33,9 @@ nnflow evaluate "$OUT/train" --json --summary "$OUT/summary.md" > "$OUT/evaluate
 # 5. What the sweep's best trial changed, next to the trained run.
 best=$(python -c "import json, sys; print(json.load(open(sys.argv[1]))['members'][0]['run'])" "$OUT/sweep.json")
 nnflow compare "$OUT/train" "$best"
+
+# 6. Gate against the main branch's metrics (exit 5 on a regression beyond the tolerance).
+if [ -n "$BASELINE" ]; then
+    nnflow compare "$OUT/train" --baseline "$BASELINE" --tolerance test_accuracy="$TOLERANCE" \
+        --summary "$OUT/summary.md"
+fi

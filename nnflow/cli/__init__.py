@@ -7,11 +7,12 @@ TensorFlow, Keras or pandas.
   `main` (the console script) and `run` (a command line to its exit code).
 - experiment_commands.py: check, compile, train (fit), sweep.
 - run_commands.py: evaluate, predict, plot, report, export, runs, compare, schema.
+- tracking_commands.py: log (run folders copied into MLflow).
 """
 
 from __future__ import annotations
 
-from . import experiment_commands, run_commands  # noqa: F401  (each registers its commands on `cli`)
+from . import experiment_commands, run_commands, tracking_commands  # noqa: F401  (each registers its commands on `cli`)
 from .group import JSON_FORMAT, cli, emit_json, main, run, sigterm_raises
 
 __all__ = ["JSON_FORMAT", "cli", "emit_json", "main", "run", "sigterm_raises"]

@@ -15,6 +15,7 @@ from .group import (
     interrupted_text,
     json_mode,
     json_option,
+    mlflow_option,
     raise_failed_gates,
     say,
     set_option,
@@ -118,9 +119,10 @@ def compile_command(config, overrides, as_json):
     help="Continue an interrupted run from its last completed epoch (a run folder, or runs/NAME for the newest).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress or notes; print only the run folder.")
+@mlflow_option
 @json_option
 @summary_option
-def train(config, overrides, out, resume, quiet, as_json, summary):
+def train(config, overrides, out, resume, quiet, mlflow, as_json, summary):
     """Train the model of CONFIG and save a run folder (`nnflow fit` is the same command).
 
     Reads the data, fits with the file's batch size, epochs and callbacks, evaluates the
@@ -131,6 +133,10 @@ def train(config, overrides, out, resume, quiet, as_json, summary):
     With `fit.distribute: multi_worker`, start the same command on every worker, each
     with its TF_CONFIG; only the chief writes the run folder (docs/distributed.md).
 
+    With --mlflow, the run is also logged to MLflow as it trains (params, each epoch's
+    metrics, final metrics, files, and the model as `runs:/<id>/model`); an MLflow that
+    cannot be reached is a warning, and training goes on (docs/tracking.md).
+
     Exit codes: 3 bad data, 4 the loss became NaN (or a worker was lost), 5 a gate failed.
 
     \b
@@ -138,16 +144,18 @@ def train(config, overrides, out, resume, quiet, as_json, summary):
         nnflow train configs/iris.yaml
         nnflow train configs/iris.yaml --set fit.epochs=5 --out /tmp/iris-run
         nnflow train --resume runs/iris-mlp
+        MLFLOW_TRACKING_URI=http://mlflow.internal:5000 nnflow train configs/iris.yaml --mlflow
     """
     from .._tf import quiet_tensorflow
     from ..workflows import train as run_train
 
     json_mode("train", as_json)
     _check_train_arguments(config, overrides, out, resume)
+    tracker = _tracker(mlflow)
     progress = _train_progress(quiet, as_json)
     try:
         with quiet_tensorflow():
-            result = run_train(config, overrides, out=out, resume=resume, progress=progress)
+            result = run_train(config, overrides, out=out, resume=resume, progress=progress, tracker=tracker)
         _show_training(result, as_json=as_json, quiet=quiet, summary=summary)
     except KeyboardInterrupt as interrupt:
         run_dir = getattr(interrupt, "run_dir", None)
@@ -173,6 +181,17 @@ def _show_training(result, *, as_json: bool, quiet: bool, summary: str | None) -
         say(render.train_summary(result))
     if result.run_dir is not None:  # the chief's summary speaks for the run
         write_summary(render.train_markdown(result), summary)
+
+
+def _tracker(mlflow: bool):
+    """An MLflow tracker for --mlflow, the extra checked first (exit 2 naming the install command)."""
+    if not mlflow:
+        return None
+    from ..tracking import require_mlflow
+    from ..workflows.tracking_live import MlflowTracker
+
+    require_mlflow()
+    return MlflowTracker()
 
 
 def _check_train_arguments(config, overrides, out, resume) -> None:
@@ -246,9 +265,17 @@ def _train_progress(quiet: bool, as_json: bool):
     help="Rank by this metric (default: sweep.metric, the first expect: key, else val_loss).",
 )
 @click.option("--out", type=click.Path(file_okay=False), help="The sweep folder (default runs/NAME/sweep-STUDY).")
+@mlflow_option
+@click.option(
+    "--mlflow-models",
+    type=click.Choice(["best", "all"]),
+    default="best",
+    show_default=True,
+    help="With --mlflow: which trials log their model (the best, once the sweep ends; or every trial).",
+)
 @json_option
 @summary_option
-def sweep(config, grids, overrides, trials, sampler, pruner, jobs, storage, study, metric, out, as_json, summary):
+def sweep(config, grids, overrides, as_json, summary, **flags):
     """Search the experiment's sweep: space (or the --grid values) with Optuna, and rank the trials.
 
     Trials are trained by --jobs warm worker processes, each a complete run folder in the sweep
@@ -267,23 +294,24 @@ def sweep(config, grids, overrides, trials, sampler, pruner, jobs, storage, stud
         nnflow sweep configs/iris.yaml --grid compile.optimizer.Adam.learning_rate=0.001,0.01 \\
             --grid layers.0.units=8,32 --jobs 2
         nnflow sweep configs/iris_sweep.yaml --storage postgresql://user@db/sweeps --study iris-1
+        nnflow sweep configs/iris_sweep.yaml --jobs 2 --mlflow
+
+    With --mlflow the sweep is one MLflow run, each trial a run nested under it (pruned ones
+    tagged nnflow.status=pruned); the best trial logs the model.
     """
     from ..workflows import sweep as run_sweep
 
     json_mode("sweep", as_json)
+    if flags["mlflow"]:
+        from ..tracking import require_mlflow
+
+        require_mlflow()
     try:
         result = run_sweep(
             config,
             grids,
             overrides,
-            jobs=jobs,
-            trials=trials,
-            sampler=sampler,
-            pruner=pruner,
-            metric=metric,
-            storage=storage,
-            study=study,
-            out=out,
+            **flags,  # jobs, trials, sampler, pruner, metric, storage, study, out, mlflow, mlflow_models
             on_event=_sweep_event,
             on_note=lambda note: click.echo(f"note: {note}", err=True),
         )

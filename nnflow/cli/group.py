@@ -139,6 +139,15 @@ def set_option(function):
     )(function)
 
 
+def mlflow_option(function):
+    return click.option(
+        "--mlflow",
+        is_flag=True,
+        help="Also log to MLflow: the store of $MLFLOW_TRACKING_URI (default ./mlflow.db), the experiment of "
+        "$MLFLOW_EXPERIMENT_NAME (default the file's name). Needs pip install 'nnflow[mlflow]'.",
+    )(function)
+
+
 def json_option(function):
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")(function)
 

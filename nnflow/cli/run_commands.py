@@ -266,25 +266,72 @@ def runs_command(name, as_json):
 
 
 @cli.command()
-@click.argument("runs", metavar="RUN RUN...", nargs=-1, required=True)
+@click.argument("runs", metavar="RUN RUN... | CANDIDATE --baseline BASE", nargs=-1, required=True)
+@click.option(
+    "--baseline",
+    metavar="BASE",
+    help="Gate one CANDIDATE run against BASE: a run folder, runs/NAME, a metrics.json file, "
+    "or runs:/RUN_ID (with --mlflow). Exit 5 when a gated metric got worse.",
+)
+@click.option(
+    "--tolerance",
+    "tolerances",
+    metavar="METRIC=DELTA",
+    multiple=True,
+    help="With --baseline: gate METRIC, which may be worse by DELTA (0.01, or 2% of the baseline's value); "
+    "repeatable. Default: the candidate's expect: metrics, with no tolerance.",
+)
+@click.option("--mlflow", is_flag=True, help="With --baseline runs:/RUN_ID: read the baseline from that MLflow run.")
 @json_option
-def compare(runs, as_json):
+@summary_option
+def compare(runs, baseline, tolerances, mlflow, as_json, summary):
     """Compare runs: their metrics side by side, and every key where their experiment files differ.
 
     Each RUN is a run folder or runs/NAME (the newest of that name).
 
+    With --baseline, gate one CANDIDATE run against BASE instead (a pull request against the
+    main branch): each metric of --tolerance (else of the candidate's expect: section) may be
+    worse than the baseline's by its tolerance, and no more; a metric that either side lacks
+    fails. Higher is better unless the metric's expect: gate or its name (loss, error, mse, ...)
+    says lower. Exit 5 when a gate fails.
+
     \b
-    Example:
+    Examples:
         nnflow compare runs/iris-mlp/2026-11-27_08-02-37 runs/iris-mlp
+        nnflow compare ci-runs/train --baseline baseline/metrics.json --tolerance test_accuracy=0.02
+        nnflow compare runs/iris-mlp --baseline runs/iris-mlp/2026-11-27_08-02-37 --tolerance val_loss=5%
     """
-    from ..workflows import compare_runs
+    from ..errors import ConfigError, GateError, Problem
+    from ..workflows import compare_runs, compare_to_baseline, parse_tolerances
 
     json_mode("compare", as_json)
-    comparison = compare_runs(list(runs))
+    if baseline is None:
+        flag = next(
+            (f for f, given in (("--tolerance", tolerances), ("--mlflow", mlflow), ("--summary", summary)) if given),
+            None,
+        )
+        if flag:
+            raise ConfigError(
+                Problem(f"needs --baseline: nnflow compare CANDIDATE --baseline BASE {flag} ...", where=flag)
+            )
+        comparison = compare_runs(list(runs))
+        if as_json:
+            emit_json("compare", {"ok": True, **comparison.to_json()})
+        else:
+            click.echo(render.comparison_text(comparison))
+        return
+    if len(runs) != 1:
+        raise ConfigError(
+            Problem(f"--baseline gates one CANDIDATE run; received {len(runs)}: {' '.join(runs)}.", where="RUN")
+        )
+    result = compare_to_baseline(runs[0], baseline, parse_tolerances(tolerances), mlflow=mlflow)
     if as_json:
-        emit_json("compare", {"ok": True, **comparison.to_json()})
+        emit_json("compare", result.to_json())
     else:
-        click.echo(render.comparison_text(comparison))
+        click.echo(render.baseline_text(result))
+    write_summary(render.baseline_markdown(result), summary)
+    if not result.passed:
+        raise GateError(result.failure)
 
 
 @cli.command()

@@ -179,6 +179,16 @@ class RunRecord:
         if status in FINISHED_STATUSES:
             remove_checkpoint(self.run_dir)
 
+    def save_tracking(self) -> None:
+        """run.json again, once a tracker has added where the ended run is logged (best effort: a full
+        disk leaves the run.json that says how the run ended)."""
+        if self.run_dir is None or not self.finished:
+            return
+        try:
+            write_json(self.run_dir / RUN_FILE, self.info)
+        except OutputError:
+            pass
+
     def close(self) -> None:
         """Release the run folder: its lock file goes once nothing will train the run again."""
         if self.lock is not None:
@@ -227,6 +237,9 @@ class WorkerRecord:
     def finish(
         self, status: str, *, error: str | None = None, checkpointed: bool = False, best_effort: bool = False
     ) -> None:
+        pass
+
+    def save_tracking(self) -> None:
         pass
 
     def close(self) -> None:

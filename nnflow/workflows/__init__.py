@@ -10,6 +10,7 @@
 - evaluate.py: evaluate (metrics on the test split or a labelled file; the gates)
 - predict.py: predict (predictions for a table, streamed)
 - compare.py: list_runs, compare_runs (what is in runs/, how runs differ; no TensorFlow)
+- baseline.py: compare_to_baseline (one run gated against a baseline: a run, a metrics.json, an MLflow run)
 - sweep.py: sweep (an Optuna study of the experiment, trained by warm workers, ranked on a leaderboard)
 - sweep_plan.py: make_plan (the space, sampler, pruner, metric, trials and study, from the file and flags)
 - sweep_pool.py: Pool (the warm worker processes, watched and replaced; stopped cleanly)
@@ -24,6 +25,15 @@ the `expect:` gates (`GateResult`, `check_gates`) sit beside `Gate` in `nnflow.s
 """
 
 from ..spec import GateResult, check_gates
+from .baseline import (
+    BaselineComparison,
+    BaselineGate,
+    Tolerance,
+    compare_to_baseline,
+    metric_direction,
+    parse_tolerance,
+    parse_tolerances,
+)
 from .check import CheckResult, CompileResult, LayerRow, check, compile_experiment, describe_model
 from .compare import Comparison, RunRow, compare_runs, list_runs
 from .evaluate import EvaluateResult, evaluate
@@ -34,6 +44,13 @@ from .sweep import Member, SweepResult, sweep
 from .train import Progress, TrainResult, train
 
 __all__ = [
+    "BaselineComparison",
+    "BaselineGate",
+    "Tolerance",
+    "compare_to_baseline",
+    "metric_direction",
+    "parse_tolerance",
+    "parse_tolerances",
     "CheckResult",
     "Comparison",
     "RunRow",

@@ -8,6 +8,7 @@ and goes on; `compare` refuses one (exit 6).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ def _status(info: dict) -> str:
     return status
 
 
-def _row(folder: Path) -> RunRow:
+def run_row(folder: Path) -> RunRow:
     """A run's row, from its checked run.json and metrics.json (a DamagedRunError when one is damaged)."""
     from ..runs import read_metrics, read_run_info
 
@@ -104,7 +105,7 @@ def _listed(folder: Path) -> RunRow:
     from ..errors import UnsafeModelError
 
     try:
-        return _row(folder)
+        return run_row(folder)
     except UnsafeModelError as error:  # damaged, or written by a newer nnflow
         return RunRow(folder, folder.parent.name, "", "damaged", {}, {}, [], problem=str(error))
 
@@ -131,23 +132,31 @@ def compare_runs(runs: list[str | Path]) -> Comparison:
 
     Each run's files are checked: a damaged one is a DamagedRunError (exit 6) naming it.
     """
-    from ..runs import find_run, read_experiment
+    from ..runs import find_run
 
     if len(runs) < 2:
         raise ConfigError(Problem("compare needs at least two runs: nnflow compare RUN RUN ...", where="RUN"))
     folders = [find_run(run) for run in runs]
-    rows = [_row(folder) for folder in folders]
-    names: list[str] = []
-    for row in rows:
-        names += [name for name in row.metrics if name not in names]
+    rows = [run_row(folder) for folder in folders]
+    return Comparison(rows, metric_names(row.metrics for row in rows), experiment_differences(folders))
+
+
+def metric_names(metrics: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every metric name of some runs, in the order they first appear."""
+    return list(dict.fromkeys(name for each in metrics for name in each))
+
+
+def experiment_differences(folders: list[Path]) -> dict[str, list[Any]]:
+    """Each dotted key where the runs' resolved experiment files differ -> each run's value (MISSING: absent)."""
+    from ..runs import read_experiment
+
     flat = [dict(_flatten(read_experiment(folder))) for folder in folders]
     keys = list(dict.fromkeys(key for values in flat for key in values))
-    differences = {
+    return {
         key: [values.get(key, MISSING) for values in flat]
         for key in keys
         if len({repr(values.get(key, MISSING)) for values in flat}) > 1
     }
-    return Comparison(rows, names, differences)
 
 
 def _flatten(value: Any, prefix: str = ""):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,10 +16,13 @@ if TYPE_CHECKING:
 def new_run_info(spec: Spec, seed: int, data: RunData, command: list[str]) -> dict:
     """A new run's run.json as it starts: what ran, on which data (checksums), with which versions."""
     from .. import runs
+    from ..tracking.content import git_commit
 
     prepared = data.prepared
+    git = git_commit(spec.source)
     return {
         "format": runs.RUN_FORMAT,
+        "uuid": str(uuid.uuid4()),  # the run's stable id: MLflow's copy of it is found by it (nnflow log)
         "name": spec.name,
         "config": str(spec.source) if spec.source else None,
         "command": shlex.join(command),
@@ -29,6 +33,7 @@ def new_run_info(spec: Spec, seed: int, data: RunData, command: list[str]) -> di
         },
         "rows": {role: split.rows for role, split in prepared.splits.items()},
         "versions": _versions(),
+        **({"git": git} if git else {}),  # the commit of the work tree holding the experiment file
     }
 
 

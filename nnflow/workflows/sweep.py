@@ -11,6 +11,7 @@ that is finished trains nothing: the command prints its leaderboard. One that wa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +24,7 @@ from .sweep_members import Member, SweepResult, exit_code, member_of, ranked, wr
 from .sweep_plan import MARKER, SweepOptions, SweepPlan, make_plan
 from .sweep_pool import Pool
 from .sweep_rank import higher_is_better
+from .tracking_sweep import SweepTracking
 
 WAIT_SECONDS = 2.0  # how often a sweep looks at trials that other processes are still training
 
@@ -42,10 +44,15 @@ def sweep(
     storage: str | None = None,
     study: str | None = None,
     out: str | Path | None = None,
+    mlflow: bool = False,
+    mlflow_models: str = "best",
     on_event: Callable[[str, Member], None] | None = None,
     on_note: Callable[[str], None] | None = None,
 ) -> SweepResult:
-    """Search the experiment's `sweep:` space (or the `--grid` values) and rank the trials by the metric."""
+    """Search the experiment's `sweep:` space (or the `--grid` values) and rank the trials by the metric.
+
+    With `mlflow`, the sweep is a parent MLflow run and each trial a run nested under it; the best
+    trial logs its model at the end (every trial, with `mlflow_models="all"`)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -61,6 +68,8 @@ def sweep(
         study,
         None if out is None else str(out),
         jobs,
+        mlflow,
+        mlflow_models,
     )
     plan = make_plan(options)
     _prepare_folder(plan)
@@ -71,21 +80,33 @@ def sweep(
         with store.lock():
             fail_lost(the_study, store)
             requeue_interrupted(the_study)
-        if on_event:
-            for point, error in plan.invalid:
-                on_event("finished", _refused(plan, point, error))
-        try:
-            with _signals_stop():
-                _search(plan, store, the_study, jobs, on_event, on_note)
-        except KeyboardInterrupt as interrupt:
-            interrupt.sweep = _result(plan, store, the_study)  # type: ignore[attr-defined]  # for the CLI
-            write_leaderboard(interrupt.sweep)  # type: ignore[attr-defined]
-            raise
-        result = _result(plan, store, the_study)
-        write_leaderboard(result)
-        return result
+        return _run(plan, store, the_study, on_event, on_note)
     finally:
         store.close()
+
+
+def _run(plan: SweepPlan, store: Storage, study, on_event, on_note) -> SweepResult:
+    """The study searched (MLflow told, with --mlflow), then ranked; the leaderboard written, even on Ctrl-C."""
+    tracking = SweepTracking.start(plan, store, study, on_note) if plan.options.mlflow else None
+    if tracking is not None and tracking.parent is None:  # MLflow cannot be reached: the trials log nothing
+        plan = dataclasses.replace(plan, options=dataclasses.replace(plan.options, mlflow=False))
+    if on_event:
+        for point, error in plan.invalid:
+            on_event("finished", _refused(plan, point, error))
+    try:
+        with _signals_stop():
+            _search(plan, store, study, plan.options.jobs, on_event, on_note)
+    except KeyboardInterrupt as interrupt:
+        interrupt.sweep = _result(plan, store, study)  # type: ignore[attr-defined]  # for the CLI
+        write_leaderboard(interrupt.sweep)  # type: ignore[attr-defined]
+        if tracking is not None:
+            tracking.end(interrupt.sweep, interrupted=True)  # type: ignore[attr-defined]
+        raise
+    result = _result(plan, store, study)
+    write_leaderboard(result)
+    if tracking is not None:
+        tracking.end(result)
+    return result
 
 
 def _search(plan: SweepPlan, store: Storage, study, jobs: int, on_event, on_note) -> None:

@@ -38,6 +38,8 @@ class SweepOptions:
     study: str | None = None
     out: str | None = None
     jobs: int = 1
+    mlflow: bool = False  # each trial logged to MLflow, nested under the sweep's parent run
+    mlflow_models: str = "best"  # which trials log their model: "best" (at the end) or "all"
 
     def to_json(self) -> dict:
         return {**self.__dict__, "grids": list(self.grids), "overrides": list(self.overrides)}
@@ -134,6 +136,10 @@ def make_plan(options: SweepOptions, *, check_points: bool = True) -> SweepPlan:
 
 def _check_flags(options: SweepOptions) -> None:
     """What the command line alone can get wrong: before the file is read."""
+    if options.mlflow_models not in ("best", "all"):
+        raise ConfigError(
+            Problem(f"--mlflow-models is best or all; received {options.mlflow_models!r}.", where="--mlflow-models")
+        )
     if options.jobs < 1:
         raise ConfigError(Problem(f"--jobs must be at least 1; received {options.jobs}.", where="--jobs"))
     if options.trials is not None and options.trials < 1:

@@ -145,6 +145,7 @@ class Worker:
         from optuna.trial import TrialState
 
         from .. import training
+        from .tracking_sweep import trial_tracker
         from .train import train
         from .train_steps import Progress
 
@@ -168,8 +169,11 @@ class Worker:
                 self.signals.raise_pending()  # a Ctrl-C while the trial was claimed: it has not started
                 self.signals.training = True
                 try:
+                    tracker = trial_tracker(plan.options, self.study, trial.number)
                     if resume:
-                        result = train(resume=folder, progress=progress, command=command, models=self.models)
+                        result = train(
+                            resume=folder, progress=progress, command=command, models=self.models, tracker=tracker
+                        )
                     else:
                         result = train(
                             plan.options.config,
@@ -178,6 +182,7 @@ class Worker:
                             progress=progress,
                             command=command,
                             models=self.models,
+                            tracker=tracker,
                         )
                 finally:
                     self.signals.training = False

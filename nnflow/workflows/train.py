@@ -24,6 +24,7 @@ from .train_steps import Progress, Resumed, RunData, protected_files, run_traini
 if TYPE_CHECKING:
     from ..model_cache import ModelCache
     from ..runs import RunLock
+    from .tracking_live import MlflowTracker
 
 __all__ = ["RunData", "Progress", "Resumed", "TrainResult", "train"]
 
@@ -37,17 +38,17 @@ def train(
     progress: Progress | None = None,
     command: list[str] | None = None,
     models: ModelCache | None = None,
+    tracker: MlflowTracker | None = None,
 ) -> TrainResult:
     """Train the experiment of `config` into a new run folder, or continue the run `resume`.
 
-    Data problems raise before any folder is made. Once the run folder exists, its
-    `run.json` always tells the truth: running, completed, pruned (`progress.should_prune`
-    stopped it), failed or interrupted.
+    Data problems raise before any folder is made. Once the run folder exists, its `run.json`
+    always tells the truth: running, completed, pruned (by `progress.should_prune`), failed or interrupted.
 
     To train run after run in one process (a sweep's worker), call `training.fresh_session()`
     before each: the next run then starts as it would in a fresh process. `models`, a
     `ModelCache` kept across those runs, lets a run reuse the traced functions of an earlier
-    run's model of the same shape (its numbers unchanged).
+    run's model of the same shape (its numbers unchanged). A `tracker` logs the run to MLflow.
     """
     from .. import distribute, runs, training
 
@@ -83,6 +84,7 @@ def train(
                 resumed=found.resumed,
                 lock=lock,
                 models=models,
+                tracker=tracker,
             )
     finally:
         if found.lock is not None:

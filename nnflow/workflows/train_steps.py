@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..model_cache import ModelCache
     from ..preprocessing import PreparedData
     from ..runs import Checkpoint, RunLock, RunRecord, WorkerRecord
+    from .tracking_live import MlflowTracker
 
 
 @dataclass
@@ -76,6 +77,7 @@ class _Fitting:
     stopped: bool = False  # a callback had stopped the resumed run: only finish it
     gradients: list[dict] | None = None  # fit.gradient_norms: the norms so far
     pruned_at: int | None = None  # the epoch after which `Progress.should_prune` stopped training
+    tracker: MlflowTracker | None = None  # hears of each epoch once it is checkpointed
 
 
 def run_training(
@@ -90,8 +92,10 @@ def run_training(
     resumed: Resumed | None,
     lock: RunLock | None,
     models: ModelCache | None = None,
+    tracker: MlflowTracker | None = None,
 ) -> TrainResult:
-    """Train; the run folder is made (a new run) or taken over (`lock`, a resumed run) here."""
+    """Train; the run folder is made (a new run) or taken over (`lock`, a resumed run) here.
+    A `tracker` (the chief's) hears of the run's start, each epoch and its end."""
     started_clock = time.perf_counter()
     model = _build(spec, seed, data, distribution, lock, models)
     record = _open_record(
@@ -99,6 +103,10 @@ def run_training(
     )
     try:
         fitting = _lockstep(distribution, lambda: _start_fit(spec, seed, model, record, data, resumed, distribution))
+        tracker = tracker if record.writes else None
+        if tracker is not None:
+            tracker.start(record.folder, record.info, progress.on_note)
+            fitting.tracker = tracker
         _lockstep(distribution, record.save_info)  # the other workers train once the chief has marked it running
         fitted = _fit(spec, seed, model, record, data, fitting, progress)
         metrics = final_metrics(model, data.prepared, spec.fit.batch_size)
@@ -110,7 +118,12 @@ def run_training(
         mark_stopped(error, record, distribution)
     finally:
         record.discard()  # a new run stopped before it started: no half-made folder (a no-op otherwise)
-        record.close()
+        try:
+            if tracker is not None and record.running:  # after run.json says how the run ended
+                tracker.finish(record.run_dir, record.info)
+                record.save_tracking()
+        finally:
+            record.close()
     return outcome(
         spec,
         record,
@@ -320,6 +333,8 @@ def _epoch_saver(model, record, fitting: _Fitting, progress: Progress, epochs: i
         due = time.monotonic() - last_saved[0] >= progress.checkpoint_seconds or row["epoch"] >= epochs
         if record.writes and due:  # the other workers' records keep nothing: no state to gather
             checkpoint(row)
+        if fitting.tracker is not None:
+            fitting.tracker.epoch(row)
         if progress.on_epoch:
             progress.on_epoch(row, epochs)
         if progress.should_prune is not None and progress.should_prune(row):

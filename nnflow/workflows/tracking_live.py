@@ -1,0 +1,132 @@
+"""`--mlflow`: a run logged into MLflow while it trains.
+
+Training never waits for MLflow. A thread of the tracker's own makes (or, on `--resume`, finds) the
+run's MLflow run and sends each epoch's metrics as they come; when the run ends, its folder is
+mirrored (`tracking_log.sync_folder`: final metrics, files, the model) and the MLflow run ends as
+the run did. A server that cannot be reached is a warning within seconds; training goes on, and
+run.json says that tracking failed, so that `nnflow log RUN --mlflow` can mirror it later.
+"""
+
+from __future__ import annotations
+
+import copy
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..tracking import Target
+from ..tracking.connect import short_error, shown_uri
+from .tracking_log import LogOptions, record_tracking, sync_folder
+
+_FINISH = object()  # the queue's last item
+FINISH_WAIT_SECONDS = 60.0  # at most, for the epochs still queued when training ends
+
+
+class MlflowTracker:
+    """Logs one run into MLflow as it trains; give it to `train(..., tracker=)`.
+
+    `parent_run_id` nests the run (a sweep's trial), `log_model` and `pictures` say whether it logs
+    the pyfunc model and the curves and report at its end, `tags` are added to its own.
+    """
+
+    def __init__(
+        self,
+        target: Target | None = None,
+        *,
+        parent_run_id: str | None = None,
+        log_model: bool = True,
+        pictures: bool = True,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        self.target = target or Target.from_environment()
+        self.options = LogOptions(model=log_model, pictures=pictures, parent_run_id=parent_run_id, tags=tags or {})
+        self.rows: queue.Queue = queue.Queue()
+        self.thread: threading.Thread | None = None
+        self.client: Any = None
+        self.run_id: str | None = None
+        self.error: str | None = None
+        self.on_note: Callable[[str], None] | None = None
+
+    def start(self, folder: Path, info: dict, on_note: Callable[[str], None] | None) -> None:
+        """The run folder exists (its experiment.yaml written) and `info` is its run.json as it starts:
+        the MLflow run is made, or found, in the background."""
+        from ..tracking import import_mlflow
+
+        import_mlflow()  # here, not in the thread: two threads importing TensorFlow's and MLflow's modules at once can deadlock
+        self.on_note = self.options.on_note = on_note
+        kept = info.get("tracking", {}).get("mlflow", {}) if isinstance(info.get("tracking"), dict) else {}
+        self.options.run_id = kept.get("run_id") if isinstance(kept, dict) else None
+        record_tracking(info, self.target, self.options.run_id, None)["status"] = "logging"
+        started = copy.deepcopy(info)
+        self.thread = threading.Thread(target=self._send, args=(folder, started), name="nnflow-mlflow", daemon=True)
+        self.thread.start()
+
+    def epoch(self, row: dict) -> None:
+        if self.thread is not None:
+            self.rows.put(dict(row))
+
+    def finish(self, folder: Path | None, info: dict) -> None:
+        """The run has ended (run.json says how): the epochs still queued are sent, the folder mirrored,
+        and `info` (run.json, written again by the caller) says where it is logged or why not."""
+        if self.thread is None or folder is None:
+            return
+        self.rows.put(_FINISH)
+        self.thread.join(FINISH_WAIT_SECONDS)
+        if self.thread.is_alive() and self.error is None:
+            self._failed(f"MLflow took more than {FINISH_WAIT_SECONDS:.0f} s to take the epochs' metrics")
+        if self.error is None:
+            try:
+                logged = sync_folder(self.client, self.target, folder, self.options)
+                self.run_id = logged.run_id
+            except Exception as error:  # noqa: BLE001 - tracking never fails the run
+                self._failed(short_error(error))
+        record_tracking(info, self.target, self.run_id, self.error)
+
+    def _send(self, folder: Path, info: dict) -> None:
+        from ..tracking import content, mirror
+
+        try:
+            self.client = self.target.client()
+            run = content.content_of(folder, info, [], {}, extra_tags=self.options.tags)
+            experiment_id = self.target.experiment_id(self.client, info["name"])
+            where = mirror.find_or_create(
+                self.client, experiment_id, run, run_id=self.options.run_id, parent_run_id=self.options.parent_run_id
+            )
+            self.run_id = self.options.run_id = where.run_id
+            mirror.log_params_and_tags(self.client, where.run_id, run)
+            if not where.created:  # resumed: MLflow shows it running again
+                self.client.update_run(where.run_id, status="RUNNING")
+        except Exception as error:  # noqa: BLE001
+            self._failed(short_error(error))
+            return
+        self._send_epochs(run)
+
+    def _send_epochs(self, run) -> None:
+        from ..tracking import mirror
+
+        assert self.run_id is not None
+
+        done = False
+        while not done:
+            rows = [self.rows.get()]
+            while not self.rows.empty():  # what came meanwhile goes in the same request
+                rows.append(self.rows.get())
+            done = any(row is _FINISH for row in rows)
+            points = run.epoch_metrics([row for row in rows if row is not _FINISH])
+            try:
+                mirror.log_points(self.client, self.run_id, points)
+            except Exception as error:  # noqa: BLE001
+                self._failed(short_error(error))
+                return
+
+    def _failed(self, error: str) -> None:
+        if self.error is not None:
+            return
+        self.error = error
+        if self.on_note:
+            self.on_note(
+                f"MLflow tracking stopped ({shown_uri(self.target.resolved_uri())}): {error}. Training goes on; "
+                "run.json records it. Mirror the run once MLflow is back: nnflow log RUN --mlflow"
+            )
