@@ -1,6 +1,6 @@
 # Two entry points, each creating .venv if it is missing:
 #   make demo   install nnflow and train the bundled iris example (runs/iris-mlp/...)
-#   make test   install nnflow with its test, onnx, postgres and mysql extras, run ruff and mypy (make lint), then the test suite
+#   make test   install nnflow with its test, onnx, postgres, mysql and mlflow extras, run ruff and mypy (make lint), then the test suite
 #   (make test-fast skips the tests marked slow; make test-no-tf runs only those that need no TensorFlow, in seconds)
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,7 +16,7 @@ install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 
 install-test: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,onnx,postgres,mysql]"
+	$(BIN)/python -m pip install --quiet -e ".[test,onnx,postgres,mysql,mlflow]"
 
 demo: install
 	$(BIN)/nnflow check configs/iris.yaml

@@ -27,6 +27,7 @@ NO_TF_FILES = frozenset(
         "test_spec.py",
         "test_sweep_spec.py",
         "test_sweep_study.py",
+        "test_tracking_content.py",
         "test_yamlio.py",
     }
 )

@@ -1,4 +1,4 @@
-"""`nnflow --help`, `nnflow train --help` and `nnflow check` never import TensorFlow, Keras, pandas, Optuna or SQLAlchemy.
+"""`nnflow --help`, `nnflow train --help` and `nnflow check` never import TensorFlow, Keras, pandas, Optuna, SQLAlchemy or MLflow.
 
 Run in one fresh interpreter (the only reliable way to see what an import pulls in).
 """
@@ -13,14 +13,14 @@ PROBE = r"""
 import json, sys
 from nnflow.cli import cli
 results = {}
-for args in (["--help"], ["train", "--help"], ["fit", "--help"], ["evaluate", "--help"], ["predict", "--help"], ["runs"], ["check", sys.argv[1]],
+for args in (["--help"], ["train", "--help"], ["fit", "--help"], ["evaluate", "--help"], ["predict", "--help"], ["log", "--help"], ["sweep", "--help"], ["runs"], ["check", sys.argv[1]],
              ["check", sys.argv[1], "--set", "fit.epochs=2", "--json"], ["check", sys.argv[2]], ["schema"]):
     try:
         cli.main(args=args, prog_name="nnflow", standalone_mode=False)
     except SystemExit as stop:
         assert not stop.code, (args, stop.code)
     label = " ".join(a for a in args[:2] if a.startswith("-") or a.isalpha()) + (" (sweep)" if sys.argv[2] in args else "")
-    results[label] = sorted({"tensorflow", "keras", "pandas", "optuna", "sqlalchemy"} & set(sys.modules))
+    results[label] = sorted({"tensorflow", "keras", "pandas", "optuna", "sqlalchemy", "mlflow"} & set(sys.modules))
 print("\n" + json.dumps(results))
 """
 
@@ -41,6 +41,8 @@ def test_help_and_check_import_nothing_heavy():
         "fit --help": [],
         "evaluate --help": [],
         "predict --help": [],
+        "log --help": [],
+        "sweep --help": [],
         "runs": [],
         "check": [],
         "check (sweep)": [],
@@ -56,7 +58,7 @@ for config in sys.argv[1:]:
         cli.main(args=["check", config], prog_name="nnflow", standalone_mode=False)
     except SystemExit as stop:
         assert not stop.code, (config, stop.code)
-print("\n" + json.dumps(sorted({"tensorflow", "keras", "pandas", "optuna", "sqlalchemy"} & set(sys.modules))))
+print("\n" + json.dumps(sorted({"tensorflow", "keras", "pandas", "optuna", "sqlalchemy", "mlflow"} & set(sys.modules))))
 """
 
 HEADERS_PROBE = r"""

@@ -14,6 +14,7 @@ from .group import (
     emit_json,
     json_mode,
     json_option,
+    mlflow_option,
     raise_failed_gates,
     run_argument,
     summary_option,
@@ -33,15 +34,17 @@ from .group import (
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False), help="Write the results here instead of into the run folder."
 )
+@mlflow_option
 @json_option
 @summary_option
-def evaluate(run, data, output, as_json, summary):
+def evaluate(run, data, output, mlflow, as_json, summary):
     """Metrics of a trained RUN on its test split (or --data FILE), and its gates.
 
     RUN is a run folder, its model.keras, or runs/NAME for the newest run of that name.
     The data is preprocessed exactly as in training. For classes, also the confusion
     matrix and per-class precision, recall and F1. Results are written to the run
-    folder (evaluation.json). Exit 5 when an `expect:` gate fails.
+    folder (evaluation.json). Exit 5 when an `expect:` gate fails. With --mlflow, the
+    metrics (eval_test_*, or eval_<file>_*) are added to the run's MLflow run.
 
     \b
     Examples:
@@ -52,8 +55,16 @@ def evaluate(run, data, output, as_json, summary):
     from ..workflows import evaluate as run_evaluate
 
     json_mode("evaluate", as_json)
+    if mlflow:
+        from ..tracking import require_mlflow
+
+        require_mlflow()
     with quiet_tensorflow():
         result = run_evaluate(run, data, output=output)
+        if mlflow:
+            from ..workflows.tracking_log import log_evaluation
+
+            log_evaluation(result, data, on_note=lambda note: click.echo(f"warning: {note}", err=True))
     if as_json:
         emit_json("evaluate", result.to_json())
     else:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import NnflowError
 from ..tracking import Target, content, mirror
-from ..tracking.connect import shown_uri
+from ..tracking.connect import short_error, shown_uri
 
 
 @dataclass(frozen=True)
@@ -116,3 +116,38 @@ def _pictures(folder: Path, scratch: Path, on_note: Callable[[str], None] | None
         if on_note:
             on_note(f"{folder}: no curves or report for MLflow: {error}")
     return made
+
+
+def log_evaluation(result: Any, data: str | Path | None, *, on_note: Callable[[str], None] | None = None) -> str | None:
+    """`evaluate --mlflow`: the evaluation's metrics (`eval_test_accuracy`, or `eval_<file>_accuracy` for
+    --data FILE) and its JSON added to the run's MLflow run, made first if MLflow has none of it.
+    A failure is a warning (`on_note`): the evaluation stands. Returns the MLflow run id, or None."""
+    import re
+
+    from .. import runs
+    from ..tracking import import_mlflow
+
+    import_mlflow()
+    target = Target.from_environment()
+    label = "test" if data is None else re.sub(r"[^A-Za-z0-9_]+", "_", Path(data).name.split(".")[0]).strip("_")
+    try:
+        client = target.client()
+        info = runs.read_run_info(result.run_dir)
+        options = LogOptions(pictures=_logged_run_id(info) is None, on_note=on_note)  # pictures once, when new
+        logged = sync_folder(client, target, result.run_dir, options)
+        assert logged.run_id is not None
+        step = int(info.get("epochs", {}).get("completed", 0) or 0)
+        points = [
+            (f"eval_{label}_{key}", float(value), step)
+            for key, value in result.metrics.items()
+            if isinstance(value, (int, float))
+        ]
+        mirror.log_points(client, logged.run_id, points)
+        client.log_artifact(logged.run_id, str(result.written), artifact_path="evaluations")
+    except Exception as error:  # noqa: BLE001 - the evaluation stands without its MLflow copy
+        if on_note:
+            on_note(f"the evaluation could not be logged to MLflow: {short_error(error)}")
+        return None
+    record_tracking(info, target, logged.run_id, None)
+    runs.write_json(result.run_dir / runs.RUN_FILE, info)
+    return logged.run_id
