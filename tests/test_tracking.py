@@ -272,6 +272,12 @@ def test_a_sweep_is_a_parent_run_with_a_nested_run_per_trial(tracking, tmp_path)
         ),
     )
     assert study.user_attrs[PARENT_ATTR]["run_id"] == parent.info.run_id
+    # nnflow log of the sweep folder finds the same parent and trials: nothing new
+    again = invoke("log", folder, "--mlflow")
+    assert again.exit_code == 0, again.output
+    assert again.output.count("(up to date)") == 2 and parent.info.run_id in again.output
+    after = tracking.search_runs([experiment.experiment_id])
+    assert len(after) == 3
 
 
 def test_evaluate_adds_its_metrics_to_the_runs_mlflow_run(trained, tracking):

@@ -11,7 +11,6 @@ import difflib
 import json
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,9 +23,6 @@ from .sweep_rank import LOWER_IS_BETTER
 
 MLFLOW_PREFIX = "runs:/"
 BASE_FORMS = "a run folder, runs/NAME, a metrics.json file, or runs:/RUN_ID with --mlflow"
-# Lower-is-better names that the sweep's rule (LOWER_IS_BETTER: names ending in loss, error, mse, ...)
-# does not end with; `kl_divergence` it has.
-_ALSO_LOWER = re.compile(r"(logcosh|log_cosh|kld|huber)")
 _DIRECTION_OF = {">=": "higher", ">": "higher", "<=": "lower", "<": "lower", "==": "same"}
 
 
@@ -36,14 +32,14 @@ def metric_direction(metric: str, gates: Iterable[Gate] = ()) -> str:
     From the candidate's `expect:` gate on the metric when it has one: `>=`/`>` higher, `<=`/`<`
     lower, `==` same (a move either way beyond the tolerance is a regression). Else from its name,
     as the sweep ranks (`workflows.sweep_rank`): losses and errors (loss, error, mse, mae, mape,
-    msle, crossentropy, hinge, divergence, poisson, and logcosh, kld, huber) lower; the rest
+    msle, crossentropy, hinge, divergence, poisson, logcosh, kld, huber) lower; the rest
     (accuracy, auc, precision, recall, f1, r2, ...) higher.
     """
     for gate in gates:
         if gate.metric == metric:
             return _DIRECTION_OF[gate.operator]
     name = metric.removeprefix("val_").removeprefix("test_")
-    return "lower" if LOWER_IS_BETTER.search(name) or _ALSO_LOWER.search(name) else "higher"
+    return "lower" if LOWER_IS_BETTER.search(name) else "higher"
 
 
 @dataclass(frozen=True)

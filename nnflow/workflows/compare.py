@@ -148,24 +148,13 @@ def metric_names(metrics: Iterable[Mapping[str, Any]]) -> list[str]:
 
 def experiment_differences(folders: list[Path]) -> dict[str, list[Any]]:
     """Each dotted key where the runs' resolved experiment files differ -> each run's value (MISSING: absent)."""
+    from ..overrides import dotted_items
     from ..runs import read_experiment
 
-    flat = [dict(_flatten(read_experiment(folder))) for folder in folders]
+    flat = [dict(dotted_items(read_experiment(folder))) for folder in folders]
     keys = list(dict.fromkeys(key for values in flat for key in values))
     return {
         key: [values.get(key, MISSING) for values in flat]
         for key in keys
         if len({repr(values.get(key, MISSING)) for values in flat}) > 1
     }
-
-
-def _flatten(value: Any, prefix: str = ""):
-    """`{fit: {epochs: 5}, layers: [{Dense: {units: 4}}]}` -> `fit.epochs: 5`, `layers.0.Dense.units: 4`."""
-    if isinstance(value, dict) and value:
-        for key, item in value.items():
-            yield from _flatten(item, f"{prefix}.{key}" if prefix else str(key))
-    elif isinstance(value, list) and value and any(isinstance(item, (dict, list)) for item in value):
-        for index, item in enumerate(value):
-            yield from _flatten(item, f"{prefix}.{index}")
-    else:
-        yield prefix, value

@@ -29,7 +29,9 @@ SEVERITY = (
     ConfigError.exit_code,
     GATE_FAILED,
 )
-LOWER_IS_BETTER = re.compile(r"(loss|error|mae|mse|mape|msle|hinge|crossentropy|divergence|poisson)$")
+LOWER_IS_BETTER = re.compile(
+    r"(loss|error|mae|mse|mape|msle|hinge|crossentropy|divergence|poisson|logcosh|log_cosh|kld|huber)$"
+)
 
 
 def higher_is_better(metric: str, spec) -> bool:
