@@ -46,7 +46,7 @@ def train_summary(result) -> str:
     resumed = f", resumed after epoch {result.resumed_at}" if result.resumed_at else ""
     lines = [f"Trained {spec.name}: {ran}{resumed}{_distribution(result.distribution)} in {result.seconds:.1f} s."]
     if result.run_dir is not None:
-        lines += [f"Run folder: {result.run_dir}", ""]
+        lines += [f"Run folder: {result.run_dir}", *_tracking_lines(result.tracking), ""]
     else:
         lines += [f"This is {result.distribution['task']}; the chief wrote the run folder.", ""]
     from .spec import SPLIT_PREFIXES
@@ -147,6 +147,18 @@ def _gates_markdown(gates) -> list[str]:
         value = "not reported" if gate.value is None else f"{gate.value:.4g}"
         lines.append(f"| {_cell(gate.metric + ' ' + gate.condition)} | {value} | {'✓' if gate.passed else '✗'} |")
     return lines
+
+
+def _tracking_lines(tracking: dict | None) -> list[str]:
+    """Where --mlflow logged the run, or why it did not."""
+    entry = (tracking or {}).get("mlflow")
+    if not isinstance(entry, dict):
+        return []
+    if entry.get("status") == "logged":
+        return [
+            f"MLflow: run {entry.get('run_id')} in {entry.get('tracking_uri')} (model: runs:/{entry.get('run_id')}/model)"
+        ]
+    return [f"MLflow: not logged ({entry.get('error', 'unknown error')}); later: nnflow log RUN --mlflow"]
 
 
 def train_markdown(result) -> str:
@@ -285,6 +297,8 @@ def leaderboard(result) -> str:
             f"Best: trial {best.index:02d}, {result.metric} = {metric(best.metrics.get(result.metric))}: {best.label}",
             f"      {best.folder}",
         ]
+    if result.mlflow:
+        lines.append(f"MLflow: the sweep is run {result.mlflow['run_id']} in {result.mlflow['tracking_uri']}")
     return "\n".join(lines)
 
 

@@ -283,6 +283,9 @@ def test_a_sweep_is_a_parent_run_with_a_nested_run_per_trial(tracking, tmp_path)
 def test_evaluate_adds_its_metrics_to_the_runs_mlflow_run(trained, tracking):
     result = invoke("evaluate", trained, "--mlflow")
     assert result.exit_code in (0, 5), result.output
+    assert (
+        f"MLflow: the evaluation is logged to run {run_json(trained)['tracking']['mlflow']['run_id']}" in result.output
+    )
     run = logged_run(tracking, trained)
     assert run.data.metrics["eval_test_accuracy"] == pytest.approx(run.data.metrics["test_accuracy"])
     assert "evaluations/evaluation.json" in {
@@ -306,7 +309,10 @@ def test_an_unreachable_server_is_a_warning_and_the_run_completes(tmp_path, monk
     )
     warnings = [(at, note) for at, note in notes if "MLflow" in note]
     assert len(warnings) == 1 and warnings[0][0] < 15, notes
-    assert "cannot reach http://127.0.0.1:" in warnings[0][1] and "nnflow log RUN --mlflow" in warnings[0][1]
+    assert (
+        "cannot reach http://127.0.0.1:" in warnings[0][1]
+        and f"nnflow log {tmp_path / 'run'} --mlflow" in warnings[0][1]
+    )
     info = run_json(result.run_dir)
     assert info["status"] == "completed"
     assert info["tracking"]["mlflow"]["status"] == "failed"

@@ -59,18 +59,21 @@ def evaluate(run, data, output, mlflow, as_json, summary):
         from ..tracking import require_mlflow
 
         require_mlflow()
+    logged = None
     with quiet_tensorflow():
         result = run_evaluate(run, data, output=output)
         if mlflow:
             from ..workflows.tracking_log import log_evaluation
 
-            log_evaluation(result, data, on_note=lambda note: click.echo(f"warning: {note}", err=True))
+            logged = log_evaluation(result, data, on_note=lambda note: click.echo(f"warning: {note}", err=True))
     if as_json:
         emit_json("evaluate", result.to_json())
     else:
         for note in result.notes:
             click.echo(f"note: {note}")
         click.echo(render.evaluation_text(result))
+    if logged:
+        click.echo(f"MLflow: the evaluation is logged to run {logged}", err=as_json)
     write_summary(render.evaluation_markdown(result), summary)
     raise_failed_gates(result)
 

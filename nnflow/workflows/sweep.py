@@ -103,9 +103,9 @@ def _run(plan: SweepPlan, store: Storage, study, on_event, on_note) -> SweepResu
             tracking.end(interrupt.sweep, interrupted=True)  # type: ignore[attr-defined]
         raise
     result = _result(plan, store, study)
-    write_leaderboard(result)
     if tracking is not None:
         tracking.end(result)
+    write_leaderboard(result)
     return result
 
 

@@ -102,6 +102,7 @@ class SweepResult:
     pruner: str = "none"
     best: Member | None = None
     exit_code: int = 0
+    mlflow: dict | None = None  # with --mlflow: the sweep's parent run {run_id, tracking_uri}
 
     @property
     def finished(self) -> int:
@@ -119,6 +120,7 @@ class SweepResult:
             "pruner": self.pruner,
             "trials": {"wanted": self.trials, "finished": self.finished, **_tally(self.members)},
             "best": self.best.index if self.best else None,
+            "mlflow": self.mlflow,
             "members": [member.to_json(self.metric) for member in self.members],
         }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import queue
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from .tracking_log import LogOptions, record_tracking, sync_folder
 
 _FINISH = object()  # the queue's last item
 FINISH_WAIT_SECONDS = 60.0  # at most, for the epochs still queued when training ends
+# Epochs are sent at most once a second: a request per epoch (short epochs: dozens a second) would
+# take the interpreter from training for as long as the requests take.
+SEND_SECONDS = 1.0
 
 
 class MlflowTracker:
@@ -48,6 +52,7 @@ class MlflowTracker:
         self.run_id: str | None = None
         self.error: str | None = None
         self.on_note: Callable[[str], None] | None = None
+        self.folder: Path | None = None
 
     def start(self, folder: Path, info: dict, on_note: Callable[[str], None] | None) -> None:
         """The run folder exists (its experiment.yaml written) and `info` is its run.json as it starts:
@@ -56,6 +61,7 @@ class MlflowTracker:
 
         import_mlflow()  # here, not in the thread: two threads importing TensorFlow's and MLflow's modules at once can deadlock
         self.on_note = self.options.on_note = on_note
+        self.folder = folder
         kept = info.get("tracking", {}).get("mlflow", {}) if isinstance(info.get("tracking"), dict) else {}
         self.options.run_id = kept.get("run_id") if isinstance(kept, dict) else None
         record_tracking(info, self.target, self.options.run_id, None)["status"] = "logging"
@@ -111,9 +117,13 @@ class MlflowTracker:
         done = False
         while not done:
             rows = [self.rows.get()]
-            while not self.rows.empty():  # what came meanwhile goes in the same request
-                rows.append(self.rows.get())
-            done = any(row is _FINISH for row in rows)
+            deadline = time.monotonic() + SEND_SECONDS  # what comes meanwhile goes in the same request
+            while rows[-1] is not _FINISH and (left := deadline - time.monotonic()) > 0:
+                try:
+                    rows.append(self.rows.get(timeout=left))
+                except queue.Empty:
+                    break
+            done = rows[-1] is _FINISH
             points = run.epoch_metrics([row for row in rows if row is not _FINISH])
             try:
                 mirror.log_points(self.client, self.run_id, points)
@@ -128,5 +138,5 @@ class MlflowTracker:
         if self.on_note:
             self.on_note(
                 f"MLflow tracking stopped ({shown_uri(self.target.resolved_uri())}): {error}. Training goes on; "
-                "run.json records it. Mirror the run once MLflow is back: nnflow log RUN --mlflow"
+                f"run.json records it. Once MLflow is back: nnflow log {self.folder or 'RUN'} --mlflow"
             )

@@ -152,6 +152,7 @@ class SweepTracking:
 
         if self.parent is None:
             return
+        result.mlflow = {"run_id": self.parent, "tracking_uri": shown_uri(self.target.resolved_uri())}
         try:
             best = result.best
             if best is not None and best.folder is not None and self.plan.options.mlflow_models == "best":

@@ -25,6 +25,7 @@ class TrainResult:
     notes: tuple[str, ...]
     status: str  # "completed", or "pruned": `Progress.should_prune` stopped it (its folder is complete all the same)
     distribution: dict | None = None  # fit.distribute as it ran: mode, replicas, workers, task, chief
+    tracking: dict | None = None  # run.json's `tracking`: where --mlflow logged the run, or why not
 
     @property
     def failed_gates(self) -> list[GateResult]:
@@ -44,6 +45,7 @@ class TrainResult:
             "gates": [gate.to_json() for gate in self.gates],
             "timing": self.timing,
             "distribute": self.distribution,
+            "tracking": self.tracking,
             "notes": list(self.notes),
         }
 
@@ -110,4 +112,5 @@ def outcome(
         notes=tuple(notes),
         status=fitted.status,
         distribution=distribution.to_json() if distribution.mode != "none" else None,
+        tracking=record.info.get("tracking"),
     )
