@@ -103,11 +103,11 @@ def run_training(
     )
     try:
         fitting = _lockstep(distribution, lambda: _start_fit(spec, seed, model, record, data, resumed, distribution))
+        _lockstep(distribution, record.save_info)  # the other workers train once the chief has marked it running
         tracker = tracker if record.writes else None
-        if tracker is not None:
+        if tracker is not None:  # once run.json says running: whatever happens next, `finish` hears of it
             tracker.start(record.folder, record.info, progress.on_note)
             fitting.tracker = tracker
-        _lockstep(distribution, record.save_info)  # the other workers train once the chief has marked it running
         fitted = _fit(spec, seed, model, record, data, fitting, progress)
         metrics = final_metrics(model, data.prepared, spec.fit.batch_size)
         gates = check_gates(spec, metrics)
