@@ -30,7 +30,7 @@ def build_model(spec: Spec, *, input_shape: tuple | None = None):
         return _build(spec, input_shape=input_shape)
 
 
-def train(config=None, overrides=(), *, out=None, resume=None):
+def train(config=None, overrides=(), *, out=None, resume=None, mlflow=False):
     """Train an experiment file into a run folder (or continue one with `resume=RUN`).
 
     Returns a `TrainResult` (`run_dir`, `metrics`, `gates`, `failed_gates`, ...). Raises
@@ -39,12 +39,22 @@ def train(config=None, overrides=(), *, out=None, resume=None):
 
     Returns (or raises) leaving the process as it was: global seeds, op determinism,
     umask, fd 2 and Keras's functions are put back (`library_scope.kept`).
+
+    With `mlflow=True` the run is also logged to MLflow (`MLFLOW_TRACKING_URI`, else ./mlflow.db),
+    as `nnflow train --mlflow` does; `result.tracking` says where (docs/tracking.md).
     """
     from .library_scope import kept
     from .workflows import train as _train
 
+    tracker = None
+    if mlflow:
+        from .tracking import require_mlflow
+        from .workflows.tracking_live import MlflowTracker
+
+        require_mlflow("mlflow=True")
+        tracker = MlflowTracker()
     with kept():
-        return _train(config, overrides, out=out, resume=resume)
+        return _train(config, overrides, out=out, resume=resume, tracker=tracker)
 
 
 __all__ = [

@@ -370,3 +370,12 @@ def test_without_the_extra_mlflow_is_exit_2_naming_the_install(tmp_path, monkeyp
         assert result.exit_code == 2, (args, result.output)
         assert "pip install 'nnflow[mlflow]'" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_the_python_api_logs_with_mlflow_true(tracking, tmp_path):
+    import nnflow
+
+    result = nnflow.train(CONFIGS / "iris.yaml", QUICK, out=tmp_path / "run", mlflow=True)
+    assert result.tracking["mlflow"]["status"] == "logged"
+    [run] = runs_with_uuid(tracking, tmp_path / "run")
+    assert run.info.run_id == result.tracking["mlflow"]["run_id"] == result.to_json()["tracking"]["mlflow"]["run_id"]
