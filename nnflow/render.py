@@ -158,6 +158,8 @@ def _tracking_lines(tracking: dict | None) -> list[str]:
         return [
             f"MLflow: run {entry.get('run_id')} in {entry.get('tracking_uri')} (model: runs:/{entry.get('run_id')}/model)"
         ]
+    if entry.get("status") == "outdated":
+        return [f"MLflow: run {entry.get('run_id')} is out of date ({entry.get('error')})"]
     return [f"MLflow: not logged ({entry.get('error', 'unknown error')}); later: nnflow log RUN --mlflow"]
 
 

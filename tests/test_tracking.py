@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -231,8 +232,10 @@ def test_nnflow_log_twice_makes_no_duplicates(tracking, tmp_path):
     assert len([model for model in models if model.source_run_id == run.info.run_id]) == 1
 
 
-def test_a_sweep_is_a_parent_run_with_a_nested_run_per_trial(tracking, tmp_path):
+def test_a_sweep_is_a_parent_run_with_a_nested_run_per_trial(tracking, mlflow_server, tmp_path, monkeypatch):
     folder = tmp_path / "sweep"
+    # a password in the URI (this server takes none) is never written down or shown
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.replace("http://", "http://nnflow:s3cret@"))
     result = invoke(
         "sweep",
         CONFIGS / "iris.yaml",
@@ -272,6 +275,8 @@ def test_a_sweep_is_a_parent_run_with_a_nested_run_per_trial(tracking, tmp_path)
         ),
     )
     assert study.user_attrs[PARENT_ATTR]["run_id"] == parent.info.run_id
+    assert "s3cret" not in json.dumps(study.user_attrs) + result.output
+    assert not [path for path in folder.rglob("*.json") if "s3cret" in path.read_text()]
     # nnflow log of the sweep folder finds the same parent and trials: nothing new
     again = invoke("log", folder, "--mlflow")
     assert again.exit_code == 0, again.output
@@ -379,3 +384,80 @@ def test_the_python_api_logs_with_mlflow_true(tracking, tmp_path):
     assert result.tracking["mlflow"]["status"] == "logged"
     [run] = runs_with_uuid(tracking, tmp_path / "run")
     assert run.info.run_id == result.tracking["mlflow"]["run_id"] == result.to_json()["tracking"]["mlflow"]["run_id"]
+
+
+def test_a_resumed_trial_sends_no_epoch_twice(tracking, tmp_path):
+    """Checkpoints every 100 s (as a sweep's worker spaces them): epochs after the last checkpoint are
+    trained again on resume, and MLflow, which has them, does not get them again."""
+    from nnflow.workflows import Progress, train
+    from nnflow.workflows.tracking_live import MlflowTracker
+
+    folder = tmp_path / "run"
+
+    def stop(row, epochs):
+        if row["epoch"] == 4:
+            raise KeyboardInterrupt
+
+    progress = Progress(on_epoch=stop, checkpoint_seconds=100)
+    with pytest.raises(KeyboardInterrupt):
+        train(CONFIGS / "iris.yaml", QUICK, out=folder, progress=progress, tracker=MlflowTracker())
+    train(resume=folder, tracker=MlflowTracker())
+    [run] = runs_with_uuid(tracking, folder)
+    steps = [point.step for point in tracking.get_metric_history(run.info.run_id, "accuracy")]
+    assert sorted(set(steps)) == [1, 2, 3, 4, 5, 6]
+    assert all(steps.count(step) == 1 for step in range(1, 6)), steps
+
+
+def test_nnflow_log_of_a_sweep_makes_its_parent_ends_it_and_logs_the_best_model(tracking, tmp_path):
+    folder = tmp_path / "sweep"
+    trained = invoke(
+        "sweep", CONFIGS / "iris.yaml", "--set", "fit.epochs=3", "--grid", "layers.0.units=4,8", "--out", folder
+    )
+    assert trained.exit_code in (0, 5), trained.output
+    result = invoke("log", folder, "--mlflow")
+    assert result.exit_code == 0, result.output
+    experiment = tracking.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
+    [parent] = tracking.search_runs([experiment.experiment_id], filter_string="tags.`nnflow.kind` = 'sweep'")
+    assert parent.info.status == "FINISHED"
+    board = json.loads((folder / "leaderboard.json").read_text())
+    assert parent.data.metrics[f"best_{board['metric']}"] == pytest.approx(board["members"][0]["metric"])
+    trials = tracking.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
+    assert len(trials) == 2
+    assert len([run for run in trials if "nnflow.model" in run.data.tags]) == 1
+
+
+def test_nnflow_log_of_a_sweep_to_an_unreachable_server_is_exit_7(tmp_path, monkeypatch):
+    folder = tmp_path / "sweep"
+    trained = invoke(
+        "sweep", CONFIGS / "iris.yaml", "--set", "fit.epochs=2", "--grid", "layers.0.units=4", "--out", folder
+    )
+    assert trained.exit_code in (0, 5), trained.output
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    result = invoke("log", folder, "--mlflow")
+    assert result.exit_code == 7, result.output
+    assert "Connection refused" in result.output and "Traceback" not in result.output
+
+
+def test_a_killed_run_is_logged_as_killed(trained, tracking, tmp_path):
+    import uuid
+
+    folder = tmp_path / "killed"
+    shutil.copytree(trained, folder)
+    info = run_json(folder)
+    info.update(status="running", pid=2**22 + 17, host=socket.gethostname(), uuid=str(uuid.uuid4()))
+    info.pop("tracking")
+    (folder / "run.json").write_text(json.dumps(info))
+    result = invoke("log", folder, "--mlflow")
+    assert result.exit_code == 0, result.output
+    [run] = runs_with_uuid(tracking, folder)
+    assert run.info.status == "KILLED"
+
+
+def test_evaluate_with_mlflow_down_warns_and_keeps_its_exit_code(trained, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    plain = invoke("evaluate", trained)
+    result = invoke("evaluate", trained, "--mlflow")
+    assert result.exit_code == plain.exit_code
+    assert "warning: the evaluation could not be logged to MLflow: cannot reach" in result.output

@@ -146,3 +146,10 @@ def test_a_missing_extra_names_the_install_command(monkeypatch):
     monkeypatch.setattr(connect.importlib.util, "find_spec", lambda name, *args: None)
     with pytest.raises(ConfigError, match=r"pip install 'nnflow\[mlflow\]'"):
         require_mlflow()
+
+
+def test_the_worst_exit_code_knows_every_documented_one():
+    from nnflow.workflows.sweep_rank import worst
+
+    assert worst([5, 7, 2]) == 7  # a full disk is worse than a bad file or a gate, and is not a bug (1)
+    assert worst([5, 2]) == 2 and worst([0, 0]) == 0 and worst([130, 7]) == 130

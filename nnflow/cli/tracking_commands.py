@@ -20,7 +20,8 @@ def log_command(runs, mlflow, as_json):
     trial; its best trial logs the model. Where: $MLFLOW_TRACKING_URI (default
     ./mlflow.db) and $MLFLOW_EXPERIMENT_NAME (default the run's name).
 
-    Exit 7 when a run could not be logged (the others are logged all the same).
+    Exit 7 when a run could not be logged (MLflow unreachable), 6 when a run file is damaged; the
+    other runs are logged all the same.
 
     \b
     Examples:
@@ -29,7 +30,7 @@ def log_command(runs, mlflow, as_json):
         nnflow log runs/iris-search/sweep-iris-search --mlflow
     """
     from .._tf import quiet_tensorflow
-    from ..errors import ConfigError, OutputError, Problem
+    from ..errors import ConfigError, Problem, error_for_exit_code
     from ..tracking import require_mlflow
     from ..workflows.log_runs import log_runs
 
@@ -48,10 +49,12 @@ def log_command(runs, mlflow, as_json):
         for entry in logged:
             say(_line(entry))
     if failed:
-        raise OutputError(
+        codes = {entry.exit_code for entry in failed}
+        code = next((known for known in (6, 7) if known in codes), max(codes))  # a damaged run file first
+        raise error_for_exit_code(code)(
             f"{len(failed)} of {len(logged)} run(s) could not be logged to MLflow: "
             + "; ".join(f"{entry.folder}: {entry.error}" for entry in failed)
-            + ". Run the same command again once MLflow is back: it continues where it stopped."
+            + ". Run the same command again once that is mended: it continues where it stopped."
         )
 
 

@@ -65,7 +65,7 @@ def read_run_info(run_dir: str | Path) -> dict:
     shape.key("epochs", lambda value: isinstance(value, dict), "a mapping {configured, completed}", required=True)
     count = (is_count, "a number of epochs (an integer, 0 or more)")
     shape.within("epochs", info["epochs"], {"configured": count, "completed": count})
-    shape.key("uuid", is_text, "the run's id (a UUID as text)")
+    shape.key("uuid", _is_uuid, "the run's id (a UUID as text)")
     shape.key("git", lambda value: isinstance(value, dict), "a mapping {commit, dirty}")
     shape.key("tracking", lambda value: isinstance(value, dict), "a mapping of tracker -> what it logged")
     shape.key("config", is_text_or_null, "the experiment file's path, or null")
@@ -104,6 +104,15 @@ def _check_format(path: Path, info: dict) -> None:
             f"{path.parent} was written by nnflow {written_by} (run format {run_format}); "
             f"this nnflow ({__version__}) reads run format {RUN_FORMAT}. Use a newer nnflow, or train the run again."
         )
+
+
+def _is_uuid(value) -> bool:
+    import uuid
+
+    try:
+        return isinstance(value, str) and str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 def run_started(run_dir: str | Path) -> str:

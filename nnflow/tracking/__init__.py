@@ -17,7 +17,7 @@ def mlflow_run_metrics(uri: str) -> dict[str, float]:
     """The final metrics of the MLflow run `runs:/<run_id>` (for a logged nnflow run: its metrics.json),
     from the tracking store of MLFLOW_TRACKING_URI. A run that is not there is exit 2."""
     from ..errors import ConfigError, Problem
-    from .connect import short_error
+    from .connect import short_error, shown_uri
 
     run_id = uri.removeprefix("runs:/").strip("/").split("/")[0]
     if not uri.startswith("runs:/") or not run_id:
@@ -31,7 +31,7 @@ def mlflow_run_metrics(uri: str) -> dict[str, float]:
     except MlflowException as error:
         raise ConfigError(
             Problem(
-                f"no MLflow run {run_id} in {target.resolved_uri()}: {short_error(error)}. "
+                f"no MLflow run {run_id} in {shown_uri(target.resolved_uri())}: {short_error(error)}. "
                 "Set MLFLOW_TRACKING_URI to the store that holds it.",
                 where="--baseline",
             )

@@ -16,11 +16,12 @@ INSTALL = "pip install 'nnflow[mlflow]'"
 
 # MLflow retries a failed request for minutes by default (7 retries, backoff factor 2, 120 s timeout):
 # right for a rate-limited hosted server, wrong for a training run whose tracking server is down. These
-# give one retry and a 4 s timeout: a server that does not answer costs at most about 9 seconds, once.
-# Set the variables yourself to choose otherwise.
+# give one retry and a 5 s timeout (per socket operation: an upload that keeps moving is not cut): a
+# server that does not answer costs at most about 11 seconds, once. Set the variables yourself to
+# choose otherwise.
 HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "4",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
 }
@@ -64,11 +65,12 @@ class Target:
         return mlflow.MlflowClient(tracking_uri=self.resolved_uri())
 
     def resolved_uri(self) -> str:
+        """The tracking URI in use: ours, or MLflow's default (`sqlite:///<absolute path>/mlflow.db`)."""
         if self.uri:
             return self.uri
-        from mlflow.tracking._tracking_service.utils import _get_default_tracking_uri
+        import mlflow
 
-        return _get_default_tracking_uri()
+        return str(mlflow.get_tracking_uri())
 
     def experiment_id(self, client: Any, default_name: str) -> str:
         """The experiment's id, the experiment made if it is new (another process may make it at the same time)."""

@@ -39,7 +39,7 @@ class RunContent:
     info: dict  # run.json
     uuid: str
     params: dict[str, str]
-    truncated: tuple[str, ...]  # params cut to MLFLOW's limit
+    truncated: tuple[str, ...]  # params cut to MLflow's limit
     tags: dict[str, str]
     history: list[dict]  # history.csv's rows (none for a run that never finished an epoch)
     metrics: dict[str, float]  # metrics.json (none for a run that did not finish)
@@ -51,10 +51,12 @@ class RunContent:
 
     @property
     def status(self) -> str:
-        """MLflow's status for the run: RUNNING while nnflow trains it."""
-        return STATUSES.get(
-            self.info.get("status", ""), "RUNNING" if self.info.get("status") == "running" else "KILLED"
-        )
+        """MLflow's status for the run: RUNNING while nnflow trains it; KILLED for a `running` run whose
+        process on this machine is gone (killed; `--resume` continues it)."""
+        status = self.info.get("status", "")
+        if status == "running":
+            return "KILLED" if _killed(self.info) else "RUNNING"
+        return STATUSES.get(status, "KILLED")
 
     @property
     def last_step(self) -> int:
@@ -72,6 +74,14 @@ class RunContent:
 
     def files(self) -> list[Path]:
         return [self.folder / name for name in RUN_ARTIFACTS if (self.folder / name).is_file()]
+
+
+def _killed(info: dict) -> bool:
+    import socket
+
+    from ..runs import is_live_nnflow_process
+
+    return info.get("host") == socket.gethostname() and not is_live_nnflow_process(info.get("pid"))
 
 
 def read_content(folder: Path, *, extra_tags: dict[str, str] | None = None) -> RunContent:
@@ -93,8 +103,8 @@ def content_of(
 
     params, truncated = params_of(runs.read_experiment(folder))  # resolved: defaults, overrides, the seed drawn
     tags = {**tags_of(folder, info), **(extra_tags or {})}
-    finite = {key: float(value) for key, value in metrics.items() if isinstance(value, (int, float))}
-    return RunContent(folder, info, run_uuid(info), params, truncated, tags, history, finite)
+    numbers = {key: float(value) for key, value in metrics.items() if isinstance(value, (int, float))}
+    return RunContent(folder, info, run_uuid(info), params, truncated, tags, history, numbers)
 
 
 def run_uuid(info: dict) -> str:
@@ -144,7 +154,7 @@ def tags_of(folder: Path, info: dict) -> dict[str, str]:
     git = info.get("git")
     if isinstance(git, dict) and git.get("commit"):
         tags["mlflow.source.git.commit"] = str(git["commit"])
-        tags["nnflow.git.dirty"] = str(bool(git.get("dirty"))).lower()
+        tags["nnflow.git.dirty"] = "unknown" if git.get("dirty") is None else str(bool(git["dirty"])).lower()
     if info.get("config"):
         tags["mlflow.source.name"] = str(info["config"])
     if info.get("status") == "pruned":
@@ -155,20 +165,20 @@ def tags_of(folder: Path, info: dict) -> dict[str, str]:
 
 
 def git_commit(path: Path | None) -> dict[str, Any] | None:
-    """`{commit, dirty}` of the git work tree holding `path` (the experiment file), or None outside one."""
+    """`{commit, dirty}` of the git work tree holding `path` (the experiment file), or None outside one.
+    `dirty` is None when git cannot tell (it takes no lock to ask: trials in parallel do not contend)."""
     import subprocess
 
     if path is None:
         return None
     where = str(Path(path).resolve().parent)
+    git = ["git", "--no-optional-locks", "-C", where]
     try:
-        head = subprocess.run(
-            ["git", "-C", where, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
-        )
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
         if head.returncode != 0:
             return None
         status = subprocess.run(
-            ["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
+            [*git, "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
             text=True,
             timeout=10,
@@ -176,4 +186,5 @@ def git_commit(path: Path | None) -> dict[str, Any] | None:
         )
     except (OSError, subprocess.SubprocessError):  # no git on this machine, or it hangs
         return None
-    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+    dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+    return {"commit": head.stdout.strip(), "dirty": dirty}

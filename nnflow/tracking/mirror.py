@@ -15,7 +15,8 @@ from typing import Any
 
 from .content import RunContent
 
-BATCH = 100  # MLflow takes at most 100 params (or 1000 metrics) per log_batch
+BATCH = 100  # MLflow takes at most 100 params (and 100 tags) per log_batch
+METRICS_BATCH = 1000  # ... and at most 1000 metrics
 MODEL_TAG = "nnflow.model"  # set once the model is logged: `runs:/<id>/model`
 
 
@@ -76,8 +77,8 @@ def log_points(client: Any, run_id: str, points: Sequence[tuple[str, float, int]
 
     now = int(time.time() * 1000)
     metrics = [Metric(key, value, now, step) for key, value, step in points]
-    for start in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[start : start + 1000])
+    for start in range(0, len(metrics), METRICS_BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + METRICS_BATCH])
 
 
 def log_history(client: Any, run_id: str, content: RunContent) -> int:
@@ -105,7 +106,14 @@ def log_files(client: Any, run_id: str, files: Sequence[Path]) -> None:
 
 
 def has_model(client: Any, run_id: str) -> bool:
-    return client.get_run(run_id).data.tags.get(MODEL_TAG) is not None
+    """Whether the run holds its model already (MLflow 3 keeps logged models beside their run)."""
+    run = client.get_run(run_id)
+    found = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"name = 'model' AND source_run_id = '{run_id}'",
+        max_results=1,
+    )
+    return bool(found)
 
 
 def end(client: Any, run_id: str, content: RunContent) -> None:

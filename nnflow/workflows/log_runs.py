@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import ConfigError, NnflowError, Problem
 from ..tracking import Target
-from ..tracking.connect import short_error
+from ..tracking.connect import short_error, shown_uri
 from .tracking_log import Logged, LogOptions, record_tracking, sync_folder
 
 
@@ -17,34 +17,56 @@ def log_runs(
     runs: list[str | Path], *, target: Target | None = None, on_note: Callable[[str], None] | None = None
 ) -> list[Logged]:
     """`nnflow log RUN... --mlflow`: each run folder (a sweep folder: its trials, nested under one parent
-    run) mirrored into MLflow. A run that fails to log is reported, and the others go on."""
-    from .. import runs as run_files
+    run) mirrored into MLflow. A run that fails to log (MLflow unreachable, a damaged run file) is
+    reported with its reason, and the others go on."""
     from ..tracking import import_mlflow
 
     target = target or Target.from_environment()
     folders = _expand(runs)
     import_mlflow()
     client = _client(target)
-    results = []
-    for folder, parent in folders:
-        if parent is not None:
-            results.extend(_log_sweep(client, target, folder, parent, on_note))
-            continue
-        if run_files.read_run_info(folder)["status"] == "running":
-            if on_note:
-                on_note(f"{folder} is still training: log it once it has ended (or train it with --mlflow).")
-            continue
-        try:
-            logged = sync_folder(client, target, folder, LogOptions(on_note=on_note))
-            info = run_files.read_run_info(folder)
-            record_tracking(info, target, logged.run_id, None)
-            run_files.write_json(folder / run_files.RUN_FILE, info)
-        except NnflowError:
-            raise
-        except Exception as error:
-            logged = Logged(folder, None, error=short_error(error))
-        results.append(logged)
+    results: list[Logged] = []
+    for folder, trials in folders:
+        if trials is not None:
+            results.extend(_log_sweep(client, target, folder, trials, on_note))
+        else:
+            logged = _log_one(client, target, folder, LogOptions(on_note=on_note))
+            if logged is not None:
+                results.append(logged)
     return results
+
+
+def _log_one(client: Any, target: Target, folder: Path, options: LogOptions) -> Logged | None:
+    """One run folder mirrored, and its run.json told where; None for a run still being trained."""
+    from mlflow.exceptions import MlflowException
+
+    from .. import runs as run_files
+
+    try:
+        info = run_files.read_run_info(folder)
+        if info["status"] == "running" and _still_training(info):
+            if options.on_note:
+                options.on_note(
+                    f"{folder} is still training: it is logged when it ends (with --mlflow), or log it then."
+                )
+            return None
+        logged = sync_folder(client, target, folder, options)
+        record_tracking(info, target, logged.run_id, None)
+        run_files.write_json(folder / run_files.RUN_FILE, info)
+        return logged
+    except NnflowError as error:  # a damaged run file, a full disk: this run's problem, the others go on
+        return Logged(folder, None, error=str(error), exit_code=error.exit_code)
+    except (MlflowException, OSError) as error:  # MLflow's errors, and the network's under it
+        return Logged(folder, None, error=short_error(error))
+
+
+def _still_training(info: dict) -> bool:
+    """A `running` run whose process is alive here, or that runs on another machine (it cannot be told)."""
+    import socket
+
+    from ..runs import is_live_nnflow_process
+
+    return info.get("host") != socket.gethostname() or is_live_nnflow_process(info.get("pid"))
 
 
 def _client(target: Target) -> Any:
@@ -56,7 +78,8 @@ def _client(target: Target) -> Any:
     except MlflowException as error:
         raise ConfigError(
             Problem(
-                f"MLflow cannot use the tracking URI {target.uri!r}: {short_error(error)}", where="MLFLOW_TRACKING_URI"
+                f"MLflow cannot use the tracking URI {shown_uri(target.uri or '')!r}: {short_error(error)}",
+                where="MLFLOW_TRACKING_URI",
             )
         ) from None
 
@@ -80,24 +103,33 @@ def _expand(runs: list[str | Path]) -> list[tuple[Path, list[Path] | None]]:
 
 
 def _log_sweep(client: Any, target: Target, folder: Path, trials: list[Path], on_note) -> list[Logged]:
-    """A sweep folder: its parent run (found or made), then each trial nested under it."""
-    from .. import runs as run_files
-    from .tracking_sweep import best_trial_folder, sweep_parent
+    """A sweep folder: its parent run (found or made), each trial nested under it (the best with its
+    model), then the parent ended with the best trial's metric, as `sweep --mlflow` ends it."""
+    from mlflow.exceptions import MlflowException
 
-    experiment = run_files.read_run_info(trials[0])["name"] if trials else folder.name
-    parent = sweep_parent(client, target, folder, experiment)
+    from .. import runs as run_files
+    from .tracking_sweep import best_trial_folder, end_parent_from_board, sweep_parent
+
+    try:
+        experiment = run_files.read_run_info(trials[0])["name"] if trials else folder.name
+        parent = sweep_parent(client, target, folder, experiment)
+    except NnflowError as error:
+        return [Logged(folder, None, error=str(error), parent=True, exit_code=error.exit_code)]
+    except (MlflowException, OSError) as error:
+        return [Logged(folder, None, error=short_error(error), parent=True)]
     results = [Logged(folder, parent, parent=True)]
     best = best_trial_folder(folder)
     for trial in trials:
-        options = LogOptions(model=trial == best, parent_run_id=parent, on_note=on_note, pictures=trial == best)
-        try:
-            logged = sync_folder(client, target, trial, options)
-            info = run_files.read_run_info(trial)
-            record_tracking(info, target, logged.run_id, None)
-            run_files.write_json(trial / run_files.RUN_FILE, info)
-        except Exception as error:
-            if isinstance(error, NnflowError) and not isinstance(error, ConfigError):
-                raise
-            logged = Logged(trial, None, error=short_error(error))
-        results.append(logged)
+        is_best = best is not None and trial.resolve() == best.resolve()
+        logged = _log_one(
+            client, target, trial, LogOptions(model=is_best, pictures=is_best, parent_run_id=parent, on_note=on_note)
+        )
+        if logged is not None:
+            results.append(logged)
+    try:
+        end_parent_from_board(client, parent, folder)
+    except (NnflowError, MlflowException, OSError) as error:
+        results[0] = Logged(
+            folder, parent, error=f"the sweep's run could not be ended: {short_error(error)}", parent=True
+        )
     return results

@@ -88,8 +88,8 @@ def sweep(
 def _run(plan: SweepPlan, store: Storage, study, on_event, on_note) -> SweepResult:
     """The study searched (MLflow told, with --mlflow), then ranked; the leaderboard written, even on Ctrl-C."""
     tracking = SweepTracking.start(plan, store, study, on_note) if plan.options.mlflow else None
-    if tracking is not None and tracking.parent is None:  # MLflow cannot be reached: the trials log nothing
-        plan = dataclasses.replace(plan, options=dataclasses.replace(plan.options, mlflow=False))
+    if tracking is not None:  # the workers nest their trials under this parent (None: MLflow cannot be reached)
+        plan = dataclasses.replace(plan, options=dataclasses.replace(plan.options, mlflow_parent=tracking.parent))
     if on_event:
         for point, error in plan.invalid:
             on_event("finished", _refused(plan, point, error))
@@ -97,15 +97,20 @@ def _run(plan: SweepPlan, store: Storage, study, on_event, on_note) -> SweepResu
         with _signals_stop():
             _search(plan, store, study, plan.options.jobs, on_event, on_note)
     except KeyboardInterrupt as interrupt:
-        interrupt.sweep = _result(plan, store, study)  # type: ignore[attr-defined]  # for the CLI
-        write_leaderboard(interrupt.sweep)  # type: ignore[attr-defined]
+        partial = interrupt.sweep = _result(plan, store, study)  # type: ignore[attr-defined]  # for the CLI
         if tracking is not None:
-            tracking.end(interrupt.sweep, interrupted=True)  # type: ignore[attr-defined]
+            tracking.describe(partial)
+        write_leaderboard(partial)
+        if tracking is not None:
+            tracking.end(partial, interrupted=True)
         raise
     result = _result(plan, store, study)
     if tracking is not None:
-        tracking.end(result)
+        tracking.describe(result)
     write_leaderboard(result)
+    if tracking is not None:
+        with _signals_stop():  # SIGTERM while the best model is logged: the sweep's own clean exit
+            tracking.end(result)
     return result
 
 

@@ -40,6 +40,7 @@ class SweepOptions:
     jobs: int = 1
     mlflow: bool = False  # each trial logged to MLflow, nested under the sweep's parent run
     mlflow_models: str = "best"  # which trials log their model: "best" (at the end) or "all"
+    mlflow_parent: str | None = None  # the sweep's parent MLflow run, found or made by the command
 
     def to_json(self) -> dict:
         return {**self.__dict__, "grids": list(self.grids), "overrides": list(self.overrides)}

@@ -10,6 +10,7 @@ from ..errors import (
     DataError,
     GateError,
     NnflowError,
+    OutputError,
     TrainingError,
     UnsafeModelError,
     interrupt_exit_code,
@@ -18,11 +19,12 @@ from ..errors import (
 BUG = NnflowError.exit_code
 GATE_FAILED = GateError.exit_code
 INTERRUPTED = interrupt_exit_code(KeyboardInterrupt())
-# The worst outcome first: a bug, an interruption, a failed training, bad data, a refused model,
-# a bad experiment, and last a gate that did not hold.
+# The worst outcome first: a bug, an interruption, an output that could not be written (a full
+# disk), a failed training, bad data, a refused model, a bad experiment, and last a gate that did not hold.
 SEVERITY = (
     BUG,
     INTERRUPTED,
+    OutputError.exit_code,
     TrainingError.exit_code,
     DataError.exit_code,
     UnsafeModelError.exit_code,

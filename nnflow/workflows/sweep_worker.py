@@ -169,7 +169,7 @@ class Worker:
                 self.signals.raise_pending()  # a Ctrl-C while the trial was claimed: it has not started
                 self.signals.training = True
                 try:
-                    tracker = trial_tracker(plan.options, self.study, trial.number)
+                    tracker = trial_tracker(plan.options, trial.number, plan.study.name)
                     if resume:
                         result = train(
                             resume=folder, progress=progress, command=command, models=self.models, tracker=tracker

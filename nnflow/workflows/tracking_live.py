@@ -23,6 +23,7 @@ from .tracking_log import LogOptions, record_tracking, sync_folder
 
 _FINISH = object()  # the queue's last item
 FINISH_WAIT_SECONDS = 60.0  # at most, for the epochs still queued when training ends
+INTERRUPTED_WAIT_SECONDS = 5.0  # ... when it was interrupted: the user is waiting for the prompt
 # Epochs are sent at most once a second: a request per epoch (short epochs: dozens a second) would
 # take the interpreter from training for as long as the requests take.
 SEND_SECONDS = 1.0
@@ -55,8 +56,8 @@ class MlflowTracker:
         self.folder: Path | None = None
 
     def start(self, folder: Path, info: dict, on_note: Callable[[str], None] | None) -> None:
-        """The run folder exists (its experiment.yaml written) and `info` is its run.json as it starts:
-        the MLflow run is made, or found, in the background."""
+        """The run folder exists and run.json says running (`info`): the MLflow run is made, or found
+        (a resumed run's), in the background. Nothing is added to `info` until `finish`."""
         from ..tracking import import_mlflow
 
         import_mlflow()  # here, not in the thread: two threads importing TensorFlow's and MLflow's modules at once can deadlock
@@ -64,7 +65,6 @@ class MlflowTracker:
         self.folder = folder
         kept = info.get("tracking", {}).get("mlflow", {}) if isinstance(info.get("tracking"), dict) else {}
         self.options.run_id = kept.get("run_id") if isinstance(kept, dict) else None
-        record_tracking(info, self.target, self.options.run_id, None)["status"] = "logging"
         started = copy.deepcopy(info)
         self.thread = threading.Thread(target=self._send, args=(folder, started), name="nnflow-mlflow", daemon=True)
         self.thread.start()
@@ -75,45 +75,56 @@ class MlflowTracker:
 
     def finish(self, folder: Path | None, info: dict) -> None:
         """The run has ended (run.json says how): the epochs still queued are sent, the folder mirrored,
-        and `info` (run.json, written again by the caller) says where it is logged or why not."""
+        and `info` (run.json, written again by the caller) says where it is logged or why not.
+
+        An interrupted run is mirrored briefly (no pictures, no model: it has none). Interrupted
+        while it logs (a second Ctrl-C), `info` says so and the interrupt goes on."""
         if self.thread is None or folder is None:
             return
-        self.rows.put(_FINISH)
-        self.thread.join(FINISH_WAIT_SECONDS)
-        if self.thread.is_alive() and self.error is None:
-            self._failed(f"MLflow took more than {FINISH_WAIT_SECONDS:.0f} s to take the epochs' metrics")
-        if self.error is None:
-            try:
+        interrupted = info.get("status") == "interrupted"
+        try:
+            self.rows.put(_FINISH)
+            self.thread.join(INTERRUPTED_WAIT_SECONDS if interrupted else FINISH_WAIT_SECONDS)
+            if self.thread.is_alive() and self.error is None:
+                self._failed("MLflow did not take the epochs' metrics in time")
+            if self.client is not None:  # MLflow answered once: the folder may go now even after a failed batch
+                self.options.pictures = self.options.pictures and not interrupted
                 logged = sync_folder(self.client, self.target, folder, self.options)
-                self.run_id = logged.run_id
-            except Exception as error:  # noqa: BLE001 - tracking never fails the run
-                self._failed(short_error(error))
-        record_tracking(info, self.target, self.run_id, self.error)
+                self.run_id, self.error = logged.run_id, None
+        except Exception as error:  # noqa: BLE001 - tracking never fails the run
+            self._failed(short_error(error))
+        except BaseException:
+            self.error = "interrupted while logging to MLflow"
+            raise
+        finally:
+            record_tracking(info, self.target, self.run_id, self.error)
 
     def _send(self, folder: Path, info: dict) -> None:
         from ..tracking import content, mirror
 
         try:
-            self.client = self.target.client()
+            client = self.target.client()
             run = content.content_of(folder, info, [], {}, extra_tags=self.options.tags)
-            experiment_id = self.target.experiment_id(self.client, info["name"])
+            experiment_id = self.target.experiment_id(client, info["name"])
             where = mirror.find_or_create(
-                self.client, experiment_id, run, run_id=self.options.run_id, parent_run_id=self.options.parent_run_id
+                client, experiment_id, run, run_id=self.options.run_id, parent_run_id=self.options.parent_run_id
             )
             self.run_id = self.options.run_id = where.run_id
-            mirror.log_params_and_tags(self.client, where.run_id, run)
+            mirror.log_params_and_tags(client, where.run_id, run)
             if not where.created:  # resumed: MLflow shows it running again
-                self.client.update_run(where.run_id, status="RUNNING")
+                client.update_run(where.run_id, status="RUNNING")
+            self.client = client
+            self._send_epochs(run, resumed=not where.created)
         except Exception as error:  # noqa: BLE001
             self._failed(short_error(error))
-            return
-        self._send_epochs(run)
 
-    def _send_epochs(self, run) -> None:
+    def _send_epochs(self, run, *, resumed: bool) -> None:
+        """Each epoch's numbers, a request at most every SEND_SECONDS; a resumed run's epochs that
+        MLflow holds already (trained again after the last checkpoint) are not sent twice."""
         from ..tracking import mirror
 
         assert self.run_id is not None
-
+        held: dict[str, set[int]] = {}
         done = False
         while not done:
             rows = [self.rows.get()]
@@ -125,11 +136,11 @@ class MlflowTracker:
                     break
             done = rows[-1] is _FINISH
             points = run.epoch_metrics([row for row in rows if row is not _FINISH])
-            try:
-                mirror.log_points(self.client, self.run_id, points)
-            except Exception as error:  # noqa: BLE001
-                self._failed(short_error(error))
-                return
+            if resumed:
+                for key in {key for key, _, _ in points} - held.keys():
+                    held[key] = {metric.step for metric in self.client.get_metric_history(self.run_id, key)}
+                points = [(key, value, step) for key, value, step in points if step not in held[key]]
+            mirror.log_points(self.client, self.run_id, points)
 
     def _failed(self, error: str) -> None:
         if self.error is not None:

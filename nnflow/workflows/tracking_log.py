@@ -26,6 +26,7 @@ class Logged:
     model: bool = False  # the model was logged now
     error: str | None = None  # logging failed: why
     parent: bool = False  # a sweep's parent run
+    exit_code: int = 7  # when it failed: 7 (MLflow did not take it), or the run file's own (6: damaged)
 
     def to_json(self) -> dict:
         return {
@@ -52,7 +53,7 @@ class LogOptions:
 
 
 def sync_folder(client: Any, target: Target, folder: Path, options: LogOptions) -> Logged:
-    """Bring the MLflow run of `folder` up to date with it (made if there is none), and say so in its run.json."""
+    """Bring the MLflow run of `folder` up to date with it (made if there is none); the callers say so in its run.json."""
     from ..runs import FINISHED_STATUSES
 
     run = content.read_content(folder, extra_tags=options.tags)
@@ -103,7 +104,8 @@ def _logged_run_id(info: dict) -> str | None:
 
 
 def _pictures(folder: Path, scratch: Path, on_note: Callable[[str], None] | None) -> list[Path]:
-    """curves.png and report.html of the run, drawn into `scratch` (nothing is added to the run folder)."""
+    """curves.png and report.html of the run, drawn into `scratch` (the report of a classifier not yet
+    evaluated evaluates it, and writes its evaluation.json, as `nnflow report` does)."""
     from .show import plot, report
 
     made = []

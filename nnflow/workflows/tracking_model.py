@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -64,20 +66,46 @@ def log_run_model(run_id: str, folder: Path, tracking_uri: str) -> None:
         bundle.mkdir()
         for name in RUN_FILES:
             shutil.copy2(folder / name, bundle / name)
-        previous = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(tracking_uri)
-        try:
-            with _quiet_mlflow(), mlflow.start_run(run_id=run_id):
-                mlflow.pyfunc.log_model(
-                    name=MODEL_NAME,
-                    python_model=RunModel(),
-                    artifacts={"run": str(bundle)},
-                    signature=_signature(preprocessing),
-                    input_example=example,
-                    pip_requirements=requirements(info),
-                )
-        finally:
-            mlflow.set_tracking_uri(previous)
+        arguments = {
+            "name": MODEL_NAME,
+            "python_model": RunModel(),
+            "artifacts": {"run": str(bundle)},
+            "signature": _signature(preprocessing),
+            "input_example": example,
+            "pip_requirements": requirements(info),
+        }
+        failures: list[BaseException] = []
+        # In a thread of its own: MLflow's active run is per thread, so a caller's own active run
+        # (a notebook's) neither blocks this one nor is ended by it.
+        thread = threading.Thread(
+            target=_log_model, args=(run_id, tracking_uri, arguments, failures), name="nnflow-mlflow-model"
+        )
+        thread.start()
+        thread.join()
+        if failures:
+            raise failures[0]
+
+
+def _log_model(run_id: str, tracking_uri: str, arguments: dict, failures: list[BaseException]) -> None:
+    """`mlflow.pyfunc.log_model` into the run `run_id`, MLflow's process-wide settings put back after."""
+    from mlflow.tracking import fluent
+    from mlflow.tracking._tracking_service import utils
+
+    environment = os.environ.get("MLFLOW_TRACKING_URI")
+    previous_uri = getattr(utils, "_tracking_uri", None)  # set_tracking_uri()'s own (None: not called)
+    previous_experiment = getattr(fluent, "_active_experiment_id", None)
+    mlflow.set_tracking_uri(tracking_uri)
+    fluent._active_experiment_id = None  # a caller's set_experiment() must not refuse this run's own experiment
+    try:
+        with _quiet_mlflow(), mlflow.start_run(run_id=run_id):
+            mlflow.pyfunc.log_model(**arguments)
+    except BaseException as error:  # raised again in the caller's thread
+        failures.append(error)
+    finally:
+        fluent._active_experiment_id = previous_experiment
+        mlflow.set_tracking_uri(previous_uri)  # type: ignore[arg-type]  # None unsets the variable it wrote
+        if environment is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = environment
 
 
 @contextlib.contextmanager

@@ -39,12 +39,14 @@ def sweep_parent(
     marker = read_json_file(folder / MARKER)
     if study is None:
         return _find_or_create(client, target, folder, marker, experiment)
+    where = shown_uri(target.resolved_uri())  # the study may be shared: never a password in it
     with store.lock():
         kept = study.user_attrs.get(PARENT_ATTR)
-        if isinstance(kept, dict) and kept.get("tracking_uri") == target.resolved_uri() and _exists(client, kept):
+        if isinstance(kept, dict) and kept.get("tracking_uri") == where and _exists(client, kept):
             return str(kept["run_id"])
         run_id = _find_or_create(client, target, folder, marker, experiment)
-        study.set_user_attr(PARENT_ATTR, {"run_id": run_id, "tracking_uri": target.resolved_uri()})
+        if not isinstance(kept, dict) or kept.get("tracking_uri") == where:  # not over another store's parent
+            study.set_user_attr(PARENT_ATTR, {"run_id": run_id, "tracking_uri": where})
         return run_id
 
 
@@ -79,20 +81,47 @@ def _find_or_create(client: Any, target: Target, folder: Path, marker: dict, exp
     return str(run.info.run_id)
 
 
-def best_trial_folder(folder: Path) -> Path | None:
-    """The best trial's run folder, from the sweep's leaderboard.json (None: no leaderboard, or no best)."""
+def _board(folder: Path) -> dict:
+    """The sweep's leaderboard.json ({} when there is none, or it is damaged)."""
     from ..errors import NnflowError
     from ..runs import read_json_file
 
     try:
         board = read_json_file(folder / "leaderboard.json")
     except NnflowError:
-        return None
-    best = board.get("best") if isinstance(board, dict) else None
-    for member in board.get("members", []) if isinstance(board, dict) else []:
-        if isinstance(member, dict) and member.get("member") == best and member.get("run"):
-            return Path(member["run"])
+        return {}
+    return board if isinstance(board, dict) else {}
+
+
+def _best_member(board: dict) -> dict | None:
+    for member in board.get("members", []):
+        if isinstance(member, dict) and member.get("member") == board.get("best") and member.get("run"):
+            return member
     return None
+
+
+def best_trial_folder(folder: Path) -> Path | None:
+    """The best trial's run folder in the sweep folder, from its leaderboard.json (None: no best).
+    The leaderboard's paths are as the sweep was run (relative to its folder then): the name decides."""
+    member = _best_member(_board(folder))
+    return folder / Path(member["run"]).name if member else None
+
+
+def end_parent_from_board(client: Any, run_id: str, folder: Path) -> None:
+    """`nnflow log SWEEP`: the parent run ended as `sweep --mlflow` ends it, from the leaderboard."""
+    from mlflow.entities import Metric, RunTag
+
+    board = _board(folder)
+    member = _best_member(board)
+    finished = board.get("trials", {}).get("finished") if isinstance(board.get("trials"), dict) else None
+    tags = [RunTag("nnflow.sweep.trials_finished", str(finished))]
+    metrics = []
+    if member is not None:
+        if isinstance(member.get("metric"), (int, float)):
+            metrics.append(Metric(f"best_{board.get('metric')}", float(member["metric"]), int(time.time() * 1000), 0))
+        tags.append(RunTag("nnflow.sweep.best_run", str(member["run"])))
+    client.log_batch(run_id, metrics=metrics, tags=tags)
+    client.set_terminated(run_id, status="FINISHED")
 
 
 def end_parent(client: Any, run_id: str, result: Any, *, interrupted: bool = False) -> None:
@@ -145,35 +174,51 @@ class SweepTracking:
         if self.on_note:
             self.on_note(text)
 
+    def describe(self, result: Any) -> None:
+        """The sweep's result says where its parent run is (its leaderboard.json too)."""
+        if self.parent is not None:
+            result.mlflow = {"run_id": self.parent, "tracking_uri": shown_uri(self.target.resolved_uri())}
+
     def end(self, result: Any, *, interrupted: bool = False) -> None:
-        """The best trial's model (unless every trial logged its own), then the parent's summary and status."""
+        """The best trial's model (unless every trial logged its own, or the sweep was interrupted), then
+        the parent's summary and status, whatever became of the model."""
         from .._tf import quiet_tensorflow
         from .tracking_log import LogOptions, sync_folder
 
         if self.parent is None:
             return
-        result.mlflow = {"run_id": self.parent, "tracking_uri": shown_uri(self.target.resolved_uri())}
         try:
             best = result.best
-            if best is not None and best.folder is not None and self.plan.options.mlflow_models == "best":
+            if (
+                best is not None
+                and best.folder is not None
+                and self.plan.options.mlflow_models == "best"
+                and not interrupted
+            ):
                 options = LogOptions(model=True, pictures=True, parent_run_id=self.parent, on_note=self.on_note)
                 with quiet_tensorflow():  # the model is loaded once, to check that it predicts
                     sync_folder(self.client, self.target, Path(best.folder), options)
+        except Exception as error:  # noqa: BLE001
+            self.note(
+                f"MLflow: the best trial's model could not be logged ({short_error(error)}); "
+                f"complete it with: nnflow log {self.plan.folder} --mlflow"
+            )
+        try:
             end_parent(self.client, self.parent, result, interrupted=interrupted)
         except Exception as error:  # noqa: BLE001
             self.note(
-                f"MLflow: the end of the sweep could not be logged ({short_error(error)}); "
+                f"MLflow: the sweep's run could not be ended ({short_error(error)}); "
                 f"complete it with: nnflow log {self.plan.folder} --mlflow"
             )
 
 
-def trial_tracker(options: Any, study: Any, trial_number: int) -> Any:
-    """A trial's tracker in a sweep's worker: nested under the parent the study keeps; None without --mlflow."""
+def trial_tracker(options: Any, trial_number: int, study_name: str) -> Any:
+    """A trial's tracker in a sweep's worker, nested under the parent its command made or found
+    (`options.mlflow_parent`); None without --mlflow, or when MLflow could not be reached."""
     from .tracking_live import MlflowTracker
 
-    kept = study.user_attrs.get(PARENT_ATTR) if options.mlflow else None
-    if not isinstance(kept, dict):
+    if not options.mlflow or not options.mlflow_parent:
         return None
     every = options.mlflow_models == "all"
-    tags = {"nnflow.trial": str(trial_number + 1), "nnflow.sweep.study": str(study.study_name)}
-    return MlflowTracker(parent_run_id=str(kept["run_id"]), log_model=every, pictures=every, tags=tags)
+    tags = {"nnflow.trial": str(trial_number + 1), "nnflow.sweep.study": study_name}
+    return MlflowTracker(parent_run_id=options.mlflow_parent, log_model=every, pictures=every, tags=tags)

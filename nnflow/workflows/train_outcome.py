@@ -112,5 +112,5 @@ def outcome(
         notes=tuple(notes),
         status=fitted.status,
         distribution=distribution.to_json() if distribution.mode != "none" else None,
-        tracking=record.info.get("tracking"),
+        tracking=record.info.get("tracking"),  # this run's tracking, or an older one's (then `outdated`)
     )

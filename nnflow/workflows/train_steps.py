@@ -119,9 +119,7 @@ def run_training(
     finally:
         record.discard()  # a new run stopped before it started: no half-made folder (a no-op otherwise)
         try:
-            if tracker is not None and record.running:  # after run.json says how the run ended
-                tracker.finish(record.run_dir, record.info)
-                record.save_tracking()
+            _end_tracking(record, tracker)
         finally:
             record.close()
     return outcome(
@@ -135,6 +133,29 @@ def run_training(
         resumed=resumed is not None,
         started_clock=started_clock,
     )
+
+
+def _end_tracking(record, tracker: MlflowTracker | None) -> None:
+    """After run.json says how the run ended: the tracker mirrors it and run.json says where. A run
+    resumed without a tracker leaves its MLflow run behind: run.json says that copy is out of date."""
+    if not record.running:  # not this process's run to report on
+        return
+    if tracker is None:
+        tracking = record.info.get("tracking")
+        entry = tracking.get("mlflow") if isinstance(tracking, dict) else None
+        if isinstance(entry, dict) and entry.get("status") == "logged" and record.info.get("resumes"):
+            entry.update(
+                status="outdated", error="resumed without --mlflow; nnflow log RUN --mlflow brings it up to date"
+            )
+            record.save_tracking()
+        return
+    try:
+        tracker.finish(record.run_dir, record.info)
+    except KeyboardInterrupt as interrupt:  # a second Ctrl-C while logging: the run is as it was, resumable
+        interrupt.run_dir = record.run_dir  # type: ignore[attr-defined]  # the CLI's "continue with" hint
+        raise
+    finally:
+        record.save_tracking()
 
 
 def _lockstep(distribution, step: Callable):
