@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .. import render
+from .. import render, render_baseline
 from .group import (
     cli,
     emit_json,
@@ -342,8 +342,8 @@ def compare(runs, baseline, tolerances, mlflow, as_json, summary):
     if as_json:
         emit_json("compare", result.to_json())
     else:
-        click.echo(render.baseline_text(result))
-    write_summary(render.baseline_markdown(result), summary)
+        click.echo(render_baseline.baseline_text(result))
+    write_summary(render_baseline.baseline_markdown(result), summary)
     if not result.passed:
         raise GateError(result.failure)
 
