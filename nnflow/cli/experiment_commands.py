@@ -16,6 +16,7 @@ from .group import (
     json_mode,
     json_option,
     mlflow_option,
+    needs_mlflow,
     raise_failed_gates,
     say,
     set_option,
@@ -185,12 +186,10 @@ def _show_training(result, *, as_json: bool, quiet: bool, summary: str | None) -
 
 def _tracker(mlflow: bool):
     """An MLflow tracker for --mlflow, the extra checked first (exit 2 naming the install command)."""
-    if not mlflow:
+    if not needs_mlflow(mlflow):
         return None
-    from ..tracking import require_mlflow
     from ..workflows.tracking_live import MlflowTracker
 
-    require_mlflow()
     return MlflowTracker()
 
 
@@ -302,10 +301,7 @@ def sweep(config, grids, overrides, as_json, summary, **flags):
     from ..workflows import sweep as run_sweep
 
     json_mode("sweep", as_json)
-    if flags["mlflow"]:
-        from ..tracking import require_mlflow
-
-        require_mlflow()
+    needs_mlflow(flags["mlflow"])
     try:
         result = run_sweep(
             config,

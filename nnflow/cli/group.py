@@ -148,6 +148,15 @@ def mlflow_option(function):
     )(function)
 
 
+def needs_mlflow(mlflow: bool) -> bool:
+    """With --mlflow, the `mlflow` extra must be installed (exit 2 naming the install command); the flag, as given."""
+    if mlflow:
+        from ..tracking import require_mlflow
+
+        require_mlflow()
+    return mlflow
+
+
 def json_option(function):
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")(function)
 

@@ -15,6 +15,7 @@ from .group import (
     json_mode,
     json_option,
     mlflow_option,
+    needs_mlflow,
     raise_failed_gates,
     run_argument,
     summary_option,
@@ -55,10 +56,7 @@ def evaluate(run, data, output, mlflow, as_json, summary):
     from ..workflows import evaluate as run_evaluate
 
     json_mode("evaluate", as_json)
-    if mlflow:
-        from ..tracking import require_mlflow
-
-        require_mlflow()
+    needs_mlflow(mlflow)
     logged = None
     with quiet_tensorflow():
         result = run_evaluate(run, data, output=output)

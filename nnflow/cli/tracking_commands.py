@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .group import cli, emit_json, json_mode, json_option, mlflow_option, say
+from .group import cli, emit_json, json_mode, json_option, mlflow_option, needs_mlflow, say
 
 
 @cli.command("log")
@@ -31,7 +31,6 @@ def log_command(runs, mlflow, as_json):
     """
     from .._tf import quiet_tensorflow
     from ..errors import ConfigError, Problem, error_for_exit_code
-    from ..tracking import require_mlflow
     from ..workflows.log_runs import log_runs
 
     json_mode("log", as_json)
@@ -39,7 +38,7 @@ def log_command(runs, mlflow, as_json):
         raise ConfigError(
             Problem("say where to log: --mlflow (the only tracking store nnflow logs to).", where="--mlflow")
         )
-    require_mlflow()
+    needs_mlflow(mlflow)
     with quiet_tensorflow():  # the model logged is loaded once to check it predicts
         logged = log_runs(list(runs), on_note=lambda note: say(f"note: {note}", err=True))
     failed = [entry for entry in logged if entry.error]
@@ -63,14 +62,7 @@ def _line(entry) -> str:
         return f"FAILED  {entry.folder}: {entry.error}"
     if entry.parent:
         return f"sweep   {entry.folder} -> MLflow run {entry.run_id}"
-    if entry.created:
-        done = f"new, {entry.points} epoch metric points" + (", model" if entry.model else "")
-    elif entry.points or entry.model:
-        done = "completed: " + ", ".join(
-            part
-            for part in (f"{entry.points} epoch metric points" if entry.points else "", "model" if entry.model else "")
-            if part
-        )
-    else:
-        done = "up to date"
+    parts = [f"{entry.points} epoch metric points"] if entry.points or entry.created else []
+    parts += ["model"] if entry.model else []
+    done = ("new, " if entry.created else "completed: ") + ", ".join(parts) if parts else "up to date"
     return f"logged  {entry.folder} -> MLflow run {entry.run_id} ({done})"

@@ -107,6 +107,13 @@ def content_of(
     return RunContent(folder, info, run_uuid(info), params, truncated, tags, history, numbers)
 
 
+def mlflow_entry(info: dict) -> dict:
+    """run.json's `tracking.mlflow` (where --mlflow or `nnflow log` logged the run); {} when there is none."""
+    tracking = info.get("tracking")
+    entry = tracking.get("mlflow") if isinstance(tracking, dict) else None
+    return entry if isinstance(entry, dict) else {}
+
+
 def run_uuid(info: dict) -> str:
     """The run's stable id: run.json's `uuid`; for a run written before there was one, a UUID made from
     what identifies it (name, start time, seed), the same every time it is asked for."""

@@ -47,17 +47,21 @@ def find_or_create(
                 return MlflowRun(run_id, run.info.experiment_id, False)
         except MlflowException:  # another store, or deleted: look it up by its uuid
             pass
-    found = client.search_runs(
-        [experiment_id], filter_string=f"tags.`nnflow.run_uuid` = '{content.uuid}'", max_results=1
-    )
-    if found:
-        return MlflowRun(found[0].info.run_id, experiment_id, False)
+    found = find_by_uuid(client, experiment_id, content.uuid)
+    if found is not None:
+        return MlflowRun(found, experiment_id, False)
     tags = {"nnflow.run_uuid": content.uuid}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     started = _millis(content.info.get("started"))
     run = client.create_run(experiment_id, start_time=started, tags=tags, run_name=content.name)
     return MlflowRun(run.info.run_id, experiment_id, True)
+
+
+def find_by_uuid(client: Any, experiment_id: str, uuid: str) -> str | None:
+    """The id of the MLflow run tagged `nnflow.run_uuid` = `uuid` in the experiment (None: there is none)."""
+    found = client.search_runs([experiment_id], filter_string=f"tags.`nnflow.run_uuid` = '{uuid}'", max_results=1)
+    return str(found[0].info.run_id) if found else None
 
 
 def log_params_and_tags(client: Any, run_id: str, content: RunContent) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..tracking import Target
 from ..tracking.connect import short_error, shown_uri
+from ..tracking.content import mlflow_entry
 from .tracking_log import LogOptions, record_tracking, sync_folder
 
 _FINISH = object()  # the queue's last item
@@ -63,8 +64,7 @@ class MlflowTracker:
         import_mlflow()  # here, not in the thread: two threads importing TensorFlow's and MLflow's modules at once can deadlock
         self.on_note = self.options.on_note = on_note
         self.folder = folder
-        kept = info.get("tracking", {}).get("mlflow", {}) if isinstance(info.get("tracking"), dict) else {}
-        self.options.run_id = kept.get("run_id") if isinstance(kept, dict) else None
+        self.options.run_id = mlflow_entry(info).get("run_id")  # a resumed run's
         started = copy.deepcopy(info)
         self.thread = threading.Thread(target=self._send, args=(folder, started), name="nnflow-mlflow", daemon=True)
         self.thread.start()

@@ -58,7 +58,7 @@ def sync_folder(client: Any, target: Target, folder: Path, options: LogOptions) 
 
     run = content.read_content(folder, extra_tags=options.tags)
     experiment_id = target.experiment_id(client, run.info["name"])
-    known = options.run_id or _logged_run_id(run.info)
+    known = options.run_id or content.mlflow_entry(run.info).get("run_id")
     where = mirror.find_or_create(client, experiment_id, run, run_id=known, parent_run_id=options.parent_run_id)
     mirror.log_params_and_tags(client, where.run_id, run)
     points = mirror.log_history(client, where.run_id, run)
@@ -98,11 +98,6 @@ def record_tracking(info: dict, target: Target, run_id: str | None, error: str |
     return entry
 
 
-def _logged_run_id(info: dict) -> str | None:
-    entry = info.get("tracking", {}).get("mlflow", {}) if isinstance(info.get("tracking"), dict) else {}
-    return entry.get("run_id") if isinstance(entry, dict) else None
-
-
 def _pictures(folder: Path, scratch: Path, on_note: Callable[[str], None] | None) -> list[Path]:
     """curves.png and report.html of the run, drawn into `scratch` (the report of a classifier not yet
     evaluated evaluates it, and writes its evaluation.json, as `nnflow report` does)."""
@@ -135,7 +130,7 @@ def log_evaluation(result: Any, data: str | Path | None, *, on_note: Callable[[s
     try:
         client = target.client()
         info = runs.read_run_info(result.run_dir)
-        options = LogOptions(pictures=_logged_run_id(info) is None, on_note=on_note)  # pictures once, when new
+        options = LogOptions(pictures="run_id" not in content.mlflow_entry(info), on_note=on_note)  # once, when new
         logged = sync_folder(client, target, result.run_dir, options)
         assert logged.run_id is not None
         step = int(info.get("epochs", {}).get("completed", 0) or 0)

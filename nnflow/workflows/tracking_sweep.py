@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..tracking import Target
+from ..tracking import Target, mirror
 from ..tracking.connect import short_error, shown_uri
 from ..tracking.content import MAX_PARAM_VALUE
 
@@ -64,9 +64,9 @@ def _find_or_create(client: Any, target: Target, folder: Path, marker: dict, exp
 
     sweep_id = sweep_uuid(str(marker.get("study")), str(marker.get("experiment")))
     experiment_id = target.experiment_id(client, experiment)
-    found = client.search_runs([experiment_id], filter_string=f"tags.`nnflow.run_uuid` = '{sweep_id}'", max_results=1)
-    if found:
-        return str(found[0].info.run_id)
+    found = mirror.find_by_uuid(client, experiment_id, sweep_id)
+    if found is not None:
+        return found
     tags = {
         "nnflow.run_uuid": sweep_id,
         "nnflow.kind": "sweep",
@@ -109,34 +109,34 @@ def best_trial_folder(folder: Path) -> Path | None:
 
 def end_parent_from_board(client: Any, run_id: str, folder: Path) -> None:
     """`nnflow log SWEEP`: the parent run ended as `sweep --mlflow` ends it, from the leaderboard."""
-    from mlflow.entities import Metric, RunTag
-
     board = _board(folder)
-    member = _best_member(board)
-    finished = board.get("trials", {}).get("finished") if isinstance(board.get("trials"), dict) else None
-    tags = [RunTag("nnflow.sweep.trials_finished", str(finished))]
-    metrics = []
-    if member is not None:
-        if isinstance(member.get("metric"), (int, float)):
-            metrics.append(Metric(f"best_{board.get('metric')}", float(member["metric"]), int(time.time() * 1000), 0))
-        tags.append(RunTag("nnflow.sweep.best_run", str(member["run"])))
-    client.log_batch(run_id, metrics=metrics, tags=tags)
-    client.set_terminated(run_id, status="FINISHED")
+    member = _best_member(board) or {}
+    value = member.get("metric") if isinstance(member.get("metric"), (int, float)) else None
+    trials = board.get("trials")
+    finished = trials.get("finished") if isinstance(trials, dict) else None
+    _close_parent(client, run_id, finished, str(board.get("metric")), value, member.get("run"), "FINISHED")
 
 
 def end_parent(client: Any, run_id: str, result: Any, *, interrupted: bool = False) -> None:
     """The parent run at the end of a sweep: its best trial's metric and run, its trial counts, its status."""
+    best = result.best
+    value = best.metric_value(result.metric) if best is not None else None
+    best_run = best.folder if best is not None else None
+    status = "KILLED" if interrupted else "FINISHED"
+    _close_parent(client, run_id, result.finished, result.metric, value, best_run, status)
+
+
+def _close_parent(
+    client: Any, run_id: str, finished: Any, metric: str, value: float | None, best_run: Any, status: str
+) -> None:
     from mlflow.entities import Metric, RunTag
 
-    tags = [RunTag("nnflow.sweep.trials_finished", str(result.finished))]
-    metrics = []
-    if result.best is not None:
-        value = result.best.metric_value(result.metric)
-        if value is not None:
-            metrics.append(Metric(f"best_{result.metric}", value, int(time.time() * 1000), 0))
-        tags.append(RunTag("nnflow.sweep.best_run", str(result.best.folder)))
+    tags = [RunTag("nnflow.sweep.trials_finished", str(finished))]
+    if best_run is not None:
+        tags.append(RunTag("nnflow.sweep.best_run", str(best_run)))
+    metrics = [] if value is None else [Metric(f"best_{metric}", float(value), int(time.time() * 1000), 0)]
     client.log_batch(run_id, metrics=metrics, tags=tags)
-    client.set_terminated(run_id, status="KILLED" if interrupted else "FINISHED")
+    client.set_terminated(run_id, status=status)
 
 
 @dataclass

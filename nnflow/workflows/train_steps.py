@@ -141,9 +141,10 @@ def _end_tracking(record, tracker: MlflowTracker | None) -> None:
     if not record.running:  # not this process's run to report on
         return
     if tracker is None:
-        tracking = record.info.get("tracking")
-        entry = tracking.get("mlflow") if isinstance(tracking, dict) else None
-        if isinstance(entry, dict) and entry.get("status") == "logged" and record.info.get("resumes"):
+        from ..tracking.content import mlflow_entry
+
+        entry = mlflow_entry(record.info)
+        if entry.get("status") == "logged" and record.info.get("resumes"):
             entry.update(
                 status="outdated", error="resumed without --mlflow; nnflow log RUN --mlflow brings it up to date"
             )
