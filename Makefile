@@ -16,7 +16,7 @@ install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 
 install-test: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,onnx,postgres,mysql,mlflow]"
+	$(BIN)/python -m pip install --quiet -e ".[test,onnx,postgres,mysql,mlflow,serve]"
 
 demo: install
 	$(BIN)/nnflow check configs/iris.yaml

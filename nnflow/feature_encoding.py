@@ -145,8 +145,12 @@ class UnseenCategories:
         return sum(count for count, _, _ in self.seen.values())
 
     def notes(self) -> list[str]:
-        return [
-            f"{file}: column {column!r} has {count:,} row(s) with categories not seen in training "
-            f"(first: {value} at {row}); encoded as all zeros."
-            for (file, column), (count, value, row) in self.seen.items()
-        ]
+        return [unseen_note(file, column, count, value, row) for (file, column), (count, value, row) in self.seen.items()]
+
+
+def unseen_note(source: str, column: str, count: int, value: str, row: str) -> str:
+    """The note on categories training never saw, as predict, evaluate and serve give it."""
+    return (
+        f"{source}: column {column!r} has {count:,} row(s) with categories not seen in training "
+        f"(first: {value} at {row}); encoded as all zeros."
+    )

@@ -8,11 +8,12 @@ TensorFlow, Keras or pandas.
 - experiment_commands.py: check, compile, train (fit), sweep.
 - run_commands.py: evaluate, predict, plot, report, export, runs, compare, schema.
 - tracking_commands.py: log (run folders copied into MLflow).
+- serve_command.py: serve (a trained run behind HTTP).
 """
 
 from __future__ import annotations
 
-from . import experiment_commands, run_commands, tracking_commands  # noqa: F401  (each registers its commands on `cli`)
+from . import experiment_commands, run_commands, serve_command, tracking_commands  # noqa: F401  (each registers its commands on `cli`)
 from .group import JSON_FORMAT, cli, emit_json, main, run, sigterm_raises
 
 __all__ = ["JSON_FORMAT", "cli", "emit_json", "main", "run", "sigterm_raises"]

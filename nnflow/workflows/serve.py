@@ -1,0 +1,79 @@
+"""`serve`: one trained run behind HTTP until SIGTERM or Ctrl-C.
+
+The model is loaded through predict's safe loading before the port is bound: an unsafe or
+damaged run is refused (exit 6) with nothing listening, and a port that is taken is said (exit 2)
+before anything is served.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .trained_run import load_run
+
+
+@dataclass(frozen=True)
+class ServeResult:
+    run_dir: Path
+    url: str
+    stopped_by: str | None  # "SIGTERM", "SIGINT" or None
+    requests: int
+    rows: int
+
+
+def serve(
+    run,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_batch: int = 256,
+    max_rows: int = 10_000,
+    max_body: int = 10 * 1024 * 1024,
+    on_ready: Callable[[str, Path], None] | None = None,
+    log=None,
+) -> ServeResult:
+    """Serve `run`'s predictions on http://host:port until a signal; `on_ready(url, run_dir)` once warm."""
+    from ..serving import require_serve
+
+    require_serve()
+    trained = load_run(run)
+    from ..serving import server
+    from ..serving.app import Limits, Service, build_app
+    from ..serving.describe import metadata
+    from ..serving.encoding import RowEncoder
+    from ..serving.model import CompiledModel
+
+    limits = Limits(max_batch=max_batch, max_rows=max_rows, max_body=max_body)
+    service = Service(
+        CompiledModel(trained.model, trained.preprocessing.input_shape),
+        RowEncoder(trained.preprocessing),
+        limits,
+        metadata(trained.run_dir, trained.info, trained.preprocessing, limits, _versions()),
+    )
+    sock = server.bind(host, port)
+    url = server.url_of(sock)
+    ready = (lambda: on_ready(url, trained.run_dir)) if on_ready is not None else None
+    try:
+        stopped_by = server.run(build_app(service, on_ready=ready, log=log or sys.stderr), sock)
+    finally:
+        sock.close()
+    return ServeResult(
+        trained.run_dir,
+        url,
+        signal.Signals(stopped_by).name if stopped_by is not None else None,
+        sum(service.statuses.values()),
+        service.rows,
+    )
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    from ..version import __version__
+
+    return {"nnflow": __version__, "keras": keras.__version__, "tensorflow": tf.__version__}
