@@ -24,6 +24,7 @@ NO_TF_FILES = frozenset(
         "test_fuzz.py",
         "test_overrides.py",
         "test_schema.py",
+        "test_serve_bodies.py",
         "test_spec.py",
         "test_sweep_spec.py",
         "test_sweep_study.py",

@@ -52,6 +52,13 @@ def run(app, sock: socket.socket) -> int | None:
     The first signal stops accepting connections and lets the requests in flight finish (at most
     DRAIN_SECONDS); a second SIGINT stops at once.
     """
+    server = make_server(app)
+    server.run(sockets=[sock])
+    return server.stopped_by
+
+
+def make_server(app):
+    """The uvicorn server for `app`: nnflow's access log instead of uvicorn's, quiet, draining on stop."""
     import uvicorn
 
     config = uvicorn.Config(
@@ -64,9 +71,7 @@ def run(app, sock: socket.socket) -> int | None:
         timeout_keep_alive=30,
         lifespan="on",
     )
-    server = _server(config)
-    server.run(sockets=[sock])
-    return server.stopped_by
+    return _server(config)
 
 
 def _server(config):

@@ -1,0 +1,582 @@
+"""How fast `nnflow serve` answers over HTTP, against a hand-written floor and MLflow's scoring server.
+
+Run it from the project root with the project's interpreter:
+
+    .venv/bin/python benchmarks/serve_latency.py                  # every side, about 2 minutes
+    .venv/bin/python benchmarks/serve_latency.py --quick          # a smoke run: every phase shortened
+    .venv/bin/python benchmarks/serve_latency.py --side nnflow --side floor --json
+
+It trains configs/iris.yaml into a temporary folder (with --mlflow when MLflow is importable, so
+that MLflow holds the very same model as runs:/<id>/model), then starts each side in turn on
+127.0.0.1 and measures it with one client harness, on the same rows (data/iris.csv's features):
+
+  nnflow  `nnflow serve RUN --port 0 --json`; POST /predict {"rows": [{...}, ...]}
+  floor   handwritten/serve_floor.py: FastAPI on uvicorn parsing JSON and a 4x3 numpy product
+  mlflow  `mlflow models serve -m runs:/<id>/model --env-manager local`; POST /invocations
+          {"dataframe_records": [{...}, ...]}; it predicts per request, so its phases are capped
+
+Phases: (1) one-row requests in sequence on one keep-alive connection (p50, p99); (2) 8 client
+threads, each on its own keep-alive connection sending one-row requests (requests/s, p50, p99);
+(3) 1,000-row requests in sequence (rows/s). nnflow's targets (issue 16): p50 <= 3 ms, p99 <= 15 ms,
+>= 1,000 requests/s, >= 100,000 rows/s. A measurement, not a test: it exits 0 whether or not they
+hold, 1 when a side fails to start or answers wrongly, 130 on Ctrl-C (servers stopped all the same).
+
+The client is lean on purpose: raw sockets, request bytes built once, the status line and headers
+read, then exactly Content-Length bytes. Every status must be 200; the body is parsed (its number
+of predictions) on the first response and every 16th. This machine has 2 cores and the client
+shares them with the server: each microsecond the client spends is one the server does not get, so
+the figures are those of the pair, below what a client on another machine would see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import closing
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from _common import HANDWRITTEN, ROOT, bench_env, fail, nnflow_command
+
+SIDES = ("nnflow", "floor", "mlflow")
+FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+CLIENTS = 8
+BULK_ROWS = 1000
+CHECK_EVERY = 16  # the body of the first response and of every 16th is parsed; every status is checked
+START_SECONDS = 120.0  # MLflow's server takes 10-20 s here
+TARGETS = {"p50_ms": ("<=", 3.0), "p99_ms": ("<=", 15.0), "requests_per_s": (">=", 1000.0), "rows_per_s": (">=", 1e5)}
+ISSUE_FLOOR = {"p50_ms": 0.47, "requests_per_s": 3765.0, "rows_per_s": 322_000.0}  # issue 16, this machine
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long each phase runs: untimed then timed requests (capped in seconds), or seconds."""
+
+    warm: int = 200
+    timed: int = 2000
+    timed_cap_s: float = 60.0
+    concurrent_warm_s: float = 1.0
+    concurrent_s: float = 5.0
+    bulk_warm: int = 5
+    bulk_timed: int = 100
+    bulk_cap_s: float = 60.0
+
+
+QUICK = Plan(20, 200, 10.0, 0.3, 1.0, 2, 10, 10.0)
+
+
+def capped_for_mlflow(plan: Plan) -> Plan:
+    """MLflow's server calls model.predict per request (tens of ms): fewer requests, and a time cap."""
+    return replace(
+        plan,
+        warm=min(plan.warm, 10),
+        timed=min(plan.timed, 200),
+        timed_cap_s=min(plan.timed_cap_s, 20.0),
+        bulk_warm=min(plan.bulk_warm, 2),
+        bulk_timed=min(plan.bulk_timed, 20),
+        bulk_cap_s=min(plan.bulk_cap_s, 20.0),
+    )
+
+
+# ---------------------------------------------------------------------------
+# The client harness
+
+
+class HttpFailure(Exception):
+    """An answer the harness refuses: not HTTP, not 200, or not the predictions asked for."""
+
+
+def request_bytes(method: str, address: tuple[str, int], path: str, body: bytes = b"") -> bytes:
+    """One HTTP/1.1 request, built once and sent many times (keep-alive is HTTP/1.1's default)."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: {address[0]}:{address[1]}\r\n"
+    if method == "POST":
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return (head + "\r\n").encode("ascii") + body
+
+
+def json_body(key: str, rows: list[dict]) -> bytes:
+    return json.dumps({key: rows}, separators=(",", ":")).encode()
+
+
+class Connection:
+    """One keep-alive connection: send pre-built bytes, read one response at a time."""
+
+    sent_lock = threading.Lock()
+    sent_total = 0  # requests sent on every connection closed so far
+
+    def __init__(self, address: tuple[str, int], timeout: float = 60.0):
+        self.sock = socket.create_connection(address, timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.pending = bytearray()
+        self.sent = 0
+
+    def close(self) -> None:
+        self.sock.close()
+        with Connection.sent_lock:
+            Connection.sent_total += self.sent
+
+    def exchange(self, request: bytes) -> tuple[int, bytes]:
+        """(status, body) of the response to `request`."""
+        self.sock.sendall(request)
+        self.sent += 1
+        while (end := self.pending.find(b"\r\n\r\n")) < 0:
+            self._receive()
+        status_line, *header_lines = self.pending[:end].decode("latin-1").split("\r\n")
+        del self.pending[: end + 4]
+        version, _, rest = status_line.partition(" ")
+        if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
+            raise HttpFailure(f"not an HTTP/1.x status line: {status_line[:100]!r}")
+        length = None
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        if length is None:
+            raise HttpFailure(f"{status_line}: no Content-Length (this client reads no chunked bodies)")
+        while len(self.pending) < length:
+            self._receive()
+        body = bytes(self.pending[:length])
+        del self.pending[:length]
+        return int(rest[:3]), body
+
+    def _receive(self) -> None:
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            raise HttpFailure(f"the server closed the connection mid-response ({len(self.pending)} bytes read)")
+        self.pending += chunk
+
+
+def predictions_of(body: bytes) -> list:
+    """The list under "predictions" (nnflow, the floor and MLflow all answer one), each a row's object or list."""
+    try:
+        predictions = json.loads(body)["predictions"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise HttpFailure(f"no predictions in the answer ({type(error).__name__}): {body[:200]!r}") from None
+    if not isinstance(predictions, list) or not all(isinstance(each, (dict, list)) for each in predictions):
+        raise HttpFailure(f"predictions are not a list of rows: {body[:200]!r}")
+    return predictions
+
+
+def call(connection: Connection, request: bytes, rows: int, check: bool) -> None:
+    """Send one request; a status other than 200, or (when checked) a wrong answer, raises HttpFailure."""
+    status, body = connection.exchange(request)
+    if status != 200:
+        raise HttpFailure(f"status {status}: {body[:300].decode(errors='replace')}")
+    if check and (count := len(predictions_of(body))) != rows:
+        raise HttpFailure(f"{count} predictions for {rows} rows")
+
+
+def get(address: tuple[str, int], path: str) -> tuple[int, bytes]:
+    with closing(Connection(address, timeout=10.0)) as connection:
+        return connection.exchange(request_bytes("GET", address, path))
+
+
+# ---------------------------------------------------------------------------
+# The phases
+
+
+def sequential(address: tuple[str, int], requests: list[bytes], rows: int, warm: int, timed: int, cap_s: float):
+    """Seconds per request on one connection, after `warm` untimed ones; stops early after cap_s."""
+    with closing(Connection(address)) as connection:
+        for number in range(warm):
+            call(connection, requests[number % len(requests)], rows, check=number == 0)
+        latencies: list[float] = []
+        deadline = time.perf_counter() + cap_s
+        for number in range(timed):
+            sent = time.perf_counter()
+            call(connection, requests[number % len(requests)], rows, check=number % CHECK_EVERY == 0)
+            done = time.perf_counter()
+            latencies.append(done - sent)
+            if done > deadline:
+                break
+    return latencies
+
+
+def concurrent(address: tuple[str, int], requests: list[bytes], clients: int, warm_s: float, run_s: float):
+    """(latencies of the requests that ended in the timed window, requests sent in all) for `clients` threads."""
+    clock: list[float] = []
+    barrier = threading.Barrier(clients, action=lambda: clock.append(time.perf_counter()))
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    sent_counts = [0] * clients
+    errors: list[BaseException] = []
+
+    def client(index: int) -> None:
+        try:
+            with closing(Connection(address)) as connection:
+                barrier.wait()
+                begin = clock[0] + warm_s
+                end = begin + run_s
+                number = 0
+                while not errors and (sent := time.perf_counter()) < end:
+                    request = requests[(index + number * clients) % len(requests)]
+                    call(connection, request, 1, check=number % CHECK_EVERY == 0)
+                    done = time.perf_counter()
+                    number += 1
+                    if begin <= done <= end:
+                        latencies[index].append(done - sent)
+                sent_counts[index] = number
+        except (OSError, HttpFailure, threading.BrokenBarrierError) as error:
+            errors.append(error)
+            barrier.abort()
+
+    threads = [threading.Thread(target=client, args=(index,), daemon=True) for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
+    return [latency for mine in latencies for latency in mine], sum(sent_counts)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100), linear between the closest ranks (numpy's default)."""
+    if not values:
+        raise ValueError("Received no values to take a percentile of.")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summary(latencies: list[float]) -> dict:
+    return {
+        "requests": len(latencies),
+        "seconds": sum(latencies),
+        "p50_ms": percentile(latencies, 50) * 1e3,
+        "p99_ms": percentile(latencies, 99) * 1e3,
+    }
+
+
+def metric(text: str, name: str) -> float:
+    """The sum of a Prometheus metric's samples over every label set."""
+    total = 0.0
+    for line in text.splitlines():
+        rest = line[len(name) :]
+        if line.startswith(name) and rest[:1] in (" ", "{"):
+            total += float((rest[rest.rindex("}") + 1 :] if rest[0] == "{" else rest).split()[0])
+    return total
+
+
+def measure(address: tuple[str, int], path: str, key: str, rows: list[dict], plan: Plan, metrics: bool) -> dict:
+    """The three phases against one server; with `metrics`, model calls per request at 8 clients."""
+    one_row = [request_bytes("POST", address, path, json_body(key, [row])) for row in rows]
+    bulk = [request_bytes("POST", address, path, json_body(key, (rows * BULK_ROWS)[:BULK_ROWS]))]
+    figures = {"sequential": summary(sequential(address, one_row, 1, plan.warm, plan.timed, plan.timed_cap_s))}
+    calls_before = metric(get(address, "/metrics")[1].decode(), "nnflow_model_calls_total") if metrics else 0.0
+    window, sent = concurrent(address, one_row, CLIENTS, plan.concurrent_warm_s, plan.concurrent_s)
+    figures["concurrent"] = summary(window) | {"clients": CLIENTS, "requests_per_s": len(window) / plan.concurrent_s}
+    if metrics:
+        calls = metric(get(address, "/metrics")[1].decode(), "nnflow_model_calls_total") - calls_before
+        figures["concurrent"]["model_calls_per_request"] = calls / sent
+    latencies = sequential(address, bulk, BULK_ROWS, plan.bulk_warm, plan.bulk_timed, plan.bulk_cap_s)
+    figures["bulk"] = summary(latencies) | {
+        "rows": BULK_ROWS,
+        "rows_per_s": BULK_ROWS * len(latencies) / sum(latencies),
+    }
+    return figures
+
+
+def headline(figures: dict) -> dict:
+    """The four figures the targets are about."""
+    return {
+        "p50_ms": figures["sequential"]["p50_ms"],
+        "p99_ms": figures["sequential"]["p99_ms"],
+        "requests_per_s": figures["concurrent"]["requests_per_s"],
+        "rows_per_s": figures["bulk"]["rows_per_s"],
+    }
+
+
+def ratios(nnflow: dict, other: dict) -> dict:
+    """nnflow / other for each headline figure (latency: < 1 is faster; throughput: > 1 is more)."""
+    ours, theirs = headline(nnflow), headline(other)
+    return {name: ours[name] / theirs[name] for name in ours}
+
+
+def verdicts(nnflow: dict) -> dict[str, bool]:
+    """Whether each of nnflow's targets is met (bounds included)."""
+    ours = headline(nnflow)
+    return {name: ours[name] <= bound if op == "<=" else ours[name] >= bound for name, (op, bound) in TARGETS.items()}
+
+
+# ---------------------------------------------------------------------------
+# The servers
+
+
+@dataclass
+class Server:
+    """One side's process, in a session of its own (Ctrl-C reaches only us; we stop it), and its folder."""
+
+    name: str
+    cmd: list[str]
+    folder: Path
+    process: subprocess.Popen
+    started: float
+    exit_code: int | None = None
+
+    def output(self, stream: str) -> str:
+        return (self.folder / stream).read_text(errors="replace")
+
+    def fail(self, what: str) -> None:
+        fail(self.name, what, self.cmd, self.output("stdout"), self.output("stderr"))
+
+
+def start(name: str, cmd: list[str], folder: Path, env: dict[str, str]) -> Server:
+    """Start a side with its output in files (an undrained pipe would block it) and TMPDIR in its folder."""
+    (folder / "tmp").mkdir(parents=True)
+    env = dict(env, TMPDIR=str(folder / "tmp"), PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
+    with open(folder / "stdout", "wb") as out, open(folder / "stderr", "wb") as err:
+        process = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=folder, start_new_session=True
+        )
+    return Server(name, cmd, folder, process, time.perf_counter())
+
+
+def wait_ready(server: Server, ping: str | None, port: int | None) -> tuple[str, int]:
+    """The address once ready: the URL of its first stdout line, or the first 200 from GET `ping` on `port`."""
+    deadline = server.started + START_SECONDS
+    while time.perf_counter() < deadline:
+        if server.process.poll() is not None:
+            server.fail(f"exit code {server.process.returncode} before it was ready")
+        if ping is None and "\n" in (line := server.output("stdout")):
+            try:
+                host, port_text = json.loads(line.splitlines()[0])["url"].removeprefix("http://").rsplit(":", 1)
+                return host, int(port_text)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                server.fail("its first stdout line is not JSON with a url")
+        if ping is not None:
+            try:
+                if get(("127.0.0.1", port), ping)[0] == 200:
+                    return "127.0.0.1", port
+            except (OSError, HttpFailure):
+                pass
+        time.sleep(0.1)
+    server.fail(f"not ready after {START_SECONDS:.0f} s")
+
+
+def stop(server: Server, grace: float = 10.0) -> None:
+    """SIGTERM to its process group, SIGKILL to whatever is left after `grace` seconds; keeps the exit code."""
+    deadline = time.monotonic() + grace
+    for number in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(server.process.pid, number)
+            while time.monotonic() < deadline:
+                os.killpg(server.process.pid, 0)  # ProcessLookupError once the whole group is gone
+                server.process.poll()
+                time.sleep(0.05)
+        except ProcessLookupError:
+            break
+    server.exit_code = server.process.wait()
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def iris_rows() -> tuple[list[dict], list[str]]:
+    """data/iris.csv's features (as the JSON rows every side gets) and species."""
+    with open(ROOT / "data" / "iris.csv", newline="") as stream:
+        records = list(csv.DictReader(stream))
+    return [{name: float(record[name]) for name in FEATURES} for record in records], [r["species"] for r in records]
+
+
+def train(folder: Path, with_mlflow: bool) -> tuple[Path, dict]:
+    """Train configs/iris.yaml into folder/runs/iris; with MLflow, also its run (run_id, tracking_uri)."""
+    run_dir = folder / "runs" / "iris"
+    cmd = [*nnflow_command(), "train", str(ROOT / "configs" / "iris.yaml"), "--out", str(run_dir), "-q"]
+    env = dict(bench_env(), MLFLOW_TRACKING_URI=f"sqlite:///{folder / 'mlflow.db'}")
+    done = subprocess.run(cmd + ["--mlflow"] * with_mlflow, env=env, cwd=folder, capture_output=True, text=True)
+    if done.returncode != 0:
+        fail("nnflow train", f"exit code {done.returncode}", cmd, done.stdout, done.stderr)
+    tracking = json.loads((run_dir / "run.json").read_text()).get("tracking", {}).get("mlflow", {})
+    if with_mlflow and not {"run_id", "tracking_uri"} <= tracking.keys():
+        fail("nnflow train --mlflow", f"no MLflow run in run.json: {tracking}", cmd, done.stdout, done.stderr)
+    return run_dir, tracking
+
+
+def side_command(name: str, run_dir: Path | None, tracking: dict, port: int | None) -> list[str]:
+    if name == "nnflow":
+        return [*nnflow_command(), "serve", str(run_dir), "--port", "0", "--json"]
+    if name == "floor":
+        return [sys.executable, str(HANDWRITTEN / "serve_floor.py"), "--port", "0"]
+    found = shutil.which("mlflow", path=str(Path(sys.executable).parent))
+    model = f"runs:/{tracking['run_id']}/model"
+    serve = ["models", "serve", "-m", model, "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
+    return [found] + serve if found else [sys.executable, "-m", "mlflow", *serve]
+
+
+def species_of(address: tuple[str, int], path: str, key: str, rows: list[dict]) -> list:
+    """Each row's predicted species, all rows in one request (None where the answer has none: the floor)."""
+    with closing(Connection(address)) as connection:
+        status, body = connection.exchange(request_bytes("POST", address, path, json_body(key, rows)))
+    if status != 200 or len(predictions := predictions_of(body)) != len(rows):
+        raise HttpFailure(f"status {status}, {body[:200]!r} for {len(rows)} rows")
+    return [each.get("predicted_species") if isinstance(each, dict) else None for each in predictions]
+
+
+def run_side(name: str, folder: Path, plan: Plan, rows: list[dict], run_dir: Path | None, tracking: dict) -> dict:
+    """Start one side, measure it, stop it: its figures, answers, start time and exit code."""
+    env = dict(bench_env(), MLFLOW_TRACKING_URI=tracking.get("tracking_uri", ""))
+    port = free_port() if name == "mlflow" else None
+    path, key = ("/invocations", "dataframe_records") if name == "mlflow" else ("/predict", "rows")
+    server = start(name, side_command(name, run_dir, tracking, port), folder / name, env)
+    figures: dict = {}
+    try:
+        address = wait_ready(server, "/ping" if name == "mlflow" else None, port)
+        figures["start_seconds"] = time.perf_counter() - server.started
+        print(f"{name}: ready after {figures['start_seconds']:.1f} s; measuring", file=sys.stderr)
+        sent_before = Connection.sent_total
+        if name == "nnflow":
+            figures["health_status_when_ready"] = get(address, "/health")[0]
+        figures["species"] = species_of(address, path, key, rows)
+        plan = capped_for_mlflow(plan) if name == "mlflow" else plan
+        figures |= measure(address, path, key, rows, plan, metrics=name == "nnflow")
+        figures["requests_sent"] = Connection.sent_total - sent_before
+    except (OSError, HttpFailure) as error:
+        server.fail(f"answered wrongly: {type(error).__name__}: {error}")
+    finally:
+        stop(server)
+    figures["exit_code"] = server.exit_code
+    stderr = server.output("stderr").splitlines()
+    figures["stderr_lines"] = len(stderr)
+    # nnflow's access log: "2026-12-02T00:40:58Z 127.0.0.1:46970 POST /predict 200 rows=1 4.27ms"
+    figures["access_log_lines"] = sum(line.split(" ")[2:3] in (["GET"], ["POST"]) for line in stderr)
+    return figures
+
+
+# ---------------------------------------------------------------------------
+# The report
+
+
+def report(sides: dict, labels: list[str], seconds: float, plan: Plan) -> dict:
+    """The JSON document: every side's figures, nnflow's ratios and targets, and what looked odd."""
+    notes = []
+    for name, figures in sides.items():
+        species = figures.pop("species")
+        if name != "floor":
+            figures["accuracy"] = sum(map(str.__eq__, species, labels)) / len(labels)
+    document: dict = {"date": datetime.date.today().isoformat(), "cores": os.cpu_count(), "plan": asdict(plan)}
+    document |= {"seconds": seconds, "sides": sides, "issue_floor": ISSUE_FLOOR}
+    if nnflow := sides.get("nnflow"):
+        document["ratios"] = {f"nnflow/{other}": ratios(nnflow, sides[other]) for other in SIDES[1:] if other in sides}
+        met = verdicts(nnflow)
+        document["targets"] = {name: [op, bound, met[name]] for name, (op, bound) in TARGETS.items()}
+        if nnflow["exit_code"] != 0:
+            notes.append(f"nnflow serve exited {nnflow['exit_code']} on SIGTERM (expected 0)")
+        if nnflow["access_log_lines"] != nnflow["requests_sent"]:
+            notes.append(
+                f"nnflow's access log has {nnflow['access_log_lines']} lines for {nnflow['requests_sent']} requests"
+            )
+        if nnflow["health_status_when_ready"] != 200:
+            notes.append(f"nnflow's /health answered {nnflow['health_status_when_ready']} after its ready line")
+    document["notes"] = notes
+    return document
+
+
+def render(document: dict) -> str:
+    """The figures as a table, then the ratios, the answers and the notes."""
+    sides = document["sides"]
+    names = [name for name in SIDES if name in sides]
+    targets = document.get("targets", {})
+    lines = [
+        f"{document['date']}, {document['cores']} cores, 127.0.0.1, iris rows"
+        + " (--quick)" * (document["plan"] == asdict(QUICK)),
+        f"{'':<31}" + "".join(f"{name:>10}" for name in names) + "   nnflow's target",
+    ]
+    for label, phase, figure, target in SHOWN:
+        row = f"{label:<31}" + "".join(f"{number(sides[name][phase][figure]):>10}" for name in names)
+        if target in targets:
+            op, bound, met = targets[target]
+            row += f"   {op} {number(bound)}  {'ok' if met else 'MISSED'}"
+        lines.append(row)
+    floor = document["issue_floor"]
+    for other, ratio in document.get("ratios", {}).items():
+        if other == "nnflow/floor":
+            lines.append(
+                f"nnflow/floor: p50 x{ratio['p50_ms']:.2f}, requests/s x{ratio['requests_per_s']:.2f}, rows/s x"
+                f"{ratio['rows_per_s']:.2f} (issue 16's floor here: p50 {floor['p50_ms']} ms, "
+                f"{floor['requests_per_s']:,.0f} requests/s, {floor['rows_per_s']:,.0f} rows/s)"
+            )
+        else:
+            lines.append(
+                f"{other}: {1 / ratio['p50_ms']:.1f}x faster (p50), requests/s x{ratio['requests_per_s']:.1f}, "
+                f"rows/s x{ratio['rows_per_s']:.1f}"
+            )
+    for name in names:
+        figures = sides[name]
+        accuracy = f", accuracy {figures['accuracy']:.3f} on data/iris.csv" if "accuracy" in figures else ""
+        calls = figures["concurrent"].get("model_calls_per_request")
+        lines.append(
+            f"{name}: ready after {figures['start_seconds']:.1f} s{accuracy}; {figures['requests_sent']:,} requests, "
+            f"{figures['stderr_lines']:,} stderr lines; exit code {figures['exit_code']} on SIGTERM"
+            + ("" if calls is None else f"; {calls:.3f} model calls per request at 8 clients")
+        )
+    lines += [f"note: {note}" for note in document["notes"]] + [f"{document['seconds']:.0f} s in all"]
+    return "\n".join(lines)
+
+
+SHOWN = [  # label, phase, figure, target
+    ("one row, sequential: p50 (ms)", "sequential", "p50_ms", "p50_ms"),
+    ("one row, sequential: p99 (ms)", "sequential", "p99_ms", "p99_ms"),
+    ("8 clients: requests/s", "concurrent", "requests_per_s", "requests_per_s"),
+    ("8 clients: p50 (ms)", "concurrent", "p50_ms", None),
+    ("8 clients: p99 (ms)", "concurrent", "p99_ms", None),
+    ("1,000-row requests: rows/s", "bulk", "rows_per_s", "rows_per_s"),
+    ("1,000-row requests: p50 (ms)", "bulk", "p50_ms", None),
+    ("one-row requests timed", "sequential", "requests", None),
+]
+
+
+def number(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--side", action="append", choices=SIDES, help="measure this side only (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="shorten every phase (a smoke run)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    args = parser.parse_args(argv)
+    sides = [name for name in SIDES if name in (args.side or SIDES)]
+    if "mlflow" in sides and importlib.util.find_spec("mlflow") is None:
+        if args.side:
+            print("The mlflow side needs MLflow: pip install -e '.[mlflow]'", file=sys.stderr)
+            return 2
+        print("MLflow is not installed: no mlflow side (pip install -e '.[mlflow]')", file=sys.stderr)
+        sides.remove("mlflow")
+    rows, labels = iris_rows()
+    began = time.perf_counter()
+    results = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="nnflow-bench-serve-") as tmp:
+            run_dir, tracking = None, {}
+            if "nnflow" in sides or "mlflow" in sides:
+                print("training configs/iris.yaml" + " with --mlflow" * ("mlflow" in sides), file=sys.stderr)
+                run_dir, tracking = train(Path(tmp), "mlflow" in sides)
+            for name in sides:
+                results[name] = run_side(name, Path(tmp), QUICK if args.quick else Plan(), rows, run_dir, tracking)
+    except KeyboardInterrupt:
+        print("interrupted; every server started was stopped", file=sys.stderr)
+        return 130
+    document = report(results, labels, time.perf_counter() - began, QUICK if args.quick else Plan())
+    print(json.dumps(document, indent=2) if args.json else render(document))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
