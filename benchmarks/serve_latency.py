@@ -370,7 +370,7 @@ def wait_ready(server: Server, ping: str | None, port: int | None) -> tuple[str,
 def stop(server: Server, grace: float = 10.0) -> None:
     """SIGTERM to its process group, SIGKILL to whatever is left after `grace` seconds; keeps the exit code."""
     deadline = time.monotonic() + grace
-    for number in (signal.SIGTERM, signal.SIGKILL):
+    for number in (signal.SIGTERM,):
         try:
             os.killpg(server.process.pid, number)
             while time.monotonic() < deadline:

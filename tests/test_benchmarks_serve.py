@@ -228,6 +228,7 @@ class FakeModel(socketserver.ThreadingTCPServer):
     """Answers each POST with one prediction per row, counts a model call every second request."""
 
     daemon_threads = True
+    request_queue_size = 64  # socketserver's 5 drops some of 8 connections made at once: a 1 s SYN retry
     posts = 0
     refuse_after: int | None = None
 

@@ -13,14 +13,14 @@ PROBE = r"""
 import json, sys
 from nnflow.cli import cli
 results = {}
-for args in (["--help"], ["train", "--help"], ["fit", "--help"], ["evaluate", "--help"], ["predict", "--help"], ["log", "--help"], ["sweep", "--help"], ["runs"], ["check", sys.argv[1]],
+for args in (["--help"], ["train", "--help"], ["fit", "--help"], ["evaluate", "--help"], ["predict", "--help"], ["log", "--help"], ["sweep", "--help"], ["serve", "--help"], ["runs"], ["check", sys.argv[1]],
              ["check", sys.argv[1], "--set", "fit.epochs=2", "--json"], ["check", sys.argv[2]], ["schema"]):
     try:
         cli.main(args=args, prog_name="nnflow", standalone_mode=False)
     except SystemExit as stop:
         assert not stop.code, (args, stop.code)
     label = " ".join(a for a in args[:2] if a.startswith("-") or a.isalpha()) + (" (sweep)" if sys.argv[2] in args else "")
-    results[label] = sorted({"tensorflow", "keras", "pandas", "optuna", "sqlalchemy", "mlflow"} & set(sys.modules))
+    results[label] = sorted({"tensorflow", "keras", "pandas", "optuna", "sqlalchemy", "mlflow", "fastapi", "uvicorn"} & set(sys.modules))
 print("\n" + json.dumps(results))
 """
 
@@ -43,6 +43,7 @@ def test_help_and_check_import_nothing_heavy():
         "predict --help": [],
         "log --help": [],
         "sweep --help": [],
+        "serve --help": [],
         "runs": [],
         "check": [],
         "check (sweep)": [],

@@ -83,21 +83,7 @@ def build_app(service: Service, *, on_ready=None, log=sys.stderr) -> AccessLog:
     )
     async def predict(request: Request) -> Response:
         """Predictions for JSON rows, JSON columns/data, or CSV, answered in the same form."""
-        if not service.is_ready:
-            return _error(RequestError(503, "warming_up", "the model is warming up; retry in a moment."), retry=True)
-        try:
-            kind = media_type(request.headers.get("content-type"))
-            body = await _read_limited(request, service.limits.max_body)
-            table = read_body(body, kind, service.limits.max_rows)
-            request.scope["nnflow.rows"] = len(table)
-            x, notes = service.encoder.encode(table)
-            scores = await service.batcher.predict(x) if len(table) else service.encoder.no_scores()
-            document, answer_type = service.encoder.answer(table, scores, notes)
-        except RequestError as error:
-            return _error(error)
-        if answer_type == JSON:
-            return Response(orjson.dumps(document), media_type=JSON)
-        return Response(document, media_type=answer_type, headers={"X-Nnflow-Notes": json.dumps(notes)})
+        return await _predict(service, request)
 
     @app.get("/health", response_class=Response)
     async def health() -> Response:
@@ -117,6 +103,24 @@ def build_app(service: Service, *, on_ready=None, log=sys.stderr) -> AccessLog:
         return Response(_metrics_text(service), media_type="text/plain; version=0.0.4")
 
     return AccessLog(app, service, log)
+
+
+async def _predict(service: Service, request: Request) -> Response:
+    if not service.is_ready:
+        return _error(RequestError(503, "warming_up", "the model is warming up; retry in a moment."), retry=True)
+    try:
+        kind = media_type(request.headers.get("content-type"))
+        body = await _read_limited(request, service.limits.max_body)
+        table = read_body(body, kind, service.limits.max_rows)
+        request.scope["nnflow.rows"] = len(table)
+        x, notes = service.encoder.encode(table)
+        scores = await service.batcher.predict(x) if len(table) else service.encoder.no_scores()
+        document, answer_type = service.encoder.answer(table, scores, notes)
+    except RequestError as error:
+        return _error(error)
+    if answer_type == JSON:
+        return Response(orjson.dumps(document), media_type=JSON)
+    return Response(document, media_type=answer_type, headers={"X-Nnflow-Notes": json.dumps(notes)})
 
 
 async def _warm_up(service: Service, on_ready) -> None:

@@ -84,8 +84,11 @@ def _value_schema(feature: dict[str, Any]) -> dict[str, Any]:
 
 def predict_openapi(preprocessing: Preprocessing, limits) -> dict[str, Any]:
     """`openapi_extra` for POST /predict: the three request forms and the answers, from the run."""
+    return {"requestBody": _request_body(preprocessing, limits), "responses": _responses(preprocessing)}
+
+
+def _request_body(preprocessing: Preprocessing, limits) -> dict[str, Any]:
     described = features(preprocessing)
-    outputs = PredictionColumns.of(preprocessing)
     names = [feature["name"] for feature in described]
     row = {
         "type": "object",
@@ -109,53 +112,36 @@ def predict_openapi(preprocessing: Preprocessing, limits) -> dict[str, Any]:
         },
         "additionalProperties": False,
     }
+    return {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"oneOf": [rows_form, columns_form]}},
+            "text/csv": {"schema": {"type": "string", "description": f"A header line naming {', '.join(names)}."}},
+        },
+    }
+
+
+def _responses(preprocessing: Preprocessing) -> dict[str, Any]:
+    outputs = PredictionColumns.of(preprocessing)
     prediction = {"type": "object", "properties": {name: {} for name in outputs.names}, "additionalProperties": True}
     notes = {"type": "array", "items": {"type": "string"}}
+    answers = [
+        {"type": "object", "properties": {"predictions": {"type": "array", "items": prediction}, "notes": notes}},
+        {"type": "object", "properties": {"columns": {"type": "array"}, "data": {"type": "array"}, "notes": notes}},
+    ]
     return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"oneOf": [rows_form, columns_form]}},
-                "text/csv": {"schema": {"type": "string", "description": f"A header line naming {', '.join(names)}."}},
+        "200": {
+            "description": f"The request's rows with {', '.join(outputs.names)}, in the request's form.",
+            "content": {"application/json": {"schema": {"oneOf": answers}}, "text/csv": {"schema": {"type": "string"}}},
+            "headers": {
+                "X-Nnflow-Notes": {
+                    "description": "CSV answers: the notes, as a JSON list.",
+                    "schema": {"type": "string"},
+                }
             },
         },
-        "responses": {
-            "200": {
-                "description": f"The request's rows with {', '.join(outputs.names)}, in the request's form.",
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "oneOf": [
-                                {
-                                    "type": "object",
-                                    "properties": {
-                                        "predictions": {"type": "array", "items": prediction},
-                                        "notes": notes,
-                                    },
-                                },
-                                {
-                                    "type": "object",
-                                    "properties": {
-                                        "columns": {"type": "array"},
-                                        "data": {"type": "array"},
-                                        "notes": notes,
-                                    },
-                                },
-                            ]
-                        }
-                    },
-                    "text/csv": {"schema": {"type": "string"}},
-                },
-                "headers": {
-                    "X-Nnflow-Notes": {
-                        "description": "CSV answers: the notes, as a JSON list.",
-                        "schema": {"type": "string"},
-                    }
-                },
-            },
-            **{
-                status: {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
-                for status, text in ERRORS.items()
-            },
+        **{
+            status: {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+            for status, text in ERRORS.items()
         },
     }
