@@ -1,6 +1,6 @@
 # Two entry points, each creating .venv if it is missing:
 #   make demo   install nnflow and train the bundled iris example (runs/iris-mlp/...)
-#   make test   install nnflow with its test, onnx, postgres, mysql and mlflow extras, run ruff and mypy (make lint), then the test suite
+#   make test   install nnflow with its test, onnx, postgres, mysql, mlflow and serve extras, run ruff and mypy (make lint), then the test suite
 #   (make test-fast skips the tests marked slow; make test-no-tf runs only those that need no TensorFlow, in seconds)
 PYTHON ?= python3
 VENV ?= .venv
