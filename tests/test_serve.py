@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import selectors
 import shutil
 import signal
@@ -331,7 +330,7 @@ def test_concurrent_requests_are_batched_into_few_model_calls(server):
 # In-process: warm-up before ready, an unsafe model, a taken port, a missing extra
 
 
-def test_health_is_503_until_warm_up_is_done(mixed_run):
+def test_health_is_503_until_warm_up_is_done_and_a_bug_is_a_json_500(mixed_run, tmp_path):
     from nnflow.serving import server as serving_server
     from nnflow.serving.app import Limits, Service, build_app
     from nnflow.serving.encoding import RowEncoder
@@ -345,7 +344,8 @@ def test_health_is_503_until_warm_up_is_done(mixed_run):
     model.warm_up = lambda max_batch: (release.wait(60), warm_up(max_batch))
     metadata = {"run": {"name": "t"}, "versions": {"nnflow": "0"}}
     service = Service(model, RowEncoder(trained.preprocessing), Limits(), metadata)
-    app = build_app(service, log=open(os.devnull, "w"))
+    log = tmp_path / "access.log"
+    app = build_app(service, log=open(log, "w", buffering=1))
     sock = serving_server.bind("127.0.0.1", 0)
     uvicorn_server = serving_server.make_server(app)
     thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -363,10 +363,25 @@ def test_health_is_503_until_warm_up_is_done(mixed_run):
             time.sleep(0.05)
         assert call(connection, "POST", "/predict", rows_body([GOOD_ROW]))[0] == 200
         assert model.calls == 1  # the dry run is not counted: only requests' calls are
+        # A bug in nnflow is a JSON 500 with its traceback in the log, and the service goes on
+        encode = service.encoder.encode
+        service.encoder.encode = lambda table: 1 / 0
+        status, _, body = call(
+            http.client.HTTPConnection("127.0.0.1", sock.getsockname()[1], timeout=30),
+            "POST",
+            "/predict",
+            rows_body([GOOD_ROW]),
+        )
+        assert status == 500 and json.loads(body)["error"]["code"] == "internal_error"
+        assert "ZeroDivisionError" in json.loads(body)["error"]["message"]
+        service.encoder.encode = encode
+        connection = http.client.HTTPConnection("127.0.0.1", sock.getsockname()[1], timeout=30)
+        assert call(connection, "POST", "/predict", rows_body([GOOD_ROW]))[0] == 200
     finally:
         uvicorn_server.should_exit = True
         thread.join(30)
         sock.close()
+    assert "ZeroDivisionError" in log.read_text() and " POST /predict 500 " in log.read_text()
 
 
 def test_an_unsafe_model_is_refused_before_the_port_opens(mixed_run, tmp_path, monkeypatch):

@@ -85,6 +85,12 @@ def build_app(service: Service, *, on_ready=None, log=sys.stderr) -> AccessLog:
         """Predictions for JSON rows, JSON columns/data, or CSV, answered in the same form."""
         return await _predict(service, request)
 
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> Response:
+        """A bug in nnflow: a JSON 500 for the client; the traceback goes to the log (AccessLog)."""
+        message = f"nnflow failed on this request ({type(error).__name__}: {error}); this is a bug, please report it."
+        return _error(RequestError(500, "internal_error", message))
+
     @app.get("/health", response_class=Response)
     async def health() -> Response:
         """200 once the model is warmed up and answering, 503 before."""
