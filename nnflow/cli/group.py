@@ -180,6 +180,7 @@ def cli():
     nnflow plot runs/iris-mlp           # learning curves (PNG); --gradients for gradient norms
     nnflow report runs/iris-mlp         # one HTML page: curves, metrics, gates, confusion matrix
     nnflow export runs/iris-mlp -f tflite   # SavedModel, TFLite or ONNX, checked against the run
+    nnflow serve runs/iris-mlp          # predictions over HTTP: POST /predict, GET /health
     nnflow runs                         # the runs under runs/, with status and key metrics
     nnflow compare RUN RUN              # metrics side by side, and how the experiment files differ
     nnflow schema > nnflow.schema.json  # JSON Schema for your editor
