@@ -90,8 +90,17 @@ def test_a_post_is_built_once_with_its_length_and_a_get_has_no_body():
 
 def test_a_response_in_pieces_is_read_to_exactly_its_length_and_the_connection_kept(canned):
     second = b'{"predictions":[[1,2,3]]}'
+    first, body_at = ok(), ok().index(b"\r\n\r\n") + 4
     address = canned(
-        [ok()[:7], ok()[7:40], ok()[40:-5], ok()[-5:]],  # cut in the status line, a header and the body
+        # cut in the status line, in a header, after the head, and twice in the body
+        [
+            first[:7],
+            first[7:40],
+            first[40:body_at],
+            first[body_at : body_at + 10],
+            first[body_at + 10 : -5],
+            first[-5:],
+        ],
         [ok(second) + b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"],  # then a third, unasked, in the same write
     )
     request = serve_latency.request_bytes("POST", address, "/predict", serve_latency.json_body("rows", [ROW]))
@@ -215,6 +224,56 @@ def test_the_targets_are_p50_p99_upper_bounds_and_throughput_lower_bounds(side, 
     assert serve_latency.verdicts(side) == dict(zip(["p50_ms", "p99_ms", "requests_per_s", "rows_per_s"], met))
 
 
+def side(p50, per_second, rows_per_second, species, **extra):
+    made = figures(p50, p50 * 2, per_second, rows_per_second)
+    made["sequential"]["requests"] = 2000
+    made["concurrent"]["p99_ms"] = 9.0
+    made |= {
+        "load_average_before": 0.5,
+        "start_seconds": 1.0,
+        "requests_sent": 100,
+        "stderr_lines": 0,
+        "exit_code": 0,
+        "species": species,
+    }
+    return made | extra
+
+
+def test_the_report_judges_nnflow_compares_the_answers_and_prints_ok_or_missed():
+    labels = ["setosa", "versicolor", "virginica", "setosa"]
+    nnflow = side(1.0, 900.0, 150_000.0, labels, access_log_lines=100, health_status_when_ready=200, exit_code=0)
+    mlflow = side(66.0, 15.0, 10_000.0, ["setosa", "versicolor", "setosa", "setosa"], exit_code=-15)
+    floor = side(0.25, 5000.0, 500_000.0, [None] * 4)
+    document = serve_latency.report(
+        {"nnflow": nnflow, "floor": floor, "mlflow": mlflow}, labels, 80.0, serve_latency.QUICK
+    )
+    assert document["targets"]["requests_per_s"] == [">=", 1000.0, False]
+    assert document["targets"]["p50_ms"] == ["<=", 3.0, True]
+    assert document["ratios"]["nnflow/floor"]["p50_ms"] == 4.0
+    assert (nnflow["accuracy"], mlflow["accuracy"], "accuracy" in floor) == (1.0, 0.75, False)
+    assert document["notes"] == ["nnflow and MLflow predict another species for 1 of the 4 rows"]
+    text = serve_latency.render(document)
+    assert "(--quick)" in text
+    assert re.search(r"8 clients: requests/s +900 +5,000 +15\.00 +>= 1,000  MISSED", text), text
+    assert re.search(r"one row, sequential: p50 \(ms\) +1\.00 +0\.25 +66\.00 +<= 3\.00  ok", text), text
+    assert "nnflow/mlflow: 66.0x faster (p50), requests/s x60.0, rows/s x15.0" in text
+
+
+def test_the_report_notes_what_nnflow_did_wrong_and_renders_without_nnflow():
+    nnflow = side(1.0, 1000.0, 1e5, ["setosa"], access_log_lines=98, health_status_when_ready=503, exit_code=-15)
+    document = serve_latency.report({"nnflow": nnflow}, ["setosa"], 1.0, serve_latency.Plan())
+    assert document["notes"] == [
+        "nnflow serve exited -15 on SIGTERM (expected 0)",
+        "nnflow's access log has 98 lines for 100 requests",
+        "nnflow's /health answered 503 after its ready line",
+    ]
+    floor_only = serve_latency.report({"floor": side(0.25, 5000.0, 5e5, [None])}, ["setosa"], 1.0, serve_latency.Plan())
+    assert "targets" not in floor_only and "ratios" not in floor_only
+    assert "MISSED" not in serve_latency.render(
+        floor_only
+    ) and "floor: load 0.5 before, ready after 1.0 s" in serve_latency.render(floor_only)
+
+
 def test_mlflows_phases_are_capped_and_a_shorter_plan_stays_as_it_is():
     capped = serve_latency.capped_for_mlflow(serve_latency.Plan())
     assert (capped.warm, capped.timed, capped.timed_cap_s) == (10, 200, 20.0)
@@ -270,8 +329,18 @@ def test_the_three_phases_measure_a_server_and_count_its_model_calls(fake_model)
     assert measured["bulk"]["rows_per_s"] == pytest.approx(2000 / measured["bulk"]["seconds"])
     concurrent = measured["concurrent"]
     assert concurrent["clients"] == 8 and concurrent["requests"] > 0
+    assert concurrent["seconds"] == 0.15
     assert concurrent["requests_per_s"] == pytest.approx(concurrent["requests"] / 0.15)
     assert concurrent["model_calls_per_request"] == pytest.approx(0.5, abs=0.1)  # the fake calls its model every 2nd
+
+
+def test_only_the_requests_that_end_after_the_warm_up_are_timed(fake_model):
+    request = serve_latency.request_bytes(
+        "POST", fake_model.server_address, "/predict", serve_latency.json_body("rows", [ROW])
+    )
+    window, sent = serve_latency.concurrent(fake_model.server_address, [request], 8, 0.1, 0.1)
+    assert sent == fake_model.posts
+    assert 0.2 < len(window) / sent < 0.8  # about half: 0.1 s of warm-up, then 0.1 s timed
 
 
 def test_a_failure_in_one_of_the_8_clients_stops_the_phase_and_is_raised(fake_model):
@@ -317,6 +386,10 @@ def test_stopping_a_side_ends_its_children_too_and_kills_what_ignores_sigterm(tm
     child = int(server.output("stdout"))
     serve_latency.stop(server, grace=0.3)
     assert server.exit_code == -9
+    for _ in range(100):  # SIGKILL is sent, not yet acted on
+        if ended(child):
+            break
+        time.sleep(0.01)
     assert ended(child)
 
 

@@ -20,11 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from conftest import ROOT
 from nnflow.cli import cli
 from nnflow.workflows import predict, train
 
@@ -89,6 +91,7 @@ def start_server(run: Path, folder: Path, *args: str) -> Server:
         process.kill()
         pytest.fail(f"nnflow serve did not start in {START_SECONDS} s: {log.read_text()[-3000:]}")
     document = json.loads(line)
+    jsonschema.validate(document, json.loads((ROOT / "docs" / "json" / "serve.schema.json").read_text()))
     assert document["ok"] is True and document["url"].startswith("http://127.0.0.1:"), document
     return Server(process, document["url"], log)
 
@@ -351,6 +354,10 @@ def test_health_is_503_until_warm_up_is_done_and_a_bug_is_a_json_500(mixed_run, 
     thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
+        deadline = time.monotonic() + 60
+        while not uvicorn_server.started:  # listening once uvicorn serves (the socket is only bound before)
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.02)
         connection = http.client.HTTPConnection("127.0.0.1", sock.getsockname()[1], timeout=30)
         status, headers, body = call(connection, "GET", "/health")
         assert (status, headers.get("retry-after")) == (503, "1")
@@ -377,11 +384,22 @@ def test_health_is_503_until_warm_up_is_done_and_a_bug_is_a_json_500(mixed_run, 
         service.encoder.encode = encode
         connection = http.client.HTTPConnection("127.0.0.1", sock.getsockname()[1], timeout=30)
         assert call(connection, "POST", "/predict", rows_body([GOOD_ROW]))[0] == 200
+        # Stopped with a request still in flight past the drain time: a JSON 503, no traceback
+        uvicorn_server.config.timeout_graceful_shutdown = 1
+        in_flight = socket.create_connection(("127.0.0.1", sock.getsockname()[1]))
+        in_flight.sendall(raw_request(rows_body([GOOD_ROW]).encode())[:-5])
+        time.sleep(0.3)
+        uvicorn_server.should_exit = True
+        status, body = read_response(in_flight)
+        assert status == 503 and json.loads(body)["error"]["code"] == "stopping"
     finally:
+        release.set()
         uvicorn_server.should_exit = True
         thread.join(30)
         sock.close()
-    assert "ZeroDivisionError" in log.read_text() and " POST /predict 500 " in log.read_text()
+    text = log.read_text()
+    assert "ZeroDivisionError" in text and " POST /predict 500 " in text and " POST /predict 503 " in text
+    assert text.count("Traceback") == 1  # the bug's, not the cancelled request's
 
 
 def test_an_unsafe_model_is_refused_before_the_port_opens(mixed_run, tmp_path, monkeypatch):
@@ -392,12 +410,12 @@ def test_an_unsafe_model_is_refused_before_the_port_opens(mixed_run, tmp_path, m
     shutil.copytree(mixed_run, run)
     trace = tmp_path / "lambda-ran"
     lambda_model(run / "model.keras", trace)
-    bound = []
-    monkeypatch.setattr(serving_server, "bind", lambda *args: bound.append(args))
+    served = []
+    monkeypatch.setattr(serving_server, "run", lambda *args: served.append(args))  # what would listen
     result = CliRunner().invoke(cli, ["serve", str(run), "--port", "0"])
     assert result.exit_code == 6, result.output
     assert "Lambda" in result.stderr and "Traceback" not in result.output
-    assert bound == [] and not trace.exists()
+    assert served == [] and not trace.exists()
 
 
 def test_a_taken_port_is_exit_2_naming_the_fix(mixed_run):

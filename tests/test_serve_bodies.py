@@ -77,7 +77,15 @@ def test_the_three_forms_are_read_as_sent():
     table = read_body(b'{"columns": ["size", "colour"], "data": [[1, "red"], [2, "blue"]]}', "json", 10)
     assert table == Table("columns", ["size", "colour"], [[1, "red"], [2, "blue"]])
     table = read_body(b'\xef\xbb\xbfsize,colour\r\n1.5,red\r\n\r\n2,"blue, dark"\r\n', "csv", 10)
-    assert table == Table("csv", ["size", "colour"], [["1.5", "red"], ["2", "blue, dark"]])
+    assert table == Table("csv", ["size", "colour"], [["1.5", "red"], ["2", "blue, dark"]], [2, 4])
+
+
+def test_csv_errors_name_the_line_a_row_starts_on_past_blank_lines_and_quoted_newlines():
+    body = 'size,colour,shiny\n\n1,"red\nish",true\n\nx,red,true\n'
+    error = encode_refused(read_body(body.encode(), "csv", 10))
+    assert error.message.startswith("line 6, column 'size': 'x' is text") and error.row == 1
+    error = refused("size,colour\n\n1,red,extra\n", "csv")
+    assert error.message.startswith("line 3 has 3 fields") and error.row == 0
 
 
 @pytest.mark.parametrize(
@@ -210,6 +218,16 @@ def test_bad_csv_cells_are_422_naming_the_line(csv_text, code, row, fragment):
     assert fragment in error.message
 
 
+def test_csv_true_false_is_1_0_only_in_a_column_of_them_as_pandas_reads_it():
+    x, _ = RowEncoder(PREPROCESSING).encode(
+        read_body(b"size,colour,shiny\nTrue,red,true\nfalse,red,FALSE\n", "csv", 10)
+    )
+    assert x[:, 0].tolist() == [1, 0] and x[:, 4].tolist() == [1, 0]
+    error = encode_refused(read_body(b"size,colour,shiny\n1.5,red,true\ntrue,red,true\n", "csv", 10))
+    assert (error.code, error.row, error.field) == ("not_a_number", 1, "size")
+    assert error.message == "line 3, column 'size': 'true' is text, not a number."
+
+
 def test_a_columns_error_points_into_data():
     error = encode_refused(Table("columns", ["size", "colour", "shiny"], [[1, "red", True], [1, "red", "no"]]))
     assert error.message.startswith("data[1][2]: 'no' is text") and (error.row, error.field) == (1, "shiny")
@@ -243,9 +261,8 @@ def test_columns_and_csv_answers_keep_their_form():
     assert kind.startswith("text/csv")
     lines = text.splitlines()
     assert lines[0] == "id,predicted_kind,probability_big,probability_small,probability_tiny"
-    assert lines[1].startswith("'=cmd(),small,0.1") and lines[2].startswith(
-        "-3,small,"
-    )  # formulas escaped, numbers not
+    assert lines[1] == "'=cmd(),small,0.1,0.7,0.2"  # formulas escaped; float32 written short, as predict does
+    assert lines[2].startswith("-3,small,")  # a number is not a formula
 
 
 def test_one_sigmoid_unit_answers_both_classes_and_regression_one_column():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sys
@@ -82,22 +83,33 @@ def serve(run, host, port, max_batch, max_rows, max_body, as_json):
     from ..workflows.serve import serve as run_serve
 
     json_mode("serve", as_json)
+    log = _access_log()
 
     def ready(url, run_dir):
-        say(
-            f"Serving {run_dir} at {url} (POST /predict; GET /health, /metadata, /metrics, /docs). Ctrl-C to stop.",
-            err=True,
+        log.write(
+            f"Serving {run_dir} at {url} (POST /predict; GET /health, /metadata, /metrics, /docs). Ctrl-C to stop.\n"
         )
         if as_json:
-            line = {"command": "serve", "format": 1, "ok": True, "url": url, "run": str(run_dir), "pid": _pid()}
+            line = {"command": "serve", "format": 1, "ok": True, "url": url, "run": str(run_dir), "pid": os.getpid()}
             click.echo(json.dumps(line))
             sys.stdout.flush()
         click.get_current_context().meta.pop("nnflow.json", None)  # past this, stdout carries nothing more
 
-    with quiet_tensorflow():
-        result = run_serve(
-            run, host=host, port=port, max_batch=max_batch, max_rows=max_rows, max_body=max_body, on_ready=ready
-        )
+    try:
+        with quiet_tensorflow():  # TensorFlow's C++ chatter filtered out of stderr; the access log goes around it
+            result = run_serve(
+                run,
+                host=host,
+                port=port,
+                max_batch=max_batch,
+                max_rows=max_rows,
+                max_body=max_body,
+                on_ready=ready,
+                log=log,
+            )
+    finally:
+        if log is not sys.stderr:
+            log.close()
     said = f"{result.requests:,} request(s), {result.rows:,} row(s) predicted"
     if result.stopped_by == "SIGINT":
         say(f"Interrupted: stopped after {said}.", err=True)
@@ -105,7 +117,9 @@ def serve(run, host, port, max_batch, max_rows, max_body, as_json):
     say(f"Stopped{' (' + result.stopped_by + ')' if result.stopped_by else ''} after {said}.", err=True)
 
 
-def _pid() -> int:
-    import os
-
-    return os.getpid()
+def _access_log():
+    """A line-buffered writer on the process's own stderr (fd 2 as it is now), else sys.stderr."""
+    try:
+        return open(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding="utf-8", errors="replace")
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (a test runner's capture)
+        return sys.stderr

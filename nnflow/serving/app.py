@@ -9,6 +9,7 @@ one line per request on stderr, and the counters behind `/metrics`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -26,6 +27,7 @@ from .encoding import RowEncoder
 from .model import Batcher, CompiledModel
 
 JSON = "application/json"
+STOPPING = "the service stopped before this request finished; send it again."
 
 
 @dataclass
@@ -125,7 +127,7 @@ async def _predict(service: Service, request: Request) -> Response:
     except RequestError as error:
         return _error(error)
     if answer_type == JSON:
-        return Response(orjson.dumps(document), media_type=JSON)
+        return Response(orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY), media_type=JSON)
     return Response(document, media_type=answer_type, headers={"X-Nnflow-Notes": json.dumps(notes)})
 
 
@@ -176,6 +178,17 @@ def _error(error: RequestError, retry: bool = False) -> Response:
     return Response(orjson.dumps(error.to_json()), status_code=error.status, media_type=JSON, headers=headers)
 
 
+async def _send_error(send, error: RequestError) -> None:
+    body = orjson.dumps(error.to_json())
+    headers = [
+        (b"content-type", JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class AccessLog:
     """ASGI middleware: one line per request on `log` (method, path, status, rows, milliseconds)."""
 
@@ -186,21 +199,34 @@ class AccessLog:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         start = time.perf_counter()
-        status = 500
+        status = 0  # no answer started yet
+        logged = False
 
-        async def send_status(message):
-            nonlocal status
+        async def send_status(message):  # the line is written before the answer's last bytes leave
+            nonlocal status, logged
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body") and not logged:
+                logged = True
+                self._record(scope, status, time.perf_counter() - start)
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
-        except Exception:  # a bug in nnflow: the client got a 500 from Starlette; the log gets the traceback
+        except (
+            asyncio.CancelledError
+        ):  # stopped before it finished (drain timeout, a second Ctrl-C): said, not a traceback
+            if not status:
+                status = 503
+                with contextlib.suppress(Exception):
+                    await _send_error(send, RequestError(503, "stopping", STOPPING))
+        except Exception:  # a bug in nnflow: the client got a JSON 500 (internal_error); the log gets the traceback
+            status = status or 500
             traceback.print_exc(file=self.log)
             raise
         finally:
-            self._record(scope, status, time.perf_counter() - start)
+            if not logged:
+                self._record(scope, status, time.perf_counter() - start)
 
     def _record(self, scope, status: int, seconds: float) -> None:
         service = self.service

@@ -45,6 +45,7 @@ class Table:
     form: str
     columns: list[str]
     records: list  # list[dict] for "rows", list[list] otherwise
+    lines: list[int] | None = None  # csv: the line each record starts on (the header is line 1)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -55,7 +56,8 @@ class Table:
             return f"rows[{row}]" + (f".{field}" if field is not None else "")
         if self.form == "columns":
             return f"data[{row}]" + (f"[{self.columns.index(field)}]" if field in self.columns else "")
-        return f"line {row + 2}" + (f", column {field!r}" if field is not None else "")
+        line = self.lines[row] if self.lines is not None else row + 2
+        return f"line {line}" + (f", column {field!r}" if field is not None else "")
 
 
 def media_type(content_type: str | None) -> str:
@@ -166,12 +168,19 @@ def _read_csv(body: bytes) -> Table:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise RequestError(400, "malformed_csv", f"the CSV body is not UTF-8 text (byte {error.start}).") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records, starts, line = [], [], 0
     try:
-        lines = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+        for record in reader:
+            if record:  # blank lines are skipped, as pandas does
+                records.append(record)
+                starts.append(line + 1)
+            line = reader.line_num
     except csv.Error as error:
-        raise RequestError(400, "malformed_csv", f"the CSV body cannot be read: {error}.") from None
-    lines = [line for line in lines if line]  # blank lines, as pandas skips them
-    header, records = lines[0], lines[1:]
+        raise RequestError(
+            400, "malformed_csv", f"the CSV body cannot be read (line {reader.line_num}): {error}."
+        ) from None
+    header, records, starts = records[0], records[1:], starts[1:]
     if any(not name for name in header):
         raise RequestError(400, "malformed_csv", "line 1 (the header) has an empty column name.")
     _check_unique(header, "the header", status=400)
@@ -180,10 +189,10 @@ def _read_csv(body: bytes) -> Table:
             raise RequestError(
                 400,
                 "malformed_csv",
-                f"a CSV row has {len(record)} fields where the header has {len(header)} (row {index}, the {_ordinal(index + 1)} after the header).",
+                f"line {starts[index]} has {len(record)} fields where the header has {len(header)}.",
                 row=index,
             )
-    return Table("csv", header, records)
+    return Table("csv", header, records, starts)
 
 
 def _check_unique(names: list[str], what: str, status: int = 422) -> None:
@@ -193,11 +202,6 @@ def _check_unique(names: list[str], what: str, status: int = 422) -> None:
             code = "malformed_csv" if status == 400 else "bad_shape"
             raise RequestError(status, code, f"{what} names column {name!r} twice.", field=name)
         seen.add(name)
-
-
-def _ordinal(number: int) -> str:
-    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
-    return f"{number}{suffix}"
 
 
 def _json_type(value: Any) -> str:

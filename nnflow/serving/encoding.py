@@ -24,6 +24,7 @@ from .bodies import RequestError, Table
 
 NUMBER_TYPES = {int, float}
 CSV_TRUE, CSV_FALSE = {"True", "TRUE", "true"}, {"False", "FALSE", "false"}  # what pandas reads as booleans
+CSV_BOOLEANS = CSV_TRUE | CSV_FALSE
 CSV_MISSING = set(MISSING_MARKERS)
 SOURCE = "request"  # the file name in predict's notes
 
@@ -108,14 +109,17 @@ class RowEncoder:
         if set(map(type, values)) <= NUMBER_TYPES:
             numbers = np.asarray(values, dtype="float64")
         else:
-            read = _csv_number if table.form == "csv" else _json_number
+            if table.form == "csv":  # true/false read as 1/0 only in a column of them, as pandas reads a file
+                words = all(v in CSV_BOOLEANS or v in CSV_MISSING for v in values)
+                read = _csv_number if words else _csv_strict_number
+            else:
+                read = _json_number
             numbers = np.empty(len(values), dtype="float64")
             for index, value in enumerate(values):
                 number = read(value)
                 if isinstance(number, str):
-                    raise RequestError(
-                        422, number, f"{table.where(index, name)}: {_problem(number, value)}", row=index, field=name
-                    )
+                    problem = _problem(number, value, json=table.form != "csv")
+                    raise RequestError(422, number, f"{table.where(index, name)}: {problem}", row=index, field=name)
                 numbers[index] = number
         if len(numbers) and not np.isfinite(numbers).all():  # a value past float64's range (CSV `1e999`)
             index = int(np.flatnonzero(~np.isfinite(numbers))[0])
@@ -151,13 +155,17 @@ class RowEncoder:
 
     # -- outputs to answers ---------------------------------------------------
 
-    def predictions(self, scores: np.ndarray) -> tuple[list, list[list[float]] | None]:
-        """(`predicted_<target>` per row, `probability_<class>` rows or None), as Python values."""
+    def predictions(self, scores: np.ndarray) -> tuple[Any, np.ndarray | None]:
+        """(`predicted_<target>` per row, `probability_<class>` rows or None).
+
+        Values stay float32, as predict writes them: orjson and the CSV writer give each its
+        shortest float32 form (0.9999993, not 0.9999992847442627).
+        """
         if self.class_names is None:
-            return scores[:, 0].tolist(), None
+            return scores[:, 0], None
         predicted = self.class_names[class_ids(self.preprocessing, scores)].tolist()
         probabilities = np.concatenate([1.0 - scores, scores], axis=1) if scores.shape[1] == 1 else scores
-        return predicted, probabilities.tolist()
+        return predicted, probabilities
 
     def no_scores(self) -> np.ndarray:
         """The model's outputs for no rows (an empty request is answered without the model)."""
@@ -167,25 +175,24 @@ class RowEncoder:
         return np.zeros((0, units), dtype="float32")
 
     def answer(self, table: Table, scores: np.ndarray, notes: list[str]) -> tuple[Any, str]:
-        """The answer in the request's form: (a JSON-able document, or CSV text; its media type)."""
+        """The answer in the request's form: (a document for orjson with numpy values, or CSV text; its media type)."""
         predicted, probabilities = self.predictions(scores)
-        names = self.outputs.probabilities
+        outputs = (
+            [[value, *row] for value, row in zip(predicted, probabilities)]
+            if probabilities is not None
+            else [[value] for value in predicted]
+        )
         if table.form == "rows":
-            width = len(self.features)
+            width, features, output_names = len(self.features), self.feature_set, self.outputs.names
             rows = []
-            for index, row in enumerate(table.records):
-                out = {k: v for k, v in row.items() if k not in self.feature_set} if len(row) > width else {}
-                out[self.outputs.predicted] = predicted[index]
-                if probabilities is not None:
-                    out.update(zip(names, probabilities[index]))
+            for row, values in zip(table.records, outputs):
+                out = {k: v for k, v in row.items() if k not in features} if len(row) > width else {}
+                out.update(zip(output_names, values))
                 rows.append(out)
             return {"predictions": rows, "notes": notes}, "application/json"
         keep = [i for i, column in enumerate(table.columns) if column not in self.feature_set]
         columns = [table.columns[i] for i in keep] + self.outputs.names
-        data = [
-            [record[i] for i in keep] + [predicted[index]] + (probabilities[index] if probabilities is not None else [])
-            for index, record in enumerate(table.records)
-        ]
+        data = [[record[i] for i in keep] + values for record, values in zip(table.records, outputs)]
         if table.form == "columns":
             return {"columns": columns, "data": data, "notes": notes}, "application/json"
         return _csv_text(columns, data), "text/csv; charset=utf-8"
@@ -215,6 +222,11 @@ def _csv_number(text: str) -> float | str:
     return number if math.isfinite(number) else "not_a_number"
 
 
+def _csv_strict_number(text: str) -> float | str:
+    """A CSV cell of a numeric feature in a column that is not all true/false: words are not numbers."""
+    return "not_a_number" if text in CSV_BOOLEANS else _csv_number(text)
+
+
 def _category(value: Any, from_csv: bool) -> str | None:
     """The vocabulary key of a category value, None when it is missing or not a category."""
     if from_csv:
@@ -226,15 +238,14 @@ def _category(value: Any, from_csv: bool) -> str | None:
     return category_key(value)
 
 
-def _problem(code: str, value: Any) -> str:
+def _problem(code: str, value: Any, json: bool = True) -> str:
     if code == "missing_value":
         return "the value is missing; every feature needs a value."
     if code == "not_a_category":
         return f"{shown_value(value)} is not a category (a string, number or boolean)."
     if isinstance(value, str):
-        return f"{shown_value(value)} is text, not a number" + (
-            "; send numbers without quotes." if _csv_number(value) not in ("not_a_number", "missing_value") else "."
-        )
+        quoted = json and _csv_strict_number(value) not in ("not_a_number", "missing_value")
+        return f"{shown_value(value)} is text, not a number" + ("; send numbers without quotes." if quoted else ".")
     return f"{shown_value(value)} is not a number."
 
 

@@ -1,5 +1,6 @@
 """uvicorn, run for nnflow: the socket bound first (so `--port 0` and a taken port are known before
-serving), its signals handled here, and in-flight requests drained on SIGTERM.
+the model loads) and listening only once uvicorn serves, its signals handled here, and in-flight
+requests drained on SIGTERM.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ DRAIN_SECONDS = 30  # SIGTERM: requests in flight get this long to finish
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on host:port (0: a free port); exit 2 saying why when it cannot be had."""
+    """A TCP socket bound to host:port (0: a free port); exit 2 saying why when it cannot be had.
+
+    Bound, not listening: the port is reserved (a taken port is said before the model loads) but
+    refuses connections until uvicorn starts serving on it.
+    """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as error:
@@ -29,7 +34,6 @@ def bind(host: str, port: int) -> socket.socket:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind(address)
-        sock.listen(2048)
     except OSError as error:
         sock.close()
         taken = "; choose another --port, or --port 0 for a free one" if error.errno in (98, 48) else ""
@@ -69,6 +73,7 @@ def make_server(app):
         server_header=False,
         timeout_graceful_shutdown=DRAIN_SECONDS,
         timeout_keep_alive=30,
+        backlog=2048,
         lifespan="on",
     )
     return _server(config)

@@ -1,8 +1,8 @@
 """`serve`: one trained run behind HTTP until SIGTERM or Ctrl-C.
 
-The model is loaded through predict's safe loading before the port is bound: an unsafe or
-damaged run is refused (exit 6) with nothing listening, and a port that is taken is said (exit 2)
-before anything is served.
+The port is bound first, without listening: a port that is taken is said (exit 2) before the
+model loads. The model is loaded through predict's safe loading before anything listens: an
+unsafe or damaged run is refused (exit 6) with the port never opened.
 """
 
 from __future__ import annotations
@@ -37,27 +37,17 @@ def serve(
     log=None,
 ) -> ServeResult:
     """Serve `run`'s predictions on http://host:port until a signal; `on_ready(url, run_dir)` once warm."""
-    from ..serving import require_serve
+    from ..serving import require_serve, server
 
     require_serve()
-    trained = load_run(run)
-    from ..serving import server
-    from ..serving.app import Limits, Service, build_app
-    from ..serving.describe import metadata
-    from ..serving.encoding import RowEncoder
-    from ..serving.model import CompiledModel
-
-    limits = Limits(max_batch=max_batch, max_rows=max_rows, max_body=max_body)
-    service = Service(
-        CompiledModel(trained.model, trained.preprocessing.input_shape),
-        RowEncoder(trained.preprocessing),
-        limits,
-        metadata(trained.run_dir, trained.info, trained.preprocessing, limits, _versions()),
-    )
-    sock = server.bind(host, port)
-    url = server.url_of(sock)
-    ready = (lambda: on_ready(url, trained.run_dir)) if on_ready is not None else None
+    sock = server.bind(host, port)  # reserved, not listening: uvicorn listens once it serves
     try:
+        trained = load_run(run)
+        service = _service(trained, max_batch, max_rows, max_body)
+        from ..serving.app import build_app
+
+        url = server.url_of(sock)
+        ready = (lambda: on_ready(url, trained.run_dir)) if on_ready is not None else None
         stopped_by = server.run(build_app(service, on_ready=ready, log=log or sys.stderr), sock)
     finally:
         sock.close()
@@ -67,6 +57,21 @@ def serve(
         signal.Signals(stopped_by).name if stopped_by is not None else None,
         sum(service.statuses.values()),
         service.rows,
+    )
+
+
+def _service(trained, max_batch: int, max_rows: int, max_body: int):
+    from ..serving.app import Limits, Service
+    from ..serving.describe import metadata
+    from ..serving.encoding import RowEncoder
+    from ..serving.model import CompiledModel
+
+    limits = Limits(max_batch=max_batch, max_rows=max_rows, max_body=max_body)
+    return Service(
+        CompiledModel(trained.model, trained.preprocessing.input_shape),
+        RowEncoder(trained.preprocessing),
+        limits,
+        metadata(trained.run_dir, trained.info, trained.preprocessing, limits, _versions()),
     )
 
 
