@@ -17,6 +17,7 @@ import pytest
 NO_TF_FILES = frozenset(
     {
         "test_architecture.py",
+        "test_benchmarks_serve.py",
         "test_benchmarks_sweep.py",
         "test_broken_configs.py",
         "test_check_data.py",

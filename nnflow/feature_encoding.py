@@ -95,7 +95,7 @@ class Preprocessing:
                     raise DataError(
                         f"{path}: feature {column!r} holds text ({examples(series)}), but it was numeric in training."
                     )
-                blocks.append(numeric_values(series, path, column, "feature").astype("float32")[:, None])
+                blocks.append(_float32(numeric_values(series, path, column, "feature"), series, path, column)[:, None])
         matrix = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
         return matrix.reshape((len(frame), *self.input_shape))
 
@@ -127,6 +127,22 @@ class Preprocessing:
         return codes.astype("int32")
 
 
+def _float32(values: np.ndarray, series, path: Path, column: str) -> np.ndarray:
+    """`values` as the model's float32, or a DataError at the first one past float32's range."""
+    with np.errstate(over="ignore"):
+        inputs = values.astype("float32")
+    beyond = ~np.isfinite(inputs)
+    if beyond.any():
+        first, count = first_bad(beyond)
+        raise DataError(
+            f"{path}: {row_label(path, series, first)}, feature {column!r}: {shown_value(values[first])} is beyond "
+            f"float32's range (±{np.finfo(np.float32).max:.4g}), the model's input type"
+            + (f" ({count:,} rows in all)" if count > 1 else "")
+            + "."
+        )
+    return inputs
+
+
 class UnseenCategories:
     """Counts, per file and column, the rows whose category training never saw (across chunks)."""
 
@@ -145,7 +161,9 @@ class UnseenCategories:
         return sum(count for count, _, _ in self.seen.values())
 
     def notes(self) -> list[str]:
-        return [unseen_note(file, column, count, value, row) for (file, column), (count, value, row) in self.seen.items()]
+        return [
+            unseen_note(file, column, count, value, row) for (file, column), (count, value, row) in self.seen.items()
+        ]
 
 
 def unseen_note(source: str, column: str, count: int, value: str, row: str) -> str:

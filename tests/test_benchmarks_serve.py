@@ -131,9 +131,10 @@ def test_a_response_in_pieces_is_read_to_exactly_its_length_and_the_connection_k
         (
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
             False,
-            "HTTP/1.1 200 OK: no Content-Length",
+            "HTTP/1.1 200 OK: no valid Content-Length",
         ),
         (b"SSH-2.0-OpenSSH\r\n\r\n", False, "not an HTTP/1.x status line"),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: -3\r\n\r\n", False, "HTTP/1.1 200 OK: no valid Content-Length"),
     ],
 )
 def test_an_answer_that_is_not_a_200_with_the_predictions_asked_for_is_a_failure(canned, answer, check, message):

@@ -194,8 +194,18 @@ def test_health_metadata_metrics_and_openapi(server):
     operation = json.loads(body)["paths"]["/predict"]["post"]
     assert set(operation["requestBody"]["content"]) == {"application/json", "text/csv"}
     assert {"200", "400", "413", "422"} <= set(operation["responses"])
+    answers = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    for body in (rows_body([GOOD_ROW]), json.dumps({"columns": FEATURES, "data": [[0.9, "red", True]]})):
+        jsonschema.validate(json.loads(call(connection, "POST", "/predict", body)[2]), answers)  # one branch of oneOf
     status, headers, body = call(connection, "GET", "/metrics")
     assert status == 200 and "nnflow_model_calls_total" in body.decode() and "nnflow_ready 1" in body.decode()
+    connection.request("HEAD", "/health")  # what some probes send
+    response = connection.getresponse()
+    assert (response.status, response.read()) == (200, b"")
+    status, _, body = call(connection, "GET", "/nowhere")
+    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+    status, _, body = call(connection, "GET", "/predict")
+    assert status == 405 and json.loads(body)["error"]["code"] == "method_not_allowed"
 
 
 # ---------------------------------------------------------------------------
@@ -263,6 +273,27 @@ def test_an_unknown_category_is_served_with_predicts_note(server):
     assert answer["notes"] == [
         "request: column 'colour' has 1 row(s) with categories not seen in training (first: 'teal' at rows[1]); encoded as all zeros."
     ]
+
+
+def test_a_client_gone_mid_body_is_logged_as_499_without_a_traceback(server):
+    gone = socket.create_connection(("127.0.0.1", server.port))
+    gone.sendall(raw_request(rows_body([GOOD_ROW]).encode())[:-10])
+    time.sleep(0.2)
+    gone.close()
+    deadline = time.monotonic() + 10
+    while " POST /predict 499 " not in server.log.read_text():
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.05)
+    assert "Traceback" not in server.log.read_text()
+    assert call(server.connection(), "POST", "/predict", rows_body([GOOD_ROW]))[0] == 200
+
+
+def test_a_second_server_on_a_taken_port_is_exit_2_before_loading_its_model(server, mixed_run, monkeypatch):
+    from nnflow.workflows import serve as serve_workflow
+
+    monkeypatch.setattr(serve_workflow, "load_run", lambda run: pytest.fail("the model was loaded"))
+    result = CliRunner().invoke(cli, ["serve", str(mixed_run), "--port", str(server.port)])
+    assert result.exit_code == 2 and "choose another --port" in result.stderr, result.output
 
 
 # ---------------------------------------------------------------------------
@@ -349,7 +380,7 @@ def test_health_is_503_until_warm_up_is_done_and_a_bug_is_a_json_500(mixed_run, 
     service = Service(model, RowEncoder(trained.preprocessing), Limits(), metadata)
     log = tmp_path / "access.log"
     app = build_app(service, log=open(log, "w", buffering=1))
-    sock = serving_server.bind("127.0.0.1", 0)
+    sock = serving_server.listen("127.0.0.1", 0)
     uvicorn_server = serving_server.make_server(app)
     thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -410,12 +441,12 @@ def test_an_unsafe_model_is_refused_before_the_port_opens(mixed_run, tmp_path, m
     shutil.copytree(mixed_run, run)
     trace = tmp_path / "lambda-ran"
     lambda_model(run / "model.keras", trace)
-    served = []
-    monkeypatch.setattr(serving_server, "run", lambda *args: served.append(args))  # what would listen
+    listened = []
+    monkeypatch.setattr(serving_server, "listen", lambda *args: listened.append(args))
     result = CliRunner().invoke(cli, ["serve", str(run), "--port", "0"])
     assert result.exit_code == 6, result.output
     assert "Lambda" in result.stderr and "Traceback" not in result.output
-    assert served == [] and not trace.exists()
+    assert listened == [] and not trace.exists()
 
 
 def test_a_taken_port_is_exit_2_naming_the_fix(mixed_run):
@@ -432,6 +463,31 @@ def test_a_missing_extra_is_exit_2_naming_the_install_command(mixed_run, monkeyp
     monkeypatch.setitem(sys.modules, "fastapi", None)
     result = CliRunner().invoke(cli, ["serve", str(mixed_run)])
     assert result.exit_code == 2 and "pip install 'nnflow[serve]'" in result.stderr, result.output
+
+
+def test_a_model_that_cannot_run_is_exit_6_and_never_ready(mixed_run, monkeypatch):
+    from nnflow.serving.model import CompiledModel
+
+    def broken(self, max_batch):
+        raise RuntimeError("no kernel for this op")
+
+    monkeypatch.setattr(CompiledModel, "warm_up", broken)
+    result = CliRunner().invoke(cli, ["serve", str(mixed_run), "--port", "0", "--json"])
+    assert result.exit_code == 6, result.output
+    assert "could not run (RuntimeError: no kernel for this op); nothing was served" in result.stderr
+    assert '"ok": true' not in result.stdout and '"exit_code": 6' in result.stdout
+
+
+def test_sigterm_while_the_model_loads_is_a_clean_stop(mixed_run, monkeypatch):
+    from nnflow.errors import Terminated
+    from nnflow.workflows import serve as serve_workflow
+
+    def terminated(run):
+        raise Terminated()
+
+    monkeypatch.setattr(serve_workflow, "load_run", terminated)
+    result = CliRunner().invoke(cli, ["serve", str(mixed_run), "--port", "0"])
+    assert result.exit_code == 0 and "Stopped (SIGTERM) before serving." in result.stderr, result.output
 
 
 @pytest.mark.parametrize("size", ["10XB", "abc", "0", "-5MB"])

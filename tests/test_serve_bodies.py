@@ -276,3 +276,51 @@ def test_one_sigmoid_unit_answers_both_classes_and_regression_one_column():
     document, _ = encoder.answer(rows_table([{"x": 1}]), np.array([[2.5]], dtype="float32"), [])
     assert document["predictions"] == [{"predicted_y": 2.5}]
     assert encoder.answer(rows_table([]), encoder.no_scores(), [])[0] == {"predictions": [], "notes": []}
+
+
+# ---------------------------------------------------------------------------
+# Edges found in review: each one as predict reads a file, or a clear refusal
+
+
+def test_a_body_of_only_a_byte_order_mark_or_blank_lines_is_empty():
+    assert refused(b"\xef\xbb\xbf", "csv").code == "empty_body"
+    assert refused(b"\xef\xbb\xbf\n \n\t\n", "csv").code == "empty_body"
+
+
+def test_lines_of_spaces_are_blank_lines_as_pandas_skips_them():
+    table = read_body(b"size,colour,shiny\n1,red,true\n   \n2,blue,false\n", "csv", 10)
+    assert table.records == [["1", "red", "true"], ["2", "blue", "false"]] and table.lines == [2, 4]
+
+
+def test_too_many_rows_is_said_before_the_rows_are_read():
+    error = refused("size\n" + "1\n" * 50, "csv", max_rows=3)
+    assert (error.status, error.message.split(";")[0]) == (413, "over 3 rows in one request")
+    error = refused(json.dumps({"rows": [None] * 5}), max_rows=3)  # counted before each row is checked
+    assert error.status == 413 and error.message.startswith("5 rows in one request")
+    assert refused('{"columns": ["a"], "data": [1, 2, 3, 4]}', max_rows=3).status == 413
+
+
+@pytest.mark.parametrize("cell", ["٣", "１", "\xa00.2", "0.2\u2003"])
+def test_numbers_pandas_would_not_read_are_refused(cell):
+    error = encode_refused(read_body(f"size,colour,shiny\n{cell},red,true\n".encode(), "csv", 10))
+    assert (error.code, error.field) == ("not_a_number", "size")
+
+
+def test_a_value_past_float32s_range_is_422_not_nan_probabilities():
+    error = encode_refused(rows_table([{**ROWS[0], "size": 3.5e38}]))
+    assert (error.code, error.row, error.field) == ("not_a_number", 0, "size")
+    assert "beyond float32's range" in error.message
+    with pytest.raises(Exception, match="beyond float32's range"):
+        PREPROCESSING.features(pd.DataFrame([{**ROWS[0], "size": 3.5e38}]), Path("rows.parquet"))  # predict too
+    error = encode_refused(read_body(b"size,colour,shiny\ninf,red,true\n", "csv", 10))
+    assert error.message == "line 2, column 'size': 'inf' is an infinite value; every feature needs a finite number."
+
+
+def test_an_empty_object_says_so():
+    assert "the body has no keys" in refused("{}").message
+
+
+def test_formula_escaping_treats_numbers_as_pandas_does():
+    csv_table = read_body(b"id,size,colour,shiny\n-1_0,1,red,true\n", "csv", 10)
+    text, _ = RowEncoder(PREPROCESSING).answer(csv_table, scores_for(1), [])
+    assert text.splitlines()[1].startswith("'-1_0,")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import sys
 
 import click
 
+from ..errors import Terminated
 from .group import cli, json_mode, json_option, run_argument, say
 
 SIZE_UNITS = {"": 1, "B": 1, "KB": 1024, "KIB": 1024, "MB": 1024**2, "MIB": 1024**2, "GB": 1024**3, "GIB": 1024**3}
@@ -86,13 +88,15 @@ def serve(run, host, port, max_batch, max_rows, max_body, as_json):
     log = _access_log()
 
     def ready(url, run_dir):
-        log.write(
-            f"Serving {run_dir} at {url} (POST /predict; GET /health, /metadata, /metrics, /docs). Ctrl-C to stop.\n"
-        )
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken stderr never stops the service
+            log.write(
+                f"Serving {run_dir} at {url} (POST /predict; GET /health, /metadata, /metrics, /docs). Ctrl-C to stop.\n"
+            )
         if as_json:
             line = {"command": "serve", "format": 1, "ok": True, "url": url, "run": str(run_dir), "pid": os.getpid()}
-            click.echo(json.dumps(line))
-            sys.stdout.flush()
+            with contextlib.suppress(OSError, ValueError):
+                click.echo(json.dumps(line))
+                sys.stdout.flush()
         click.get_current_context().meta.pop("nnflow.json", None)  # past this, stdout carries nothing more
 
     try:
@@ -107,9 +111,13 @@ def serve(run, host, port, max_batch, max_rows, max_body, as_json):
                 on_ready=ready,
                 log=log,
             )
+    except Terminated:  # SIGTERM before serving (the model was loading): a stop asked for, not a failure
+        say("Stopped (SIGTERM) before serving.", err=True)
+        return
     finally:
         if log is not sys.stderr:
-            log.close()
+            with contextlib.suppress(OSError, ValueError):
+                log.close()
     said = f"{result.requests:,} request(s), {result.rows:,} row(s) predicted"
     if result.stopped_by == "SIGINT":
         say(f"Interrupted: stopped after {said}.", err=True)

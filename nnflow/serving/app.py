@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from .bodies import RequestError, media_type, read_body
 from .describe import predict_openapi
@@ -58,12 +60,16 @@ class Service:
         return self.ready is not None and self.ready.is_set()
 
 
-def build_app(service: Service, *, on_ready=None, log=sys.stderr) -> AccessLog:
-    """The ASGI application serving `service`; `on_ready()` is called once warm-up is done."""
+def build_app(service: Service, *, on_ready=None, on_failure=None, log=sys.stderr) -> AccessLog:
+    """The ASGI application serving `service`.
+
+    `on_ready()` is called once warm-up is done; `on_failure(error)` if warm-up fails (the model
+    cannot run), after which the service never says it is ready.
+    """
 
     async def lifespan(app):
         service.ready = asyncio.Event()
-        task = asyncio.create_task(_warm_up(service, on_ready))
+        task = asyncio.create_task(_warm_up(service, on_ready, on_failure, log))
         try:
             yield
         finally:
@@ -93,7 +99,15 @@ def build_app(service: Service, *, on_ready=None, log=sys.stderr) -> AccessLog:
         message = f"nnflow failed on this request ({type(error).__name__}: {error}); this is a bug, please report it."
         return _error(RequestError(500, "internal_error", message))
 
-    @app.get("/health", response_class=Response)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        """404, 405 and the like, in the service's one error shape."""
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        answer = _error(RequestError(error.status_code, code, f"{request.method} {request.url.path}: {error.detail}."))
+        answer.headers.update(error.headers or {})
+        return answer
+
+    @app.api_route("/health", methods=["GET", "HEAD"], response_class=Response)
     async def health() -> Response:
         """200 once the model is warmed up and answering, 503 before."""
         if service.is_ready:
@@ -127,14 +141,20 @@ async def _predict(service: Service, request: Request) -> Response:
     except RequestError as error:
         return _error(error)
     if answer_type == JSON:
-        return Response(orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY), media_type=JSON)
+        return Response(orjson.dumps(document), media_type=JSON)
     return Response(document, media_type=answer_type, headers={"X-Nnflow-Notes": json.dumps(notes)})
 
 
-async def _warm_up(service: Service, on_ready) -> None:
+async def _warm_up(service: Service, on_ready, on_failure, log) -> None:
     assert service.ready is not None
-    await asyncio.to_thread(service.model.warm_up, service.limits.max_batch)
-    await asyncio.to_thread(_dry_run, service)
+    try:
+        await asyncio.to_thread(service.model.warm_up, service.limits.max_batch)
+        await asyncio.to_thread(_dry_run, service)
+    except Exception as error:
+        traceback.print_exc(file=log)
+        if on_failure is not None:
+            on_failure(error)
+        return
     service.ready.set()
     if on_ready is not None:
         on_ready()
@@ -156,11 +176,14 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     if length is not None and length.isdigit() and int(length) > limit:
         raise _too_large(int(length), limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(size, limit, at_least=True)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(size, limit, at_least=True)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise RequestError(499, "client_gone", "the client closed the connection before the body ended.") from None
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
@@ -168,7 +191,7 @@ def _too_large(size: int, limit: int, at_least: bool = False) -> RequestError:
     return RequestError(
         413,
         "body_too_large",
-        f"the body is {'over ' if at_least else ''}{size:,} bytes; this service takes at most {limit:,} (--max-body). "
+        f"the body is {'at least ' if at_least else ''}{size:,} bytes; this service takes at most {limit:,} (--max-body). "
         "Split the rows over several requests.",
     )
 
@@ -220,10 +243,11 @@ class AccessLog:
                 status = 503
                 with contextlib.suppress(Exception):
                     await _send_error(send, RequestError(503, "stopping", STOPPING))
-        except Exception:  # a bug in nnflow: the client got a JSON 500 (internal_error); the log gets the traceback
+        except (
+            Exception
+        ):  # a bug in nnflow: the client got a JSON 500 (internal_error); the log gets the traceback, once
             status = status or 500
             traceback.print_exc(file=self.log)
-            raise
         finally:
             if not logged:
                 self._record(scope, status, time.perf_counter() - start)

@@ -78,16 +78,23 @@ def media_type(content_type: str | None) -> str:
 def read_body(body: bytes, kind: str, max_rows: int) -> Table:
     """The rows of a request body of `kind` (`json` or `csv`), checked for shape and count."""
     if not body.strip():
-        raise RequestError(400, "empty_body", f"the body is empty; send {SHAPES}, or CSV with a header line.")
-    table = _read_json(body) if kind == "json" else _read_csv(body)
-    if len(table) > max_rows:
+        raise _empty()
+    return _read_json(body, max_rows) if kind == "json" else _read_csv(body, max_rows)
+
+
+def _empty() -> RequestError:
+    return RequestError(400, "empty_body", f"the body is empty; send {SHAPES}, or CSV with a header line.")
+
+
+def _check_count(rows: int, max_rows: int, at_least: bool = False) -> None:
+    """413 before any row is looked at: a refused request costs little."""
+    if rows > max_rows:
         raise RequestError(
             413,
             "too_many_rows",
-            f"{len(table):,} rows in one request; this service takes at most {max_rows:,} (--max-rows). "
-            "Split the rows over several requests.",
+            f"{'over ' if at_least else ''}{max_rows if at_least else rows:,} rows in one request; this service takes "
+            f"at most {max_rows:,} (--max-rows). Split the rows over several requests.",
         )
-    return table
 
 
 def _loads(body: bytes) -> Any:
@@ -110,27 +117,29 @@ def _refuse_constant(name: str):  # pragma: no cover - the json fallback only
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _read_json(body: bytes) -> Table:
+def _read_json(body: bytes, max_rows: int) -> Table:
     document = _loads(body)
     if not isinstance(document, dict):
         raise RequestError(422, "bad_shape", f"the body is a JSON {_json_type(document)}; send {SHAPES}.")
     keys = set(document)
     if keys == {"rows"}:
-        return _rows_form(document["rows"])
+        return _rows_form(document["rows"], max_rows)
     if keys == {"columns", "data"}:
-        return _columns_form(document["columns"], document["data"])
+        return _columns_form(document["columns"], document["data"], max_rows)
     unknown = sorted(keys - {"rows", "columns", "data"})
-    said = (
-        f"unknown key(s) {', '.join(map(repr, unknown))}" if unknown else f"keys {', '.join(map(repr, sorted(keys)))}"
-    )
+    if unknown:
+        said = f"unknown key(s) {', '.join(map(repr, unknown))}"
+    else:
+        said = f"keys {', '.join(map(repr, sorted(keys)))}" if keys else "no keys"
     raise RequestError(422, "bad_shape", f"the body has {said}; send {SHAPES}.", field=unknown[0] if unknown else None)
 
 
-def _rows_form(rows: Any) -> Table:
+def _rows_form(rows: Any, max_rows: int) -> Table:
     if not isinstance(rows, list):
         raise RequestError(
             422, "bad_shape", f'"rows" is a JSON {_json_type(rows)}; it must be a list of objects.', field="rows"
         )
+    _check_count(len(rows), max_rows)
     for index, row in enumerate(rows):
         if type(row) is not dict:
             raise RequestError(
@@ -142,7 +151,7 @@ def _rows_form(rows: Any) -> Table:
     return Table("rows", [], rows)
 
 
-def _columns_form(columns: Any, data: Any) -> Table:
+def _columns_form(columns: Any, data: Any, max_rows: int) -> Table:
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise RequestError(422, "bad_shape", '"columns" must be a list of column names (strings).', field="columns")
     _check_unique(columns, "columns")
@@ -150,6 +159,7 @@ def _columns_form(columns: Any, data: Any) -> Table:
         raise RequestError(
             422, "bad_shape", f'"data" is a JSON {_json_type(data)}; it must be a list of rows (lists).', field="data"
         )
+    _check_count(len(data), max_rows)
     width = len(columns)
     for index, row in enumerate(data):
         if type(row) is not list or len(row) != width:
@@ -163,7 +173,7 @@ def _columns_form(columns: Any, data: Any) -> Table:
     return Table("columns", columns, data)
 
 
-def _read_csv(body: bytes) -> Table:
+def _read_csv(body: bytes, max_rows: int) -> Table:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -172,14 +182,17 @@ def _read_csv(body: bytes) -> Table:
     records, starts, line = [], [], 0
     try:
         for record in reader:
-            if record:  # blank lines are skipped, as pandas does
+            if record and (len(record) > 1 or record[0].strip()):  # blank lines are skipped, as pandas does
                 records.append(record)
                 starts.append(line + 1)
+                _check_count(len(records) - 1, max_rows, at_least=True)  # stop reading at the first row too many
             line = reader.line_num
     except csv.Error as error:
         raise RequestError(
             400, "malformed_csv", f"the CSV body cannot be read (line {reader.line_num}): {error}."
         ) from None
+    if not records:  # a byte-order mark, blank lines
+        raise _empty()
     header, records, starts = records[0], records[1:], starts[1:]
     if any(not name for name in header):
         raise RequestError(400, "malformed_csv", "line 1 (the header) has an empty column name.")

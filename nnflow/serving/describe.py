@@ -126,8 +126,22 @@ def _responses(preprocessing: Preprocessing) -> dict[str, Any]:
     prediction = {"type": "object", "properties": {name: {} for name in outputs.names}, "additionalProperties": True}
     notes = {"type": "array", "items": {"type": "string"}}
     answers = [
-        {"type": "object", "properties": {"predictions": {"type": "array", "items": prediction}, "notes": notes}},
-        {"type": "object", "properties": {"columns": {"type": "array"}, "data": {"type": "array"}, "notes": notes}},
+        {
+            "type": "object",
+            "required": ["predictions", "notes"],
+            "properties": {"predictions": {"type": "array", "items": prediction}, "notes": notes},
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "required": ["columns", "data", "notes"],
+            "properties": {
+                "columns": {"type": "array", "items": {"type": "string"}},
+                "data": {"type": "array"},
+                "notes": notes,
+            },
+            "additionalProperties": False,
+        },
     ]
     return {
         "200": {

@@ -30,9 +30,9 @@ class CompiledModel:
         self.rows = 0
 
     def warm_up(self, max_batch: int) -> None:
-        """Trace the function and run it once at 1 and `max_batch` rows, so no request pays for it."""
+        """Trace the function and run it at 1 row and at the most rows one call takes, so no request pays for it."""
         self._concrete = self._function.get_concrete_function()
-        for rows in sorted({1, max(1, max_batch)}):
+        for rows in sorted({1, max(1, min(max_batch, CHUNK_ROWS))}):
             self._concrete(np.zeros((rows, *self.input_shape), dtype="float32"))
 
     @property

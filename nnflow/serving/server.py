@@ -1,11 +1,11 @@
-"""uvicorn, run for nnflow: the socket bound first (so `--port 0` and a taken port are known before
-the model loads) and listening only once uvicorn serves, its signals handled here, and in-flight
-requests drained on SIGTERM.
+"""uvicorn, run for nnflow: the port checked before the model loads and listened on once it has,
+its signals handled here, and in-flight requests drained on SIGTERM.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
 import socket
 import threading
@@ -13,14 +13,33 @@ import threading
 from ..errors import ConfigError, Problem
 
 DRAIN_SECONDS = 30  # SIGTERM: requests in flight get this long to finish
+BACKLOG = 2048
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to host:port (0: a free port); exit 2 saying why when it cannot be had.
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on host:port (0: a free port); exit 2 saying why when it cannot be had.
 
-    Bound, not listening: the port is reserved (a taken port is said before the model loads) but
-    refuses connections until uvicorn starts serving on it.
+    Called once the model is loaded: nothing listens while a run could still be refused.
     """
+    sock = _bound(host, port)
+    try:
+        sock.listen(BACKLOG)
+    except OSError as error:
+        sock.close()
+        raise _listen_error(host, port, error) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def check_free(host: str, port: int) -> None:
+    """Exit 2 now if host:port cannot be had (a server listens on it, or it is no address of this machine).
+
+    Bound and closed without listening, before the model loads; `listen` checks again after.
+    """
+    _bound(host, port).close()
+
+
+def _bound(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as error:
@@ -30,18 +49,26 @@ def bind(host: str, port: int) -> socket.socket:
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart is not refused by TIME_WAIT
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind(address)
     except OSError as error:
         sock.close()
-        taken = "; choose another --port, or --port 0 for a free one" if error.errno in (98, 48) else ""
-        raise ConfigError(
-            Problem(f"cannot listen on {host}:{port}: {error.strerror}{taken}.", where="--port")
-        ) from None
-    sock.set_inheritable(True)
+        raise _listen_error(host, port, error) from None
     return sock
+
+
+def _listen_error(host: str, port: int, error: OSError) -> ConfigError:
+    if error.errno == errno.EADDRINUSE:
+        return ConfigError(
+            Problem(
+                f"cannot listen on {host}:{port}: {error.strerror}; choose another --port, or --port 0 for a free one.",
+                where="--port",
+            )
+        )
+    where = "--port" if error.errno == errno.EACCES else "--host"
+    return ConfigError(Problem(f"cannot listen on {host}:{port}: {error.strerror}.", where=where))
 
 
 def url_of(sock: socket.socket) -> str:
@@ -50,13 +77,12 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{shown}:{port}"
 
 
-def run(app, sock: socket.socket) -> int | None:
-    """Serve `app` on `sock` until SIGTERM or SIGINT; return the signal that stopped it (None: none).
+def serve(server, sock: socket.socket) -> int | None:
+    """Run `server` (make_server) on `sock` until SIGTERM or SIGINT; return the signal that stopped it.
 
     The first signal stops accepting connections and lets the requests in flight finish (at most
-    DRAIN_SECONDS); a second SIGINT stops at once.
+    DRAIN_SECONDS); a second SIGINT stops at once. None: stopped otherwise (`should_exit`).
     """
-    server = make_server(app)
     server.run(sockets=[sock])
     return server.stopped_by
 
@@ -73,7 +99,7 @@ def make_server(app):
         server_header=False,
         timeout_graceful_shutdown=DRAIN_SECONDS,
         timeout_keep_alive=30,
-        backlog=2048,
+        backlog=BACKLOG,
         lifespan="on",
     )
     return _server(config)

@@ -1,8 +1,8 @@
 """`serve`: one trained run behind HTTP until SIGTERM or Ctrl-C.
 
-The port is bound first, without listening: a port that is taken is said (exit 2) before the
-model loads. The model is loaded through predict's safe loading before anything listens: an
-unsafe or damaged run is refused (exit 6) with the port never opened.
+A port that is taken is said (exit 2) before the model loads. The model is loaded through
+predict's safe loading before anything listens: an unsafe or damaged run is refused (exit 6)
+with the port never opened.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import UnsafeModelError
 from .trained_run import load_run
 
 
@@ -40,17 +41,31 @@ def serve(
     from ..serving import require_serve, server
 
     require_serve()
-    sock = server.bind(host, port)  # reserved, not listening: uvicorn listens once it serves
-    try:
-        trained = load_run(run)
-        service = _service(trained, max_batch, max_rows, max_body)
-        from ..serving.app import build_app
+    server.check_free(host, port)  # a taken port is said now, not after the model has loaded
+    trained = load_run(run)
+    service = _service(trained, max_batch, max_rows, max_body)
+    from ..serving.app import build_app
 
+    sock = server.listen(host, port)  # only now: an unsafe or damaged run never opened the port
+    failures: list[BaseException] = []
+    try:
         url = server.url_of(sock)
+
+        def failed(error: BaseException) -> None:  # warm-up could not run the model: stop, and say why below
+            failures.append(error)
+            uvicorn_server.should_exit = True
+
         ready = (lambda: on_ready(url, trained.run_dir)) if on_ready is not None else None
-        stopped_by = server.run(build_app(service, on_ready=ready, log=log or sys.stderr), sock)
+        app = build_app(service, on_ready=ready, on_failure=failed, log=log or sys.stderr)
+        uvicorn_server = server.make_server(app)
+        stopped_by = server.serve(uvicorn_server, sock)
     finally:
         sock.close()
+    if failures:
+        raise UnsafeModelError(
+            f"{trained.run_dir}: the model loaded but could not run ({type(failures[0]).__name__}: {failures[0]}); "
+            "nothing was served."
+        )
     return ServeResult(
         trained.run_dir,
         url,
