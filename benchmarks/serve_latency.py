@@ -2,7 +2,7 @@
 
 Run it from the project root with the project's interpreter:
 
-    .venv/bin/python benchmarks/serve_latency.py                  # every side, about 2 minutes
+    .venv/bin/python benchmarks/serve_latency.py                  # every side, about 80 s
     .venv/bin/python benchmarks/serve_latency.py --quick          # a smoke run: every phase shortened
     .venv/bin/python benchmarks/serve_latency.py --side nnflow --side floor --json
 
@@ -141,10 +141,10 @@ class Connection:
         length = None
         for line in header_lines:
             name, _, value = line.partition(":")
-            if name.strip().lower() == "content-length":
+            if name.strip().lower() == "content-length" and value.strip().isdigit():
                 length = int(value)
         if length is None:
-            raise HttpFailure(f"{status_line}: no Content-Length (this client reads no chunked bodies)")
+            raise HttpFailure(f"{status_line}: no valid Content-Length (this client reads no chunked bodies)")
         while len(self.pending) < length:
             self._receive()
         body = bytes(self.pending[:length])
@@ -153,7 +153,7 @@ class Connection:
 
     def _receive(self) -> None:
         chunk = self.sock.recv(1 << 16)
-        if False:
+        if not chunk:
             raise HttpFailure(f"the server closed the connection mid-response ({len(self.pending)} bytes read)")
         self.pending += chunk
 
@@ -227,7 +227,7 @@ def concurrent(address: tuple[str, int], requests: list[bytes], clients: int, wa
                     if begin <= done <= end:
                         latencies[index].append(done - sent)
                 sent_counts[index] = number
-        except (OSError, HttpFailure, threading.BrokenBarrierError) as error:
+        except Exception as error:  # raised again in the calling thread, after the others stopped
             errors.append(error)
             barrier.abort()
 
@@ -278,7 +278,12 @@ def measure(address: tuple[str, int], path: str, key: str, rows: list[dict], pla
     figures = {"sequential": summary(sequential(address, one_row, 1, plan.warm, plan.timed, plan.timed_cap_s))}
     calls_before = metric(get(address, "/metrics")[1].decode(), "nnflow_model_calls_total") if metrics else 0.0
     window, sent = concurrent(address, one_row, CLIENTS, plan.concurrent_warm_s, plan.concurrent_s)
-    figures["concurrent"] = summary(window) | {"clients": CLIENTS, "requests_per_s": len(window) / plan.concurrent_s}
+    per_second = len(window) / plan.concurrent_s
+    figures["concurrent"] = summary(window) | {
+        "seconds": plan.concurrent_s,
+        "clients": CLIENTS,
+        "requests_per_s": per_second,
+    }
     if metrics:
         calls = metric(get(address, "/metrics")[1].decode(), "nnflow_model_calls_total") - calls_before
         figures["concurrent"]["model_calls_per_request"] = calls / sent
@@ -337,7 +342,9 @@ class Server:
 def start(name: str, cmd: list[str], folder: Path, env: dict[str, str]) -> Server:
     """Start a side with its output in files (an undrained pipe would block it) and TMPDIR in its folder."""
     (folder / "tmp").mkdir(parents=True)
-    env = dict(env, TMPDIR=str(folder / "tmp"), PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
+    env = dict(
+        env, TMPDIR=str(folder / "tmp"), PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', os.defpath)}"
+    )
     with open(folder / "stdout", "wb") as out, open(folder / "stderr", "wb") as err:
         process = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=folder, start_new_session=True
@@ -431,11 +438,11 @@ def species_of(address: tuple[str, int], path: str, key: str, rows: list[dict]) 
 
 def run_side(name: str, folder: Path, plan: Plan, rows: list[dict], run_dir: Path | None, tracking: dict) -> dict:
     """Start one side, measure it, stop it: its figures, answers, start time and exit code."""
-    env = dict(bench_env(), MLFLOW_TRACKING_URI=tracking.get("tracking_uri", ""))
+    env = bench_env() | ({"MLFLOW_TRACKING_URI": tracking["tracking_uri"]} if name == "mlflow" else {})
     port = free_port() if name == "mlflow" else None
     path, key = ("/invocations", "dataframe_records") if name == "mlflow" else ("/predict", "rows")
     server = start(name, side_command(name, run_dir, tracking, port), folder / name, env)
-    figures: dict = {}
+    figures: dict = {"load_average_before": os.getloadavg()[0]}  # the machine is shared: say how busy it was
     try:
         address = wait_ready(server, "/ping" if name == "mlflow" else None, port)
         figures["start_seconds"] = time.perf_counter() - server.started
@@ -445,6 +452,7 @@ def run_side(name: str, folder: Path, plan: Plan, rows: list[dict], run_dir: Pat
             figures["health_status_when_ready"] = get(address, "/health")[0]
         figures["species"] = species_of(address, path, key, rows)
         plan = capped_for_mlflow(plan) if name == "mlflow" else plan
+        figures["plan"] = asdict(plan)
         figures |= measure(address, path, key, rows, plan, metrics=name == "nnflow")
         figures["requests_sent"] = Connection.sent_total - sent_before
     except (OSError, HttpFailure) as error:
@@ -466,10 +474,13 @@ def run_side(name: str, folder: Path, plan: Plan, rows: list[dict], run_dir: Pat
 def report(sides: dict, labels: list[str], seconds: float, plan: Plan) -> dict:
     """The JSON document: every side's figures, nnflow's ratios and targets, and what looked odd."""
     notes = []
-    for name, figures in sides.items():
-        species = figures.pop("species")
-        if name != "floor":
-            figures["accuracy"] = sum(map(str.__eq__, species, labels)) / len(labels)
+    species = {name: figures.pop("species") for name, figures in sides.items()}
+    for name in set(species) - {"floor"}:
+        sides[name]["accuracy"] = sum(map(str.__eq__, species[name], labels)) / len(labels)
+    if {"nnflow", "mlflow"} <= species.keys() and (
+        differ := sum(map(str.__ne__, species["nnflow"], species["mlflow"]))
+    ):
+        notes.append(f"nnflow and MLflow predict another species for {differ} of the {len(labels)} rows")
     document: dict = {"date": datetime.date.today().isoformat(), "cores": os.cpu_count(), "plan": asdict(plan)}
     document |= {"seconds": seconds, "sides": sides, "issue_floor": ISSUE_FLOOR}
     if nnflow := sides.get("nnflow"):
@@ -522,11 +533,15 @@ def render(document: dict) -> str:
         accuracy = f", accuracy {figures['accuracy']:.3f} on data/iris.csv" if "accuracy" in figures else ""
         calls = figures["concurrent"].get("model_calls_per_request")
         lines.append(
-            f"{name}: ready after {figures['start_seconds']:.1f} s{accuracy}; {figures['requests_sent']:,} requests, "
+            f"{name}: load {figures['load_average_before']:.1f} before, ready after {figures['start_seconds']:.1f} s"
+            f"{accuracy}; {figures['requests_sent']:,} requests, "
             f"{figures['stderr_lines']:,} stderr lines; exit code {figures['exit_code']} on SIGTERM"
             + ("" if calls is None else f"; {calls:.3f} model calls per request at 8 clients")
         )
-    lines += [f"note: {note}" for note in document["notes"]] + [f"{document['seconds']:.0f} s in all"]
+    lines += [f"note: {note}" for note in document["notes"]] + [
+        f"{document['seconds']:.0f} s in all"
+        + (f", {document['train_seconds']:.0f} s of it training" if document.get("train_seconds") else "")
+    ]
     return "\n".join(lines)
 
 
@@ -543,7 +558,7 @@ SHOWN = [  # label, phase, figure, target
 
 
 def number(value: float) -> str:
-    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+    return f"{value:,.0f}" if value >= 100 or isinstance(value, int) else f"{value:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -568,12 +583,14 @@ def main(argv: list[str] | None = None) -> int:
             if "nnflow" in sides or "mlflow" in sides:
                 print("training configs/iris.yaml" + " with --mlflow" * ("mlflow" in sides), file=sys.stderr)
                 run_dir, tracking = train(Path(tmp), "mlflow" in sides)
+            trained = time.perf_counter() - began if run_dir else None
             for name in sides:
                 results[name] = run_side(name, Path(tmp), QUICK if args.quick else Plan(), rows, run_dir, tracking)
     except KeyboardInterrupt:
         print("interrupted; every server started was stopped", file=sys.stderr)
         return 130
     document = report(results, labels, time.perf_counter() - began, QUICK if args.quick else Plan())
+    document["train_seconds"] = trained
     print(json.dumps(document, indent=2) if args.json else render(document))
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -110,6 +111,7 @@ class RowEncoder:
         if set(map(type, values)) <= NUMBER_TYPES:
             numbers = np.asarray(values, dtype="float64")
         else:
+            read: Callable[[Any], float | str]
             if table.form == "csv":  # true/false read as 1/0 only in a column of them, as pandas reads a file
                 words = all(v in CSV_BOOLEANS or v in CSV_MISSING for v in values)
                 read = _csv_number if words else _csv_strict_number
