@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import selectors
 import shutil
 import signal
@@ -364,7 +365,7 @@ def test_concurrent_requests_are_batched_into_few_model_calls(server):
 # In-process: warm-up before ready, an unsafe model, a taken port, a missing extra
 
 
-def test_health_is_503_until_warm_up_is_done_and_a_bug_is_a_json_500(mixed_run, tmp_path):
+def test_health_is_503_until_warm_up_is_done_and_a_bug_is_a_json_500(mixed_run, tmp_path, caplog):
     from nnflow.serving import server as serving_server
     from nnflow.serving.app import Limits, Service, build_app
     from nnflow.serving.encoding import RowEncoder
@@ -415,12 +416,11 @@ def test_health_is_503_until_warm_up_is_done_and_a_bug_is_a_json_500(mixed_run, 
         service.encoder.encode = encode
         connection = http.client.HTTPConnection("127.0.0.1", sock.getsockname()[1], timeout=30)
         assert call(connection, "POST", "/predict", rows_body([GOOD_ROW]))[0] == 200
-        # Stopped with a request still in flight past the drain time: a JSON 503, no traceback
-        uvicorn_server.config.timeout_graceful_shutdown = 1
+        # Stopped at once (a second Ctrl-C) with a request still in flight: a JSON 503, no traceback
         in_flight = socket.create_connection(("127.0.0.1", sock.getsockname()[1]))
         in_flight.sendall(raw_request(rows_body([GOOD_ROW]).encode())[:-5])
         time.sleep(0.3)
-        uvicorn_server.should_exit = True
+        uvicorn_server.should_exit = uvicorn_server.force_exit = True
         status, body = read_response(in_flight)
         assert status == 503 and json.loads(body)["error"]["code"] == "stopping"
     finally:
@@ -431,6 +431,9 @@ def test_health_is_503_until_warm_up_is_done_and_a_bug_is_a_json_500(mixed_run, 
     text = log.read_text()
     assert "ZeroDivisionError" in text and " POST /predict 500 " in text and " POST /predict 503 " in text
     assert text.count("Traceback") == 1  # the bug's, not the cancelled request's
+    assert [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR
+    ] == []  # nor uvicorn's, nor the lifespan's
 
 
 def test_an_unsafe_model_is_refused_before_the_port_opens(mixed_run, tmp_path, monkeypatch):

@@ -212,6 +212,19 @@ async def _send_error(send, error: RequestError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _shutdown_when_cancelled(receive):
+    """The lifespan's receive, read as a shutdown when a forced stop (a second Ctrl-C) cancels it:
+    Starlette would otherwise log the cancellation as a failed shutdown, with its traceback."""
+
+    async def receive_or_shutdown():
+        try:
+            return await receive()
+        except asyncio.CancelledError:
+            return {"type": "lifespan.shutdown"}
+
+    return receive_or_shutdown
+
+
 class AccessLog:
     """ASGI middleware: one line per request on `log` (method, path, status, rows, milliseconds)."""
 
@@ -219,6 +232,8 @@ class AccessLog:
         self.app, self.service, self.log = app, service, log
 
     async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            return await self.app(scope, _shutdown_when_cancelled(receive), send)
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         start = time.perf_counter()
