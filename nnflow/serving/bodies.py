@@ -62,7 +62,18 @@ class Table:
 
 def media_type(content_type: str | None) -> str:
     """`json` or `csv` from a Content-Type header; 415 for anything else."""
-    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    kind, _, parameters = (content_type or "").partition(";")
+    kind = kind.strip().lower()
+    charset = next(
+        (
+            v.strip(' "').lower()
+            for k, _, v in (p.partition("=") for p in parameters.split(";"))
+            if k.strip().lower() == "charset"
+        ),
+        "utf-8",
+    )
+    if charset not in ("utf-8", "utf8"):
+        raise RequestError(415, "unsupported_media_type", f"charset={charset}: send the body as UTF-8 (charset=utf-8).")
     if kind in JSON_TYPES or kind.endswith("+json"):
         return "json"
     if kind in CSV_TYPES:

@@ -6,6 +6,7 @@ output columns are the ones the service checks and writes.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..feature_encoding import Preprocessing
@@ -54,7 +55,7 @@ def metadata(run_dir, info: dict, preprocessing: Preprocessing, limits, versions
     outputs = PredictionColumns.of(preprocessing)
     return {
         "run": {
-            "path": str(run_dir),
+            "path": str(Path(run_dir).resolve()),
             "name": info.get("name"),
             "uuid": info.get("uuid"),
             "status": info.get("status"),
