@@ -37,20 +37,24 @@ OUTPUTS = ["predicted_kind", "probability_big", "probability_medium", "probabili
 START_SECONDS = 120
 
 
+def mixed_rows(seed: int, rows: int, prefix: str) -> pd.DataFrame:
+    """Rows of an id, a number `size`, a category `colour` and a boolean `shiny`."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "id": [f"{prefix}{i:03d}" for i in range(rows)],
+            "size": rng.normal(size=rows).round(3),
+            "colour": rng.choice(["red", "blue", "green"], rows),
+            "shiny": rng.choice([True, False], rows),
+        }
+    )
+
+
 @pytest.fixture(scope="module")
 def mixed_run(tmp_path_factory) -> Path:
     """A run with a numeric, a category and a boolean feature, and an id column it does not use."""
     folder = tmp_path_factory.mktemp("mixed")
-    rng = np.random.default_rng(0)
-    n = 120
-    frame = pd.DataFrame(
-        {
-            "id": [f"r{i:03d}" for i in range(n)],
-            "size": rng.normal(size=n).round(3),
-            "colour": rng.choice(["red", "blue", "green"], n),
-            "shiny": rng.choice([True, False], n),
-        }
-    )
+    frame = mixed_rows(seed=0, rows=120, prefix="r")
     frame["kind"] = np.select([frame["size"] > 0.5, frame["size"] < -0.5], ["big", "small"], "medium")
     frame.to_csv(folder / "train.csv", index=False)
     (folder / "experiment.yaml").write_text(
@@ -122,16 +126,7 @@ GOOD_ROW = {"size": 0.9, "colour": "red", "shiny": True}
 
 
 def new_rows() -> pd.DataFrame:
-    rng = np.random.default_rng(1)
-    n = 40
-    frame = pd.DataFrame(
-        {
-            "id": [f"n{i:02d}" for i in range(n)],
-            "size": rng.normal(size=n).round(3),
-            "colour": rng.choice(["red", "blue", "green"], n),
-            "shiny": rng.choice([True, False], n),
-        }
-    )
+    frame = mixed_rows(seed=1, rows=40, prefix="n")
     frame.loc[[5, 9], "colour"] = "purple"  # unseen in training: all zeros, and a note
     return frame
 
