@@ -1,10 +1,10 @@
-"""benchmarks/serve_latency.py's client harness reads HTTP right and judges its figures right.
+"""benchmarks/serve_latency.py's client harness (_serve_client.py) reads HTTP right and judges its figures right.
 
 The harness is imported, never run against nnflow or MLflow: no TensorFlow. Its HTTP client talks to
 tiny servers on 127.0.0.1 port 0 that answer canned bytes (split across writes, coalesced, cut short,
 not 200); its phases run for a fraction of a second against a fake model server; its arithmetic
 (percentiles, ratios, targets, Prometheus counters) is checked on figures made up here; and the
-processes it starts are stopped, children included.
+processes serve_latency.py starts are stopped, children included.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
+import _serve_client  # noqa: E402
 import serve_latency  # noqa: E402
 
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
@@ -77,13 +78,13 @@ def canned():
 
 
 def test_a_post_is_built_once_with_its_length_and_a_get_has_no_body():
-    body = serve_latency.json_body("rows", [ROW])
+    body = _serve_client.json_body("rows", [ROW])
     assert body == b'{"rows":[{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}]}'
-    assert serve_latency.request_bytes("POST", ("127.0.0.1", 8000), "/predict", b"hello") == (
+    assert _serve_client.request_bytes("POST", ("127.0.0.1", 8000), "/predict", b"hello") == (
         b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
         b"Content-Type: application/json\r\nContent-Length: 5\r\n\r\nhello"
     )
-    assert serve_latency.request_bytes("GET", ("127.0.0.1", 41234), "/metrics") == (
+    assert _serve_client.request_bytes("GET", ("127.0.0.1", 41234), "/metrics") == (
         b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:41234\r\n\r\n"
     )
 
@@ -103,8 +104,8 @@ def test_a_response_in_pieces_is_read_to_exactly_its_length_and_the_connection_k
         ],
         [ok(second) + b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"],  # then a third, unasked, in the same write
     )
-    request = serve_latency.request_bytes("POST", address, "/predict", serve_latency.json_body("rows", [ROW]))
-    connection = serve_latency.Connection(address)
+    request = _serve_client.request_bytes("POST", address, "/predict", _serve_client.json_body("rows", [ROW]))
+    connection = _serve_client.Connection(address)
     try:
         assert connection.exchange(request) == (200, ONE)
         assert connection.exchange(request) == (200, second)
@@ -139,29 +140,29 @@ def test_a_response_in_pieces_is_read_to_exactly_its_length_and_the_connection_k
 )
 def test_an_answer_that_is_not_a_200_with_the_predictions_asked_for_is_a_failure(canned, answer, check, message):
     address = canned([answer])
-    connection = serve_latency.Connection(address)
+    connection = _serve_client.Connection(address)
     try:
-        with pytest.raises(serve_latency.HttpFailure, match="^" + re.escape(message)):
-            serve_latency.call(connection, serve_latency.request_bytes("GET", address, "/"), 1, check=check)
+        with pytest.raises(_serve_client.HttpFailure, match="^" + re.escape(message)):
+            _serve_client.call(connection, _serve_client.request_bytes("GET", address, "/"), 1, check=check)
     finally:
         connection.close()
 
 
 def test_unchecked_answers_are_judged_by_their_status_alone(canned):
     address = canned([ok(b"not even json")])
-    connection = serve_latency.Connection(address)
+    connection = _serve_client.Connection(address)
     try:
-        serve_latency.call(connection, serve_latency.request_bytes("GET", address, "/"), 1, check=False)
+        _serve_client.call(connection, _serve_client.request_bytes("GET", address, "/"), 1, check=False)
     finally:
         connection.close()
 
 
 def test_a_server_that_hangs_up_mid_response_is_a_failure(canned):
     address = canned([ok()[:-10]], close=True)
-    connection = serve_latency.Connection(address)
+    connection = _serve_client.Connection(address)
     try:
-        with pytest.raises(serve_latency.HttpFailure, match="closed the connection mid-response"):
-            connection.exchange(serve_latency.request_bytes("GET", address, "/"))
+        with pytest.raises(_serve_client.HttpFailure, match="closed the connection mid-response"):
+            connection.exchange(_serve_client.request_bytes("GET", address, "/"))
     finally:
         connection.close()
 
@@ -172,16 +173,16 @@ def test_percentiles_interpolate_between_ranks_like_numpy_and_statistics(values,
     expected = min(values) if q == 0 else max(values) if q == 100 or len(values) == 1 else None
     if expected is None:
         expected = statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-    assert serve_latency.percentile(values, q) == pytest.approx(expected)
+    assert _serve_client.percentile(values, q) == pytest.approx(expected)
 
 
 def test_known_percentiles_and_none_of_nothing():
-    assert serve_latency.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
-    assert serve_latency.percentile([float(v) for v in range(1, 101)], 99) == pytest.approx(99.01)
-    summary = serve_latency.summary([0.001, 0.002, 0.003])
+    assert _serve_client.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert _serve_client.percentile([float(v) for v in range(1, 101)], 99) == pytest.approx(99.01)
+    summary = _serve_client.summary([0.001, 0.002, 0.003])
     assert summary == pytest.approx({"requests": 3, "seconds": 0.006, "p50_ms": 2.0, "p99_ms": 2.98})
     with pytest.raises(ValueError, match="no values"):
-        serve_latency.percentile([], 50)
+        _serve_client.percentile([], 50)
 
 
 def test_prometheus_counters_are_summed_over_their_labels_and_only_theirs():
@@ -190,10 +191,10 @@ def test_prometheus_counters_are_summed_over_their_labels_and_only_theirs():
         'nnflow_requests_total{status="200"} 2\nnnflow_requests_total{status="422",path="/p{x}"} 1\n'
         "nnflow_model_calls_total 7\nnnflow_model_calls_total_seconds 9.5\nnnflow_rows_total 1e3\n"
     )
-    assert serve_latency.metric(text, "nnflow_model_calls_total") == 7
-    assert serve_latency.metric(text, "nnflow_requests_total") == 3
-    assert serve_latency.metric(text, "nnflow_rows_total") == 1000
-    assert serve_latency.metric(text, "nnflow_missing_total") == 0
+    assert _serve_client.metric(text, "nnflow_model_calls_total") == 7
+    assert _serve_client.metric(text, "nnflow_requests_total") == 3
+    assert _serve_client.metric(text, "nnflow_rows_total") == 1000
+    assert _serve_client.metric(text, "nnflow_missing_total") == 0
 
 
 def figures(p50, p99, per_second, rows_per_second):
@@ -206,11 +207,11 @@ def figures(p50, p99, per_second, rows_per_second):
 
 def test_ratios_are_nnflow_over_the_other_side_on_each_headline_figure():
     nnflow, floor = figures(1.0, 4.0, 1500.0, 150_000.0), figures(0.5, 1.0, 3000.0, 300_000.0)
-    assert serve_latency.ratios(nnflow, floor) == pytest.approx(
+    assert _serve_client.ratios(nnflow, floor) == pytest.approx(
         {"p50_ms": 2.0, "p99_ms": 4.0, "requests_per_s": 0.5, "rows_per_s": 0.5}
     )
     mlflow = figures(66.0, 130.0, 15.0, 10_000.0)
-    assert 1 / serve_latency.ratios(nnflow, mlflow)["p50_ms"] == pytest.approx(66.0)  # printed as "66x faster"
+    assert 1 / _serve_client.ratios(nnflow, mlflow)["p50_ms"] == pytest.approx(66.0)  # printed as "66x faster"
 
 
 @pytest.mark.parametrize(
@@ -222,7 +223,7 @@ def test_ratios_are_nnflow_over_the_other_side_on_each_headline_figure():
     ],
 )
 def test_the_targets_are_p50_p99_upper_bounds_and_throughput_lower_bounds(side, met):
-    assert serve_latency.verdicts(side) == dict(zip(["p50_ms", "p99_ms", "requests_per_s", "rows_per_s"], met))
+    assert _serve_client.verdicts(side) == dict(zip(["p50_ms", "p99_ms", "requests_per_s", "rows_per_s"], met))
 
 
 def side(p50, per_second, rows_per_second, species, **extra):
@@ -246,7 +247,7 @@ def test_the_report_judges_nnflow_compares_the_answers_and_prints_ok_or_missed()
     mlflow = side(66.0, 15.0, 10_000.0, ["setosa", "versicolor", "setosa", "setosa"], exit_code=-15)
     floor = side(0.25, 5000.0, 500_000.0, [None] * 4)
     document = serve_latency.report(
-        {"nnflow": nnflow, "floor": floor, "mlflow": mlflow}, labels, 80.0, serve_latency.QUICK
+        {"nnflow": nnflow, "floor": floor, "mlflow": mlflow}, labels, 80.0, _serve_client.QUICK
     )
     assert document["targets"]["requests_per_s"] == [">=", 1000.0, False]
     assert document["targets"]["p50_ms"] == ["<=", 3.0, True]
@@ -262,13 +263,13 @@ def test_the_report_judges_nnflow_compares_the_answers_and_prints_ok_or_missed()
 
 def test_the_report_notes_what_nnflow_did_wrong_and_renders_without_nnflow():
     nnflow = side(1.0, 1000.0, 1e5, ["setosa"], access_log_lines=98, health_status_when_ready=503, exit_code=-15)
-    document = serve_latency.report({"nnflow": nnflow}, ["setosa"], 1.0, serve_latency.Plan())
+    document = serve_latency.report({"nnflow": nnflow}, ["setosa"], 1.0, _serve_client.Plan())
     assert document["notes"] == [
         "nnflow serve exited -15 on SIGTERM (expected 0)",
         "nnflow's access log has 98 lines for 100 requests",
         "nnflow's /health answered 503 after its ready line",
     ]
-    floor_only = serve_latency.report({"floor": side(0.25, 5000.0, 5e5, [None])}, ["setosa"], 1.0, serve_latency.Plan())
+    floor_only = serve_latency.report({"floor": side(0.25, 5000.0, 5e5, [None])}, ["setosa"], 1.0, _serve_client.Plan())
     assert "targets" not in floor_only and "ratios" not in floor_only
     assert "MISSED" not in serve_latency.render(
         floor_only
@@ -276,11 +277,11 @@ def test_the_report_notes_what_nnflow_did_wrong_and_renders_without_nnflow():
 
 
 def test_mlflows_phases_are_capped_and_a_shorter_plan_stays_as_it_is():
-    capped = serve_latency.capped_for_mlflow(serve_latency.Plan())
+    capped = _serve_client.capped_for_mlflow(_serve_client.Plan())
     assert (capped.warm, capped.timed, capped.timed_cap_s) == (10, 200, 20.0)
     assert (capped.bulk_warm, capped.bulk_timed, capped.bulk_cap_s) == (2, 20, 20.0)
-    assert capped.concurrent_s == serve_latency.Plan().concurrent_s
-    quick = serve_latency.capped_for_mlflow(serve_latency.QUICK)
+    assert capped.concurrent_s == _serve_client.Plan().concurrent_s
+    quick = _serve_client.capped_for_mlflow(_serve_client.QUICK)
     assert (quick.timed, quick.timed_cap_s, quick.bulk_timed) == (200, 10.0, 10)
 
 
@@ -320,11 +321,11 @@ def fake_model():
     server.server_close()
 
 
-TINY = serve_latency.Plan(3, 20, 5.0, 0.05, 0.15, 1, 2, 5.0)
+TINY = _serve_client.Plan(3, 20, 5.0, 0.05, 0.15, 1, 2, 5.0)
 
 
 def test_the_three_phases_measure_a_server_and_count_its_model_calls(fake_model):
-    measured = serve_latency.measure(fake_model.server_address, "/predict", "rows", [ROW] * 3, TINY, metrics=True)
+    measured = _serve_client.measure(fake_model.server_address, "/predict", "rows", [ROW] * 3, TINY, metrics=True)
     assert measured["sequential"]["requests"] == 20
     assert measured["bulk"]["requests"] == 2 and measured["bulk"]["rows"] == 1000
     assert measured["bulk"]["rows_per_s"] == pytest.approx(2000 / measured["bulk"]["seconds"])
@@ -336,21 +337,21 @@ def test_the_three_phases_measure_a_server_and_count_its_model_calls(fake_model)
 
 
 def test_only_the_requests_that_end_after_the_warm_up_are_timed(fake_model):
-    request = serve_latency.request_bytes(
-        "POST", fake_model.server_address, "/predict", serve_latency.json_body("rows", [ROW])
+    request = _serve_client.request_bytes(
+        "POST", fake_model.server_address, "/predict", _serve_client.json_body("rows", [ROW])
     )
-    window, sent = serve_latency.concurrent(fake_model.server_address, [request], 8, 0.1, 0.1)
+    window, sent = _serve_client.concurrent(fake_model.server_address, [request], 8, 0.1, 0.1)
     assert sent == fake_model.posts
     assert 0.2 < len(window) / sent < 0.8  # about half: 0.1 s of warm-up, then 0.1 s timed
 
 
 def test_a_failure_in_one_of_the_8_clients_stops_the_phase_and_is_raised(fake_model):
     fake_model.refuse_after = 30
-    request = serve_latency.request_bytes(
-        "POST", fake_model.server_address, "/predict", serve_latency.json_body("rows", [ROW])
+    request = _serve_client.request_bytes(
+        "POST", fake_model.server_address, "/predict", _serve_client.json_body("rows", [ROW])
     )
-    with pytest.raises(serve_latency.HttpFailure, match="status 500"):
-        serve_latency.concurrent(fake_model.server_address, [request], 8, 0.0, 5.0)
+    with pytest.raises(_serve_client.HttpFailure, match="status 500"):
+        _serve_client.concurrent(fake_model.server_address, [request], 8, 0.0, 5.0)
 
 
 def test_a_side_s_ready_line_gives_its_address(tmp_path):
@@ -402,10 +403,11 @@ def ended(pid: int) -> bool:
         return True
 
 
-def test_the_harness_imports_only_the_standard_library():
+@pytest.mark.parametrize("module_file", ["serve_latency.py", "_serve_client.py"])
+def test_the_harness_imports_only_the_standard_library(module_file):
     """The sides import TensorFlow, FastAPI and MLflow; the client must not pay for them."""
-    tree = ast.parse((BENCHMARKS / "serve_latency.py").read_text(encoding="utf-8"))
+    tree = ast.parse((BENCHMARKS / module_file).read_text(encoding="utf-8"))
     names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     names |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     tops = {name.split(".")[0] for name in names}
-    assert tops - {"_common"} <= set(sys.stdlib_module_names), tops - set(sys.stdlib_module_names)
+    assert tops - {"_common", "_serve_client"} <= set(sys.stdlib_module_names), tops - set(sys.stdlib_module_names)
