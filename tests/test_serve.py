@@ -187,6 +187,7 @@ def test_health_metadata_metrics_and_openapi(server):
     assert set(metadata["versions"]) == {"nnflow", "keras", "tensorflow"} and metadata["run"]["name"]
     assert metadata["limits"] == {"max_batch": 256, "max_rows": 3000, "max_body": 256 * 1024}
     status, _, body = call(connection, "GET", "/openapi.json")
+    assert "Duplicate Operation ID" not in server.log.read_text()  # FastAPI's warning, were HEAD and GET one operation
     operation = json.loads(body)["paths"]["/predict"]["post"]
     assert set(operation["requestBody"]["content"]) == {"application/json", "text/csv"}
     assert {"200", "400", "413", "422"} <= set(operation["responses"])

@@ -110,6 +110,7 @@ def serve(run, host, port, max_batch, max_rows, max_body, as_json):
                 max_body=max_body,
                 on_ready=ready,
                 log=log,
+                own_process=True,
             )
     except Terminated:  # SIGTERM before serving (the model was loading): a stop asked for, not a failure
         say("Stopped (SIGTERM) before serving.", err=True)

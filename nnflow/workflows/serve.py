@@ -36,8 +36,12 @@ def serve(
     max_body: int = 10 * 1024 * 1024,
     on_ready: Callable[[str, Path], None] | None = None,
     log=None,
+    own_process: bool = False,
 ) -> ServeResult:
-    """Serve `run`'s predictions on http://host:port until a signal; `on_ready(url, run_dir)` once warm."""
+    """Serve `run`'s predictions on http://host:port until a signal; `on_ready(url, run_dir)` once warm.
+
+    `own_process`: the process exists to serve (`nnflow serve`), so process-wide tuning is allowed.
+    """
     from ..serving import require_serve, server
 
     require_serve()
@@ -56,7 +60,7 @@ def serve(
             uvicorn_server.should_exit = True
 
         ready = (lambda: on_ready(url, trained.run_dir)) if on_ready is not None else None
-        app = build_app(service, on_ready=ready, on_failure=failed, log=log or sys.stderr)
+        app = build_app(service, on_ready=ready, on_failure=failed, log=log or sys.stderr, own_process=own_process)
         uvicorn_server = server.make_server(app)
         stopped_by = server.serve(uvicorn_server, sock)
     finally:
