@@ -87,17 +87,7 @@ def serve(run, host, port, max_batch, max_rows, max_body, as_json):
     json_mode("serve", as_json)
     log = _access_log()
 
-    def ready(url, run_dir):
-        with contextlib.suppress(OSError, ValueError):  # a closed or broken stderr never stops the service
-            log.write(
-                f"Serving {run_dir} at {url} (POST /predict; GET /health, /metadata, /metrics, /docs). Ctrl-C to stop.\n"
-            )
-        if as_json:
-            line = {"command": "serve", "format": 1, "ok": True, "url": url, "run": str(run_dir), "pid": os.getpid()}
-            with contextlib.suppress(OSError, ValueError):
-                click.echo(json.dumps(line))
-                sys.stdout.flush()
-        click.get_current_context().meta.pop("nnflow.json", None)  # past this, stdout carries nothing more
+    ready = _ready_reporter(log, as_json)
 
     try:
         with quiet_tensorflow():  # TensorFlow's C++ chatter filtered out of stderr; the access log goes around it
@@ -124,6 +114,24 @@ def serve(run, host, port, max_batch, max_rows, max_body, as_json):
         say(f"Interrupted: stopped after {said}.", err=True)
         sys.exit(128 + signal.SIGINT)
     say(f"Stopped{' (' + result.stopped_by + ')' if result.stopped_by else ''} after {said}.", err=True)
+
+
+def _ready_reporter(log, as_json: bool):
+    """What is said once the service is ready: a line on stderr, and with --json the URL on stdout."""
+
+    def ready(url, run_dir):
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken stderr never stops the service
+            log.write(
+                f"Serving {run_dir} at {url} (POST /predict; GET /health, /metadata, /metrics, /docs). Ctrl-C to stop.\n"
+            )
+        if as_json:
+            line = {"command": "serve", "format": 1, "ok": True, "url": url, "run": str(run_dir), "pid": os.getpid()}
+            with contextlib.suppress(OSError, ValueError):
+                click.echo(json.dumps(line))
+                sys.stdout.flush()
+        click.get_current_context().meta.pop("nnflow.json", None)  # past this, stdout carries nothing more
+
+    return ready
 
 
 def _access_log():

@@ -95,19 +95,7 @@ def build_app(service: Service, *, on_ready=None, on_failure=None, log=sys.stder
         """Predictions for JSON rows, JSON columns/data, or CSV, answered in the same form."""
         return await _predict(service, request)
 
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, error: Exception) -> Response:
-        """A bug in nnflow: a JSON 500 for the client; the traceback goes to the log (AccessLog)."""
-        message = f"nnflow failed on this request ({type(error).__name__}: {error}); this is a bug, please report it."
-        return _error(RequestError(500, "internal_error", message))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
-        """404, 405 and the like, in the service's one error shape."""
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        answer = _error(RequestError(error.status_code, code, f"{request.method} {request.url.path}: {error.detail}."))
-        answer.headers.update(error.headers or {})
-        return answer
+    _handle_errors(app)
 
     @app.head("/health", response_class=Response, include_in_schema=False)  # what some probes send
     @app.get("/health", response_class=Response)
@@ -128,6 +116,24 @@ def build_app(service: Service, *, on_ready=None, on_failure=None, log=sys.stder
         return Response(_metrics_text(service), media_type="text/plain; version=0.0.4")
 
     return AccessLog(app, service, log)
+
+
+def _handle_errors(app: FastAPI) -> None:
+    """Every error in the service's one shape: a bug is a JSON 500, a 404 or 405 says what was asked."""
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> Response:
+        """A bug in nnflow: a JSON 500 for the client; the traceback goes to the log (AccessLog)."""
+        message = f"nnflow failed on this request ({type(error).__name__}: {error}); this is a bug, please report it."
+        return _error(RequestError(500, "internal_error", message))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        """404, 405 and the like."""
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        answer = _error(RequestError(error.status_code, code, f"{request.method} {request.url.path}: {error.detail}."))
+        answer.headers.update(error.headers or {})
+        return answer
 
 
 async def _predict(service: Service, request: Request) -> Response:
