@@ -127,6 +127,11 @@ class Preprocessing:
         return codes.astype("int32")
 
 
+def beyond_float32(value) -> str:
+    """What is wrong with a number the model's float32 inputs cannot hold (predict and serve say it alike)."""
+    return f"{shown_value(value)} is beyond float32's range (±{np.finfo(np.float32).max:.4g}), the model's input type"
+
+
 def _float32(values: np.ndarray, series, path: Path, column: str) -> np.ndarray:
     """`values` as the model's float32, or a DataError at the first one past float32's range."""
     with np.errstate(over="ignore"):
@@ -135,8 +140,7 @@ def _float32(values: np.ndarray, series, path: Path, column: str) -> np.ndarray:
     if beyond.any():
         first, count = first_bad(beyond)
         raise DataError(
-            f"{path}: {row_label(path, series, first)}, feature {column!r}: {shown_value(values[first])} is beyond "
-            f"float32's range (±{np.finfo(np.float32).max:.4g}), the model's input type"
+            f"{path}: {row_label(path, series, first)}, feature {column!r}: {beyond_float32(values[first])}"
             + (f" ({count:,} rows in all)" if count > 1 else "")
             + "."
         )

@@ -279,7 +279,8 @@ def test_one_sigmoid_unit_answers_both_classes_and_regression_one_column():
     encoder = RowEncoder(regression)
     document, _ = encoder.answer(rows_table([{"x": 1}]), np.array([[2.5]], dtype="float32"), [])
     assert document["predictions"] == [{"predicted_y": 2.5}]
-    assert encoder.answer(rows_table([]), encoder.no_scores(), [])[0] == {"predictions": [], "notes": []}
+    no_rows = np.zeros((0, 1), dtype="float32")  # CompiledModel.no_rows() of a one-unit model
+    assert encoder.answer(rows_table([]), no_rows, [])[0] == {"predictions": [], "notes": []}
 
 
 # ---------------------------------------------------------------------------

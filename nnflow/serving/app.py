@@ -145,7 +145,7 @@ async def _predict(service: Service, request: Request) -> Response:
         table = read_body(body, kind, service.limits.max_rows)
         request.scope["nnflow.rows"] = len(table)
         x, notes = service.encoder.encode(table)
-        scores = await service.batcher.predict(x) if len(table) else service.encoder.no_scores()
+        scores = await service.batcher.predict(x) if len(table) else service.model.no_rows()
         document, answer_type = service.encoder.answer(table, scores, notes)
     except RequestError as error:
         return _error(error)
@@ -180,7 +180,7 @@ def _dry_run(service: Service) -> None:
 
     x = np.zeros((1, *service.model.input_shape), dtype="float32")
     scores = service.model(x)
-    service.model.calls = service.model.rows = 0  # /metrics counts requests' calls only
+    service.model.calls = 0  # /metrics counts requests' calls only
     service.encoder.predictions(scores)
 
 
@@ -265,16 +265,14 @@ class AccessLog:
 
         try:
             await self.app(scope, receive, send_status)
-        except (
-            asyncio.CancelledError
-        ):  # stopped before it finished (drain timeout, a second Ctrl-C): said, not a traceback
+        except asyncio.CancelledError:
+            # Stopped before it finished (the drain timed out, a second Ctrl-C): said, not a traceback.
             if not status:
                 status = 503
                 with contextlib.suppress(Exception):
                     await _send_error(send, RequestError(503, "stopping", STOPPING))
-        except (
-            Exception
-        ):  # a bug in nnflow: the client got a JSON 500 (internal_error); the log gets the traceback, once
+        except Exception:
+            # A bug in nnflow: the client got a JSON 500 (internal_error); the log gets the traceback, once.
             status = status or 500
             traceback.print_exc(file=self.log)
         finally:
@@ -292,12 +290,10 @@ class AccessLog:
         who = f"{client[0]}:{client[1]}" if client else "-"
         shown = "-" if rows is None else str(rows)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a closed or full stderr never fails a request
             self.log.write(
                 f"{stamp} {who} {scope['method']} {scope['path']} {status} rows={shown} {seconds * 1000:.2f}ms\n"
             )
-        except (OSError, ValueError):  # a closed or full stderr never fails a request
-            pass
 
 
 def _metrics_text(service: Service) -> str:

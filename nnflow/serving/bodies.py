@@ -1,6 +1,6 @@
 """`POST /predict` bodies read strictly into a `Table`: JSON `rows`, JSON `columns`/`data`, or CSV.
 
-Standard library only (orjson when present). Every problem is a `RequestError` carrying the HTTP
+orjson and the standard library only. Every problem is a `RequestError` carrying the HTTP
 status, the row (counted from 0 in the request) and the field, so the service answers with
 a JSON error that names them and goes on serving.
 """
@@ -11,6 +11,8 @@ import csv
 import io
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 FORMS = ("rows", "columns", "csv")
 JSON_TYPES = ("application/json",)
@@ -110,22 +112,9 @@ def _check_count(rows: int, max_rows: int, at_least: bool = False) -> None:
 
 def _loads(body: bytes) -> Any:
     try:
-        import orjson
-    except ImportError:  # pragma: no cover - the serve extra brings orjson
-        import json
-
-        try:
-            return json.loads(body, parse_constant=_refuse_constant)
-        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
-            raise RequestError(400, "malformed_json", f"the body is not valid JSON: {error}.") from None
-    try:
-        return orjson.loads(body)
+        return orjson.loads(body)  # strict JSON: NaN, Infinity and numbers past float64 are refused
     except orjson.JSONDecodeError as error:
         raise RequestError(400, "malformed_json", f"the body is not valid JSON: {error}.") from None
-
-
-def _refuse_constant(name: str):  # pragma: no cover - the json fallback only
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _read_json(body: bytes, max_rows: int) -> Table:

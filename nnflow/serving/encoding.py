@@ -20,7 +20,7 @@ import orjson
 from ..catalog import close_matches
 from ..columns import category_key, shown_value
 from ..data import MISSING_MARKERS
-from ..feature_encoding import Preprocessing, unseen_note
+from ..feature_encoding import Preprocessing, beyond_float32, unseen_note
 from ..scoring import FORMULA_STARTS, PredictionColumns, class_ids
 from .bodies import RequestError, Table
 
@@ -132,8 +132,7 @@ class RowEncoder:
             raise RequestError(
                 422,
                 "not_a_number",
-                f"{table.where(index, name)}: {shown_value(values[index])} is beyond float32's range "
-                f"(±{np.finfo(np.float32).max:.4g}), the model's input type.",
+                f"{table.where(index, name)}: {beyond_float32(values[index])}.",
                 row=index,
                 field=name,
             )
@@ -172,13 +171,6 @@ class RowEncoder:
         predicted = self.class_names[class_ids(self.preprocessing, scores)].tolist()
         probabilities = np.concatenate([1.0 - scores, scores], axis=1) if scores.shape[1] == 1 else scores
         return predicted, _short_floats(probabilities)
-
-    def no_scores(self) -> np.ndarray:
-        """The model's outputs for no rows (an empty request is answered without the model)."""
-        units = (
-            1 if self.class_names is None or self.preprocessing.target_encoding == "binary" else len(self.class_names)
-        )
-        return np.zeros((0, units), dtype="float32")
 
     def answer(self, table: Table, scores: np.ndarray, notes: list[str]) -> tuple[Any, str]:
         """The answer in the request's form: (a JSON-able document, or CSV text; its media type)."""

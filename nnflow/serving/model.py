@@ -26,18 +26,14 @@ class CompiledModel:
         self._function = tf.function(lambda x: model(x, training=False), input_signature=[spec], autograph=False)
         self._concrete = None
         self.input_shape = tuple(input_shape)
+        self.output_shape = tuple(model.output_shape[1:])
         self.calls = 0
-        self.rows = 0
 
     def warm_up(self, max_batch: int) -> None:
         """Trace the function and run it at 1 row and at the most rows one call takes, so no request pays for it."""
         self._concrete = self._function.get_concrete_function()
         for rows in sorted({1, max(1, min(max_batch, CHUNK_ROWS))}):
             self._concrete(np.zeros((rows, *self.input_shape), dtype="float32"))
-
-    @property
-    def ready(self) -> bool:
-        return self._concrete is not None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """The model's outputs for `x` as float32, in chunks of CHUNK_ROWS rows."""
@@ -47,8 +43,11 @@ class CompiledModel:
             part = x[start : start + CHUNK_ROWS]
             parts.append(np.asarray(self._concrete(part)))
             self.calls += 1
-            self.rows += len(part)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def no_rows(self) -> np.ndarray:
+        """The outputs for no rows, without a call (an empty request is answered without the model)."""
+        return np.zeros((0, *self.output_shape), dtype="float32")
 
 
 class Batcher:
